@@ -1,0 +1,149 @@
+"""The tool's own exceptions. `cli.py` maps each kind to an exit code.
+
+Each error renders as one paragraph: what is wrong, where (file, line, key), the bad value,
+and a hint. Nothing here prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+
+class ResolverError(Exception):
+    """Base of every error the tool reports without a traceback."""
+
+    exit_code = 1
+
+    def render(self) -> str:
+        return str(self)
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where bad input sits: a file, optionally a line and a dotted key."""
+
+    file: str
+    line: int | None = None
+    key: str | None = None
+
+    def __str__(self) -> str:
+        text = self.file
+        if self.line is not None:
+            text += f":{self.line}"
+        if self.key:
+            text += f" [{self.key}]"
+        return text
+
+
+class InputError(ResolverError):
+    """Bad input from the user: a file, a flag, a constraint. Exit status 2."""
+
+    exit_code = 2
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        location: Location | None = None,
+        value: object = None,
+        hint: str | None = None,
+    ) -> None:
+        self.message = message
+        self.location = location
+        self.value = value
+        self.hint = hint
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        parts = []
+        if self.location is not None:
+            parts.append(f"{self.location}:")
+        parts.append(self.message)
+        if self.value is not None:
+            parts.append(f"(got {self.value!r})")
+        text = " ".join(parts)
+        if not text.endswith("."):
+            text += "."
+        if self.hint:
+            text += f" Hint: {self.hint}"
+        return text
+
+
+class HostFileError(InputError):
+    """A host JSON file (or inline host table) is malformed."""
+
+
+class ConstraintError(InputError):
+    """A constraint string such as "torch>=2.4,<2.7" cannot be parsed or names an unmanaged package."""
+
+
+class ConfigError(InputError):
+    """`envs/team.toml` is malformed."""
+
+
+@dataclass(frozen=True)
+class MatrixProblem:
+    """One problem found while loading a matrix directory."""
+
+    location: Location
+    message: str
+    value: object = None
+    hint: str | None = None
+
+    def render(self) -> str:
+        text = f"{self.location}: {self.message}"
+        if self.value is not None:
+            text += f" (got {self.value!r})"
+        if not text.endswith("."):
+            text += "."
+        if self.hint:
+            text += f" Hint: {self.hint}"
+        return text
+
+
+class MatrixError(InputError):
+    """The compatibility matrix is malformed; carries every problem found."""
+
+    def __init__(self, problems: Sequence[MatrixProblem]) -> None:
+        self.problems = tuple(problems)
+        first = self.problems[0]
+        super().__init__(first.message, location=first.location, value=first.value, hint=first.hint)
+
+    def render(self) -> str:
+        return "\n".join(p.render() for p in self.problems)
+
+
+@dataclass(frozen=True)
+class Cause:
+    """One reason a solve failed, as data. `explain.py` turns these into prose."""
+
+    kind: str
+    candidate: str
+    detail: str
+    data: tuple[tuple[str, str], ...] = field(default=())
+
+
+class NoCompatibleCombination(ResolverError):
+    """The solver found nothing valid. Exit status 3."""
+
+    exit_code = 3
+
+    def __init__(self, summary: str, causes: Sequence[Cause]) -> None:
+        self.summary = summary
+        self.causes = tuple(causes)
+        super().__init__(summary)
+
+
+class ExternalToolError(ResolverError):
+    """An external program (Poetry, pip, conda-lock) or a package index failed."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        return self.message + (f" Hint: {self.hint}" if self.hint else "")

@@ -1,0 +1,306 @@
+"""The host: what machine we resolve for. Values and pure parsers only; nothing here touches the
+machine (the probes live in `probes.py`).
+
+The host JSON (`stack-resolver detect --json`, `--host FILE`) is the one interchange format.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from resolver.errors import HostFileError, Location
+
+OS_NAMES = ("linux", "windows", "macos")
+ARCH_NAMES = ("x86_64", "aarch64", "arm64")
+LIBC_NAMES = ("glibc", "musl")
+
+HOST_KEYS = (
+    "os",
+    "os_version",
+    "arch",
+    "libc",
+    "libc_version",
+    "python",
+    "nvidia_driver",
+    "cuda_driver_api",
+    "gpus",
+    "cpu_count",
+    "memory_mib",
+    "disk_free_mib",
+    "sources",
+)
+GPU_KEYS = ("index", "name", "compute_capability", "memory_mib")
+
+_CC_RE = re.compile(r"^(\d{1,2})\.(\d)$")
+_DRIVER_RE = re.compile(r"^\d+(\.\d+){0,2}$")
+_VERSION_RE = re.compile(r"^\d+(\.\d+){0,3}$")
+_PYTHON_RE = re.compile(r"^3\.\d{1,2}t?$")
+
+
+@dataclass(frozen=True, order=True)
+class ComputeCapability:
+    """A CUDA compute capability such as 8.6 (sm_86)."""
+
+    major: int
+    minor: int
+
+    @classmethod
+    def parse(cls, text: str) -> ComputeCapability:
+        match = _CC_RE.match(text.strip())
+        if not match:
+            raise ValueError(f"not a compute capability: {text!r} (expected MAJOR.MINOR, e.g. 8.6)")
+        return cls(int(match.group(1)), int(match.group(2)))
+
+    @property
+    def sm(self) -> str:
+        return f"sm_{self.major}{self.minor}"
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}"
+
+
+@dataclass(frozen=True, order=True)
+class DriverVersion:
+    """An NVIDIA driver version: 470.82.01, 525.60.13, 580. Compared part by part."""
+
+    parts: tuple[int, ...]
+
+    @classmethod
+    def parse(cls, text: str) -> DriverVersion:
+        text = text.strip()
+        if not _DRIVER_RE.match(text):
+            raise ValueError(f"not an NVIDIA driver version: {text!r} (expected e.g. 535.104.05)")
+        return cls(tuple(int(p) for p in text.split(".")))
+
+    def __str__(self) -> str:
+        # Keep the zero padding NVIDIA prints (525.60.02 not 525.60.2).
+        head, *rest = self.parts
+        return ".".join([str(head), *(f"{p:02d}" for p in rest)])
+
+
+@dataclass(frozen=True)
+class Gpu:
+    index: int
+    name: str
+    compute_capability: ComputeCapability
+    memory_mib: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "name": self.name,
+            "compute_capability": str(self.compute_capability),
+            "memory_mib": self.memory_mib,
+        }
+
+
+@dataclass(frozen=True)
+class Host:
+    """A machine, detected or read from a host file. Only `os` and `arch` are required."""
+
+    os: str
+    arch: str
+    os_version: str | None = None
+    libc: str | None = None
+    libc_version: str | None = None
+    python: str | None = None
+    nvidia_driver: str | None = None
+    cuda_driver_api: str | None = None
+    gpus: tuple[Gpu, ...] = ()
+    cpu_count: int | None = None
+    memory_mib: int | None = None
+    disk_free_mib: int | None = None
+    sources: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def platform(self) -> str:
+        """The matrix's platform key: `linux-x86_64`, `macos-arm64`, `windows-x86_64`."""
+        return f"{self.os}-{self.arch}"
+
+    @property
+    def driver(self) -> DriverVersion | None:
+        return DriverVersion.parse(self.nvidia_driver) if self.nvidia_driver else None
+
+    @property
+    def has_nvidia_gpu(self) -> bool:
+        return bool(self.gpus) or self.nvidia_driver is not None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "os": self.os,
+            "os_version": self.os_version,
+            "arch": self.arch,
+            "libc": self.libc,
+            "libc_version": self.libc_version,
+            "python": self.python,
+            "nvidia_driver": self.nvidia_driver,
+            "cuda_driver_api": self.cuda_driver_api,
+            "gpus": [gpu.to_json() for gpu in self.gpus],
+            "cpu_count": self.cpu_count,
+            "memory_mib": self.memory_mib,
+            "disk_free_mib": self.disk_free_mib,
+            "sources": dict(sorted(self.sources.items())),
+        }
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), indent=2) + "\n"
+
+
+# --- reading host files -------------------------------------------------------------------
+
+
+def _fail(origin: str, key: str, message: str, value: object, hint: str) -> HostFileError:
+    return HostFileError(message, location=Location(origin, key=key), value=value, hint=hint)
+
+
+def _opt_str(data: Mapping[str, Any], key: str, origin: str) -> str | None:
+    value = data.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise _fail(origin, key, f"'{key}' must be a string or null", value, "quote the value")
+
+
+def _opt_int(data: Mapping[str, Any], key: str, origin: str) -> int | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise _fail(origin, key, f"'{key}' must be a non-negative integer", value, "e.g. 16384")
+    return value
+
+
+def _parse_gpu(item: Any, position: int, origin: str) -> Gpu:
+    key = f"gpus[{position}]"
+    if not isinstance(item, Mapping):
+        raise _fail(origin, key, "each GPU must be an object", item, f"keys: {', '.join(GPU_KEYS)}")
+    unknown = sorted(set(item) - set(GPU_KEYS))
+    if unknown:
+        raise _fail(
+            origin, f"{key}.{unknown[0]}", "unknown GPU key", unknown[0], f"allowed: {', '.join(GPU_KEYS)}"
+        )
+    cc_text = item.get("compute_capability")
+    if not isinstance(cc_text, str):
+        raise _fail(
+            origin,
+            f"{key}.compute_capability",
+            'compute capability must be a string like "8.6"',
+            cc_text,
+            "nvidia-smi --query-gpu=compute_cap prints it",
+        )
+    try:
+        cc = ComputeCapability.parse(cc_text)
+    except ValueError:
+        raise _fail(
+            origin,
+            f"{key}.compute_capability",
+            "compute capability is not MAJOR.MINOR",
+            cc_text,
+            'write it as "8.6", not "sm_86" or "86"',
+        ) from None
+    index = item.get("index", position)
+    if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+        raise _fail(origin, f"{key}.index", "GPU index must be a non-negative integer", index, "e.g. 0")
+    name = item.get("name", "")
+    if not isinstance(name, str):
+        raise _fail(origin, f"{key}.name", "GPU name must be a string", name, 'e.g. "NVIDIA A100"')
+    memory = _opt_int(item, "memory_mib", origin) if "memory_mib" in item else None
+    return Gpu(index=index, name=name, compute_capability=cc, memory_mib=memory)
+
+
+def host_from_mapping(data: Any, origin: str = "<host>") -> Host:
+    """Validate a decoded host JSON object (or an inline team-file host table)."""
+    if not isinstance(data, Mapping):
+        raise HostFileError(
+            "a host file must hold one JSON object",
+            location=Location(origin),
+            value=type(data).__name__,
+            hint="produce one with `stack-resolver detect --json > host.json`",
+        )
+    unknown = sorted(set(data) - set(HOST_KEYS))
+    if unknown:
+        raise _fail(origin, unknown[0], "unknown host key", unknown[0], f"allowed: {', '.join(HOST_KEYS)}")
+    for required in ("os", "arch"):
+        if required not in data:
+            raise _fail(origin, required, f"missing required key '{required}'", None, _REQUIRED_HINT)
+    os_name = data["os"]
+    if os_name not in OS_NAMES:
+        raise _fail(origin, "os", "unknown OS", os_name, f"one of {', '.join(OS_NAMES)}")
+    arch = data["arch"]
+    if arch not in ARCH_NAMES:
+        raise _fail(origin, "arch", "unknown CPU architecture", arch, f"one of {', '.join(ARCH_NAMES)}")
+    libc = _opt_str(data, "libc", origin)
+    if libc is not None and libc not in LIBC_NAMES:
+        raise _fail(origin, "libc", "unknown libc", libc, f"one of {', '.join(LIBC_NAMES)}")
+    libc_version = _opt_str(data, "libc_version", origin)
+    if libc_version is not None and not _VERSION_RE.match(libc_version):
+        raise _fail(origin, "libc_version", "libc version is not a version", libc_version, 'e.g. "2.35"')
+    os_version = _opt_str(data, "os_version", origin)
+    if os_name == "macos" and os_version is not None and not _VERSION_RE.match(os_version):
+        raise _fail(origin, "os_version", "macOS version is not a version", os_version, 'e.g. "14.5"')
+    python = _opt_str(data, "python", origin)
+    if python is not None and not _PYTHON_RE.match(python):
+        raise _fail(origin, "python", "Python version must be MAJOR.MINOR", python, 'e.g. "3.11"')
+    driver = _opt_str(data, "nvidia_driver", origin)
+    if driver is not None and not _DRIVER_RE.match(driver):
+        raise _fail(origin, "nvidia_driver", "not an NVIDIA driver version", driver, 'e.g. "535.104.05"')
+    cuda_api = _opt_str(data, "cuda_driver_api", origin)
+    if cuda_api is not None and not re.match(r"^\d+\.\d+$", cuda_api):
+        raise _fail(origin, "cuda_driver_api", "CUDA driver API must be MAJOR.MINOR", cuda_api, 'e.g. "12.4"')
+    gpus_raw = data.get("gpus") or []
+    if not isinstance(gpus_raw, list):
+        raise _fail(origin, "gpus", "'gpus' must be a list", gpus_raw, "use [] for a CPU host")
+    gpus = tuple(_parse_gpu(item, i, origin) for i, item in enumerate(gpus_raw))
+    sources = data.get("sources") or {}
+    if not isinstance(sources, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in sources.items()
+    ):
+        raise _fail(origin, "sources", "'sources' must map strings to strings", sources, "or omit it")
+    return Host(
+        os=os_name,
+        arch=arch,
+        os_version=os_version,
+        libc=libc,
+        libc_version=libc_version,
+        python=python,
+        nvidia_driver=driver,
+        cuda_driver_api=cuda_api,
+        gpus=gpus,
+        cpu_count=_opt_int(data, "cpu_count", origin),
+        memory_mib=_opt_int(data, "memory_mib", origin),
+        disk_free_mib=_opt_int(data, "disk_free_mib", origin),
+        sources=dict(sources),
+    )
+
+
+_REQUIRED_HINT = 'a host file needs at least "os" and "arch"'
+
+
+def parse_host_json(text: str, origin: str = "<host>") -> Host:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise HostFileError(
+            f"not valid JSON: {exc.msg}",
+            location=Location(origin, line=exc.lineno),
+            hint="produce one with `stack-resolver detect --json > host.json`",
+        ) from None
+    return host_from_mapping(data, origin)
+
+
+def read_host_file(path: Path) -> Host:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise HostFileError(
+            "host file not found", location=Location(str(path)), hint="check the path given to --host"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise HostFileError(
+            f"cannot read host file: {exc}", location=Location(str(path)), hint="is it a text file?"
+        ) from None
+    return parse_host_json(text, str(path))
