@@ -1,0 +1,232 @@
+"""Command line: parse arguments, call plain functions, print, and map errors to exit codes.
+
+Exit codes: 0 success; 1 an external tool or index failed; 2 bad input (files, flags, constraints);
+3 no valid combination; 4 an audit found a broken target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from resolver import __version__
+from resolver.errors import InputError, NoCompatibleCombination, ResolverError
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """argparse, but bad arguments raise InputError (exit 2, one paragraph) instead of exiting."""
+
+    def error(self, message: str) -> Any:
+        raise InputError(f"{self.prog}: {message}", hint=f"run `{self.prog} --help`")
+
+
+def _add_host_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", type=Path, metavar="FILE", help="read the host from a host JSON file")
+
+
+def _add_solve_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--matrix", type=Path, metavar="DIR", help="use this matrix directory")
+    parser.add_argument("--team", type=Path, metavar="FILE", help="team file (default envs/team.toml)")
+    parser.add_argument(
+        "--constraint",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help='version constraint on a managed package, e.g. "torch>=2.4,<2.7" (repeatable)',
+    )
+    parser.add_argument("--variant", help="force a variant: cpu, cu126, cu128, rocm6.3 ...")
+    parser.add_argument("--python", help="Python version to resolve for, e.g. 3.11")
+    parser.add_argument("--allow-ptx", action="store_true", help="accept GPUs reached only via PTX JIT")
+    parser.add_argument("--allow-unverified", action="store_true", help="use matrix rows marked unverified")
+    parser.add_argument(
+        "--allow-cpu-fallback", action="store_true", help="allow a CPU build on a host with an NVIDIA GPU"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _ArgumentParser(
+        prog="stack-resolver",
+        description="Resolve, lock and verify GPU machine-learning stacks.",
+    )
+    parser.add_argument("--version", action="version", version=f"stack-resolver {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_ArgumentParser)
+
+    detect = commands.add_parser("detect", help="describe this machine (or a host file)")
+    _add_host_args(detect)
+    detect.add_argument("--json", action="store_true", help="print the host JSON")
+
+    doctor = commands.add_parser("doctor", help="check the host against the team's minimum requirements")
+    _add_host_args(doctor)
+    doctor.add_argument("--requirements", type=Path, metavar="FILE", help="TOML file with [requirements]")
+
+    resolve = commands.add_parser("resolve", help="choose torch/variant/transformers for a host")
+    _add_host_args(resolve)
+    _add_solve_args(resolve)
+    resolve.add_argument("--dry-run", action="store_true", help="print the choice; write nothing")
+    resolve.add_argument("--json", action="store_true", help="print JSON")
+    resolve.add_argument("--explain", action="store_true", help="list every rejected candidate")
+
+    matrix = commands.add_parser("matrix", help="validate or query the compatibility matrix")
+    matrix_commands = matrix.add_subparsers(
+        dest="matrix_command", metavar="ACTION", parser_class=_ArgumentParser
+    )
+    validate = matrix_commands.add_parser("validate", help="check every matrix file")
+    validate.add_argument("--matrix", type=Path, metavar="DIR")
+    show = matrix_commands.add_parser("show", help="print what the matrix says about one thing")
+    show.add_argument("kind", choices=("torch", "cuda", "gpu", "transformers"))
+    show.add_argument("key")
+    show.add_argument("--matrix", type=Path, metavar="DIR")
+    return parser
+
+
+# --- commands --------------------------------------------------------------------------------
+
+
+def _detect(host_file: Path | None) -> tuple[Any, tuple[str, ...]]:
+    """Return (host, warnings): read from a file, or probed from this machine."""
+    from resolver import probes
+    from resolver.host import read_host_file
+
+    if host_file is not None:
+        return read_host_file(host_file), ()
+    detection = probes.detect(probes.Probes.system(Path.cwd()))
+    return detection.host, detection.warnings
+
+
+def cmd_detect(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from resolver import probes
+    from resolver.host import read_host_file
+    from resolver.render_host import render_host
+
+    if args.host is not None:
+        host = read_host_file(args.host)
+        detection = probes.Detection(host=host, warnings=())
+    else:
+        detection = probes.detect(probes.Probes.system(Path.cwd()))
+    if args.json:
+        out.write(detection.host.dumps())
+        for warning in detection.warnings:
+            err.write(f"warning: {warning}\n")
+    else:
+        out.write(render_host(detection))
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from resolver import doctor
+    from resolver.config import DEFAULT_TEAM_FILE
+
+    host, warnings = _detect(args.host)
+    for warning in warnings:
+        err.write(f"warning: {warning}\n")
+    path = args.requirements
+    if path is None and DEFAULT_TEAM_FILE.exists():
+        path = DEFAULT_TEAM_FILE
+    requirements = doctor.read_requirements(path) if path is not None else doctor.Requirements()
+    checks = doctor.check(host, requirements)
+    out.write(doctor.render_checks(checks))
+    return 1 if any(c.status == "fail" for c in checks) else 0
+
+
+def _load_matrix(directory: Path | None, overlays: Sequence[Path] = ()) -> Any:
+    from resolver.matrix import load_matrix
+
+    return load_matrix(directory, overlays=overlays)
+
+
+def cmd_resolve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from resolver import explain
+    from resolver.config import check_variant, default_pip_config_files, effective_indexes, load_team
+    from resolver.solve import Request, merge_constraints, solve
+
+    team = load_team(args.team)
+    host, warnings = _detect(args.host)
+    matrix = _load_matrix(args.matrix, () if args.matrix else team.matrix_overlays)
+    constraints = dict(team.constraints)
+    for name, spec in merge_constraints(args.constraint).items():
+        constraints[name] = constraints[name] & spec if name in constraints else spec
+    variant = args.variant or team.variant
+    request = Request(
+        constraints=constraints,
+        variant=check_variant(variant) if variant else None,
+        python=args.python or team.python,
+        allow_ptx=args.allow_ptx or team.allow_ptx,
+        allow_unverified=args.allow_unverified or team.allow_unverified,
+        allow_cpu_fallback=args.allow_cpu_fallback or team.allow_cpu_fallback,
+        packages=team.packages,
+        prefer=team.prefer,
+    )
+    indexes = effective_indexes(team, os.environ, default_pip_config_files(os.environ))
+    try:
+        resolution = solve(host, matrix, request)
+    except NoCompatibleCombination as exc:
+        if args.json:
+            out.write(json.dumps(explain.failure_json(exc), indent=2) + "\n")
+        else:
+            err.write(explain.render_failure(exc, explain=args.explain))
+        return exc.exit_code
+    index_url = indexes.variant_url(resolution.variant) if resolution.local_label else None
+    if args.json:
+        payload = explain.resolution_json(resolution, index_url)
+        payload["warnings"] = [*warnings, *payload["warnings"]]
+        out.write(json.dumps(payload, indent=2) + "\n")
+    else:
+        for warning in warnings:
+            err.write(f"warning: {warning}\n")
+        out.write(explain.render_resolution(resolution, index_url, explain=args.explain))
+    if not args.dry_run:
+        raise InputError(
+            "writing environments is not available in this version",
+            hint="pass --dry-run to print the resolution",
+        )
+    return 0
+
+
+def cmd_matrix(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from resolver.matrix import default_matrix_dir, validate_matrix
+    from resolver.matrix_show import show
+
+    if args.matrix_command == "validate":
+        directory = args.matrix or default_matrix_dir()
+        problems = validate_matrix(directory)
+        if problems:
+            for problem in problems:
+                err.write(problem.render() + "\n")
+            err.write(f"{len(problems)} problem(s) in {directory}\n")
+            return 2
+        out.write(f"matrix OK: {directory}\n")
+        return 0
+    if args.matrix_command == "show":
+        out.write(show(_load_matrix(args.matrix), args.kind, args.key))
+        return 0
+    raise InputError("stack-resolver matrix: choose an action", hint="validate or show")
+
+
+COMMANDS = {
+    "detect": cmd_detect,
+    "doctor": cmd_doctor,
+    "resolve": cmd_resolve,
+    "matrix": cmd_matrix,
+}
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command is None:
+            build_parser().print_help(out)
+            return 2
+        return COMMANDS[args.command](args, out, err)
+    except ResolverError as exc:
+        err.write(f"error: {exc.render()}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err.write("interrupted\n")
+        return 130

@@ -1,0 +1,268 @@
+"""The team's configuration, `envs/team.toml`, and where package indexes come from.
+
+Index URLs are configuration, never code: the PyTorch index (base URL; the variant is appended)
+comes from `STACK_RESOLVER_PYTORCH_INDEX`, then `[indexes] pytorch` in the team file, then the
+public default below. The general index comes from `STACK_RESOLVER_INDEX_URL`, then
+`[indexes] general`, then the user's pip configuration (`PIP_INDEX_URL`, pip.conf `index-url`);
+with none of these, it is left to Poetry's built-in source.
+"""
+
+from __future__ import annotations
+
+import configparser
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from packaging.specifiers import SpecifierSet
+
+from resolver.errors import ConfigError, ConstraintError, InputError, Location
+from resolver.solve import PREFERENCE_KEYS, merge_constraints
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+DEFAULT_PYTORCH_INDEX = "https://download.pytorch.org/whl"
+DEFAULT_TEAM_FILE = Path("envs") / "team.toml"
+FORMATS = ("poetry", "conda")
+
+TOP_KEYS = (
+    "packages",
+    "constraints",
+    "formats",
+    "variant",
+    "python",
+    "allow_ptx",
+    "allow_unverified",
+    "allow_cpu_fallback",
+    "prefer",
+    "matrix",
+    "indexes",
+    "channels",
+    "requirements",
+    "targets",
+    "inventory",
+)
+INDEX_KEYS = ("pytorch", "general")
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    """Read a TOML file; a syntax error names the file and line."""
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError("file not found", location=Location(str(path)), hint="check the path") from None
+    except tomllib.TOMLDecodeError as exc:
+        line = _line_of(str(exc))
+        raise ConfigError(
+            f"not valid TOML: {exc}",
+            location=Location(str(path), line=line),
+            hint="see https://toml.io for the syntax",
+        ) from None
+
+
+def _line_of(message: str) -> int | None:
+    marker = "(at line "
+    if marker in message:
+        tail = message.split(marker, 1)[1]
+        digits = tail.split(",", 1)[0]
+        if digits.isdigit():
+            return int(digits)
+    return None
+
+
+@dataclass(frozen=True)
+class Indexes:
+    pytorch: str = DEFAULT_PYTORCH_INDEX
+    general: str | None = None
+
+    def variant_url(self, variant: str) -> str:
+        return f"{self.pytorch.rstrip('/')}/{variant}"
+
+
+@dataclass(frozen=True)
+class TeamConfig:
+    path: Path | None = None
+    packages: tuple[str, ...] = ()
+    constraints: Mapping[str, SpecifierSet] = field(default_factory=dict)
+    formats: tuple[str, ...] = ("poetry",)
+    variant: str | None = None
+    python: str | None = None
+    allow_ptx: bool = False
+    allow_unverified: bool = False
+    allow_cpu_fallback: bool = False
+    prefer: tuple[str, ...] = PREFERENCE_KEYS
+    matrix_overlays: tuple[Path, ...] = ()
+    indexes: Indexes = field(default_factory=Indexes)
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _expect(value: Any, kind: type | tuple[type, ...], origin: str, key: str, hint: str) -> Any:
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(
+            f"'{key}' has the wrong type", location=Location(origin, key=key), value=value, hint=hint
+        )
+    return value
+
+
+def _str_list(value: Any, origin: str, key: str, hint: str) -> tuple[str, ...]:
+    items = _expect(value, list, origin, key, hint)
+    for item in items:
+        _expect(item, str, origin, key, hint)
+    return tuple(items)
+
+
+def team_from_mapping(data: Mapping[str, Any], origin: str, base: Path) -> TeamConfig:
+    unknown = sorted(set(data) - set(TOP_KEYS))
+    if unknown:
+        raise ConfigError(
+            "unknown key",
+            location=Location(origin, key=unknown[0]),
+            value=unknown[0],
+            hint=f"allowed keys: {', '.join(TOP_KEYS)}",
+        )
+    packages = _str_list(data.get("packages", []), origin, "packages", 'e.g. packages = ["accelerate"]')
+    constraint_texts = _str_list(
+        data.get("constraints", []), origin, "constraints", 'e.g. constraints = ["torch>=2.4,<2.7"]'
+    )
+    try:
+        constraints = merge_constraints(constraint_texts, origin=f"{origin} [constraints]")
+    except ConstraintError as exc:
+        raise ConfigError(
+            exc.message, location=Location(origin, key="constraints"), value=exc.value, hint=exc.hint
+        ) from None
+    formats = _str_list(data.get("formats", ["poetry"]), origin, "formats", 'e.g. formats = ["poetry"]')
+    for fmt in formats:
+        if fmt not in FORMATS:
+            raise ConfigError(
+                "unknown lock format",
+                location=Location(origin, key="formats"),
+                value=fmt,
+                hint=f"one of {', '.join(FORMATS)}",
+            )
+    flags = {}
+    for flag in ("allow_ptx", "allow_unverified", "allow_cpu_fallback"):
+        flags[flag] = _expect(data.get(flag, False), bool, origin, flag, "true or false")
+    variant = data.get("variant")
+    if variant is not None:
+        _expect(variant, str, origin, "variant", 'e.g. variant = "cu126"')
+    python = data.get("python")
+    if python is not None:
+        _expect(python, str, origin, "python", 'e.g. python = "3.11"')
+    prefer = _str_list(
+        data.get("prefer", list(PREFERENCE_KEYS)),
+        origin,
+        "prefer",
+        'e.g. ["torch", "variant", "transformers"]',
+    )
+    if sorted(prefer) != sorted(PREFERENCE_KEYS):
+        raise ConfigError(
+            "preference must order exactly these keys: " + ", ".join(PREFERENCE_KEYS),
+            location=Location(origin, key="prefer"),
+            value=list(prefer),
+            hint='e.g. prefer = ["variant", "torch", "transformers"] to favour the newest CUDA',
+        )
+    overlays = tuple(
+        (base / p).resolve()
+        for p in _str_list(data.get("matrix", []), origin, "matrix", 'e.g. matrix = ["internal-matrix"]')
+    )
+    raw_indexes = _expect(data.get("indexes", {}), dict, origin, "indexes", "a table: [indexes]")
+    unknown_idx = sorted(set(raw_indexes) - set(INDEX_KEYS))
+    if unknown_idx:
+        raise ConfigError(
+            "unknown key",
+            location=Location(origin, key=f"indexes.{unknown_idx[0]}"),
+            value=unknown_idx[0],
+            hint=f"allowed: {', '.join(INDEX_KEYS)}",
+        )
+    for key in INDEX_KEYS:
+        if key in raw_indexes:
+            url = _expect(raw_indexes[key], str, origin, f"indexes.{key}", "a URL string")
+            if not url.startswith(("http://", "https://", "file://")):
+                raise ConfigError(
+                    "index URL must be http(s) or file",
+                    location=Location(origin, key=f"indexes.{key}"),
+                    value=url,
+                    hint="e.g. https://mirror.example.org/simple",
+                )
+    return TeamConfig(
+        path=Path(origin),
+        packages=packages,
+        constraints=constraints,
+        formats=formats,
+        variant=variant,
+        python=python,
+        prefer=prefer,
+        matrix_overlays=overlays,
+        indexes=Indexes(
+            pytorch=raw_indexes.get("pytorch", DEFAULT_PYTORCH_INDEX), general=raw_indexes.get("general")
+        ),
+        raw=dict(data),
+        **flags,
+    )
+
+
+def load_team(path: Path | None) -> TeamConfig:
+    """Load the team file. No file (and none asked for) is an empty team, not an error."""
+    if path is None:
+        if not DEFAULT_TEAM_FILE.exists():
+            return TeamConfig()
+        path = DEFAULT_TEAM_FILE
+    data = load_toml(path)
+    return team_from_mapping(data, str(path), Path(path).resolve().parent)
+
+
+def effective_indexes(
+    team: TeamConfig, environ: Mapping[str, str], pip_config_files: Sequence[Path]
+) -> Indexes:
+    """Apply the precedence documented above. `pip_config_files` is injectable for tests."""
+    pytorch = environ.get("STACK_RESOLVER_PYTORCH_INDEX") or team.indexes.pytorch
+    general = (
+        environ.get("STACK_RESOLVER_INDEX_URL")
+        or team.indexes.general
+        or environ.get("PIP_INDEX_URL")
+        or _pip_config_index(environ, pip_config_files)
+    )
+    return Indexes(pytorch=pytorch, general=general or None)
+
+
+def _pip_config_index(environ: Mapping[str, str], files: Sequence[Path]) -> str | None:
+    config_file = environ.get("PIP_CONFIG_FILE")
+    candidates = [Path(config_file)] if config_file else list(files)
+    found: str | None = None
+    for candidate in candidates:
+        if str(candidate) == os.devnull or not candidate.is_file():
+            continue
+        parser = configparser.ConfigParser()
+        try:
+            parser.read(candidate)
+        except configparser.Error:
+            continue
+        for section in ("global", "install"):
+            if parser.has_option(section, "index-url"):
+                found = parser.get(section, "index-url").strip()  # later files win, as in pip
+    return found
+
+
+def default_pip_config_files(environ: Mapping[str, str]) -> tuple[Path, ...]:
+    """pip's own lookup order (site-wide, then user); later ones override earlier ones."""
+    home = Path(environ.get("HOME", "~")).expanduser()
+    xdg = Path(environ.get("XDG_CONFIG_HOME", home / ".config"))
+    return (
+        Path("/etc/pip.conf"),
+        home / ".pip" / "pip.conf",
+        xdg / "pip" / "pip.conf",
+        Path(sys.prefix) / "pip.conf",
+    )
+
+
+def check_variant(text: str) -> str:
+    if text == "cpu" or (text.startswith("cu") and text[2:].isdigit()) or text.startswith("rocm"):
+        return text
+    raise InputError("not a variant name", value=text, hint="e.g. cpu, cu126, cu128, rocm6.3")

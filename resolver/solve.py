@@ -1,0 +1,653 @@
+"""Choose the best valid torch / variant / companions / transformers / Python for a host.
+
+`solve()` is pure: a host, a matrix and a request in; a `Resolution` out, or
+`NoCompatibleCombination` carrying its causes as data. Prose is `explain.py`'s job; the
+`Reason.text` sentences here are the per-candidate facts that prose is built from.
+
+Preference (documented in the README, overridable with `Request.prefer`): newest torch release
+first, then the newest CUDA variant the host can run, then the newest transformers.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from resolver.arch import ArchTarget, Coverage, TegraRule, coverage, sm_list
+from resolver.errors import Cause, ConstraintError, InputError, NoCompatibleCombination
+from resolver.host import Gpu, Host
+from resolver.matrix import Build, Matrix, TorchRelease, TransformersRelease
+
+MANAGED = ("torch", "torchvision", "torchaudio", "transformers", "python")
+PREFERENCE_KEYS = ("torch", "variant", "transformers")
+
+
+# --- request ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the team asks for, on top of the host's facts."""
+
+    constraints: Mapping[str, SpecifierSet] = field(default_factory=dict)
+    variant: str | None = None
+    python: str | None = None
+    allow_ptx: bool = False
+    allow_unverified: bool = False
+    allow_cpu_fallback: bool = False
+    # packages the team installs; torchvision/torchaudio must exist only when listed here
+    packages: tuple[str, ...] = ()
+    # order of preference keys; the default prefers the newest torch over the newest CUDA
+    prefer: tuple[str, ...] = PREFERENCE_KEYS
+
+    def spec(self, name: str) -> SpecifierSet:
+        return self.constraints.get(name, SpecifierSet())
+
+    def pins(self, name: str) -> bool:
+        return any(s.operator in ("==", "===") for s in self.spec(name))
+
+
+def parse_constraint(text: str, origin: str = "--constraint") -> tuple[str, SpecifierSet]:
+    """Parse "torch>=2.4,<2.7" into ("torch", SpecifierSet). Only managed packages are allowed."""
+    try:
+        requirement = Requirement(text)
+    except InvalidRequirement as exc:
+        raise ConstraintError(
+            f"cannot parse constraint: {exc}",
+            value=text,
+            hint='write it like "torch>=2.4,<2.7" or "transformers==4.57.6"',
+        ) from None
+    name = canonicalize_name(requirement.name)
+    if name not in MANAGED:
+        raise ConstraintError(
+            f"{origin}: '{requirement.name}' is not a package the solver manages",
+            value=text,
+            hint=f"constraints apply to {', '.join(MANAGED)}; list other packages under `packages`",
+        )
+    if requirement.extras or requirement.marker or requirement.url:
+        raise ConstraintError(
+            f"{origin}: a constraint takes a version range only (no extras, markers or URLs)",
+            value=text,
+            hint='e.g. "torch>=2.4,<2.7"',
+        )
+    return name, requirement.specifier
+
+
+def merge_constraints(texts: Iterable[str], origin: str = "--constraint") -> dict[str, SpecifierSet]:
+    merged: dict[str, SpecifierSet] = {}
+    for text in texts:
+        name, spec = parse_constraint(text, origin)
+        merged[name] = merged.get(name, SpecifierSet()) & spec
+    return merged
+
+
+def check_preference(prefer: Sequence[str]) -> tuple[str, ...]:
+    if sorted(prefer) != sorted(PREFERENCE_KEYS):
+        raise InputError(
+            "preference must order exactly these keys: " + ", ".join(PREFERENCE_KEYS),
+            value=list(prefer),
+            hint='e.g. prefer = ["variant", "torch", "transformers"] to favour the newest CUDA',
+        )
+    return tuple(prefer)
+
+
+# --- result ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Why one candidate fails. `summary` has no torch version in it, so explain.py can group
+    many releases that fail for the same reason into one line."""
+
+    kind: str
+    text: str
+    summary: str
+
+
+@dataclass(frozen=True)
+class Rejection:
+    torch: Version
+    variant: str | None
+    reasons: tuple[Reason, ...]
+
+    @property
+    def candidate(self) -> str:
+        return f"torch {self.torch}" + (f"+{self.variant}" if self.variant else "")
+
+
+@dataclass(frozen=True)
+class GpuFit:
+    gpu: Gpu
+    coverage: Coverage
+    via: str  # the sm_XY (or compute_XY PTX) the GPU runs
+
+
+@dataclass(frozen=True)
+class Resolution:
+    python: str
+    release: TorchRelease
+    variant: str
+    local_label: bool
+    torchvision: Version | None
+    torchaudio: Version | None
+    transformers: TransformersRelease
+    gpu_fit: tuple[GpuFit, ...]
+    warnings: tuple[str, ...]
+    rejected: tuple[Rejection, ...]
+
+    def pin(self, version: Version | None) -> str | None:
+        if version is None:
+            return None
+        return f"{version}+{self.variant}" if self.local_label else str(version)
+
+    @property
+    def torch(self) -> str:
+        return self.pin(self.release.version) or ""
+
+    @property
+    def cuda(self) -> str | None:
+        return None if not self.variant.startswith("cu") else _variant_cuda_text(self.variant)
+
+
+def _variant_cuda_text(variant: str) -> str:
+    digits = variant[2:]
+    return f"{digits[:-1]}.{digits[-1]}"
+
+
+# --- the solve -------------------------------------------------------------------------------
+
+
+def _python_key(python: str) -> tuple[int, int, bool]:
+    major, minor = python.rstrip("t").split(".")
+    return int(major), int(minor), python.endswith("t")
+
+
+def _variant_rank(matrix: Matrix, release: TorchRelease, variant: str) -> tuple[int, Version]:
+    """Higher is preferred: CUDA by version, then ROCm, then CPU."""
+    build = matrix.build(release, variant)
+    if build is not None and build.kind == "cuda" and build.cuda is not None:
+        return (2, build.cuda)
+    if variant.startswith("rocm"):
+        return (1, Version(variant[4:]))
+    return (0, Version("0"))
+
+
+@dataclass
+class _Context:
+    host: Host
+    matrix: Matrix
+    request: Request
+    python: str | None
+    rule: TegraRule
+    warnings: list[str]
+
+    @functools.cached_property
+    def transformers_by_python(self) -> tuple[TransformersRelease, ...]:
+        python = self.python
+        spec = self.request.spec("transformers")
+        pinned = self.request.pins("transformers")
+        rows = []
+        for row in self.matrix.transformers:
+            if row.version not in spec:
+                continue
+            if row.yanked and not pinned:
+                continue
+            if python is not None and not row.requires_python.contains(
+                python.rstrip("t") + ".0", prereleases=True
+            ):
+                continue
+            rows.append(row)
+        return tuple(rows)
+
+
+def _release_reasons(ctx: _Context, release: TorchRelease) -> list[Reason]:
+    host, request = ctx.host, ctx.request
+    reasons: list[Reason] = []
+    if release.version not in request.spec("torch"):
+        reasons.append(
+            Reason(
+                "constraint",
+                f"torch {release.version} is outside the constraint torch{request.spec('torch')}",
+                f"outside torch{request.spec('torch')}",
+            )
+        )
+    if release.unverified and not request.allow_unverified:
+        reasons.append(
+            Reason(
+                "unverified",
+                f"torch {release.version} is marked unverified in the matrix (pass --allow-unverified)",
+                "unverified release",
+            )
+        )
+    platform = host.platform
+    if platform not in release.python:
+        reasons.append(
+            Reason(
+                "platform",
+                f"torch {release.version} publishes no wheels for {platform}",
+                f"no wheels for {platform}",
+            )
+        )
+        return reasons
+    if host.os == "linux":
+        floor = release.glibc_min.get(host.arch)
+        if host.libc == "musl":
+            reasons.append(
+                Reason(
+                    "libc",
+                    "this host uses musl libc; torch wheels are manylinux (glibc) builds",
+                    "needs glibc, host has musl",
+                )
+            )
+        elif floor is not None and host.libc_version is not None and Version(host.libc_version) < floor:
+            reasons.append(
+                Reason(
+                    "glibc",
+                    f"torch {release.version} wheels for {platform} need glibc >= {floor}; "
+                    f"this host has {host.libc_version}",
+                    f"needs glibc >= {floor}",
+                )
+            )
+    macos_min = release.macos_min
+    too_old = host.os == "macos" and macos_min is not None and host.os_version is not None
+    if too_old and macos_min is not None and Version(str(host.os_version)) < macos_min:
+        reasons.append(
+            Reason(
+                "macos",
+                f"torch {release.version} needs macOS >= {macos_min}; this host runs {host.os_version}",
+                f"needs macOS >= {macos_min}",
+            )
+        )
+    python = ctx.python
+    if python is not None:
+        if python not in release.python[platform]:
+            pys = release.python[platform]
+            span = f"{pys[0]}–{pys[-1]}" if pys else "none"
+            reasons.append(
+                Reason(
+                    "python",
+                    f"torch {release.version} has no Python {python} wheel for {platform} (wheels: {span})",
+                    f"no Python {python} wheel",
+                )
+            )
+        elif not release.requires_python.contains(python.rstrip("t") + ".0", prereleases=True):
+            reasons.append(
+                Reason(
+                    "python",
+                    f"torch {release.version} requires Python {release.requires_python}",
+                    f"requires Python {release.requires_python}",
+                )
+            )
+    pair = ctx.matrix.companions.get(release.version)
+    for name in ("torchvision", "torchaudio"):
+        companion = getattr(pair, name) if pair is not None else None
+        wanted = name in request.packages or name in request.constraints
+        if companion is None and wanted:
+            reasons.append(
+                Reason(
+                    "companion",
+                    f"no {name} release pairs with torch {release.version}, and the team installs {name}",
+                    f"no {name} for this torch",
+                )
+            )
+        elif companion is not None and companion not in request.spec(name):
+            reasons.append(
+                Reason(
+                    "constraint",
+                    f"torch {release.version} pairs with {name} {companion}, outside "
+                    f"{name}{request.spec(name)}",
+                    f"{name} outside {name}{request.spec(name)}",
+                )
+            )
+        elif pair is not None and pair.unverified and wanted and not request.allow_unverified:
+            reasons.append(
+                Reason(
+                    "unverified",
+                    f"the {name} pairing for torch {release.version} is unverified (pass --allow-unverified)",
+                    f"unverified {name} pairing",
+                )
+            )
+    return reasons
+
+
+def _fit_gpus(
+    ctx: _Context, release: TorchRelease, build: Build, targets: tuple[ArchTarget, ...]
+) -> tuple[list[Reason], list[GpuFit]]:
+    reasons: list[Reason] = []
+    fits: list[GpuFit] = []
+    for gpu in ctx.host.gpus:
+        cc = gpu.compute_capability
+        how = coverage(targets, cc, ctx.rule)
+        label = f"GPU {gpu.index} ({gpu.name or 'unnamed'}, {cc.sm})"
+        if how is Coverage.NONE:
+            reasons.append(
+                Reason(
+                    "arch",
+                    f"{build.variant} wheels of torch {release.series} carry no {cc.sm} kernels "
+                    f"for {label}; they are built for {sm_list(targets)}",
+                    f"lacks {cc.sm}",
+                )
+            )
+        elif how is Coverage.PTX:
+            ptx = max(t.cc for t in targets if t.ptx and t.cc <= cc)
+            if not ctx.request.allow_ptx:
+                reasons.append(
+                    Reason(
+                        "ptx",
+                        f"{build.variant} wheels of torch {release.series} reach {label} only by "
+                        f"JIT-compiling compute_{ptx.major}{ptx.minor} PTX (pass --allow-ptx)",
+                        f"{cc.sm} only via PTX",
+                    )
+                )
+            fits.append(GpuFit(gpu, how, f"compute_{ptx.major}{ptx.minor} (PTX JIT)"))
+        else:
+            native = (
+                max(t.cc for t in targets if t.cc.major == cc.major and t.cc <= cc)
+                if any(t.cc.major == cc.major and t.cc <= cc for t in targets)
+                else cc
+            )
+            fits.append(GpuFit(gpu, how, native.sm))
+    return reasons, fits
+
+
+def _variant_reasons(ctx: _Context, release: TorchRelease, variant: str) -> tuple[list[Reason], list[GpuFit]]:
+    host, request, matrix = ctx.host, ctx.request, ctx.matrix
+    platform = host.platform
+    reasons: list[Reason] = []
+    if request.variant is not None and variant != request.variant:
+        reasons.append(
+            Reason("variant", f"not the requested variant {request.variant}", f"not {request.variant}")
+        )
+        return reasons, []
+    build = matrix.build(release, variant)
+    if build is None:
+        reasons.append(
+            Reason(
+                "data",
+                f"the matrix has no build data for {variant} of torch {release.series}",
+                f"no build data for {variant}",
+            )
+        )
+        return reasons, []
+    if platform not in build.platforms:
+        reasons.append(
+            Reason(
+                "platform",
+                f"{variant} wheels of torch {release.series} are not built for {platform}",
+                f"{variant} not built for {platform}",
+            )
+        )
+        return reasons, []
+    if build.is_unverified_on(platform) and not request.allow_unverified:
+        reasons.append(
+            Reason(
+                "unverified",
+                f"the {variant} build of torch {release.series} on {platform} is unverified "
+                "in the matrix (pass --allow-unverified)",
+                f"{variant} unverified",
+            )
+        )
+    if build.kind == "cpu":
+        if host.has_nvidia_gpu and request.variant != "cpu" and not request.allow_cpu_fallback:
+            reasons.append(
+                Reason(
+                    "cpu-fallback",
+                    "a CPU build is not chosen on a host with an NVIDIA GPU "
+                    "(pass --variant cpu or --allow-cpu-fallback)",
+                    "CPU build on a GPU host",
+                )
+            )
+        return reasons, []
+    if build.kind == "rocm":
+        if request.variant != variant:
+            reasons.append(
+                Reason(
+                    "rocm",
+                    f"{variant} is an AMD ROCm build; it is used only when asked for with --variant",
+                    "ROCm build not requested",
+                )
+            )
+        return reasons, []
+    # CUDA
+    assert build.cuda is not None
+    family = f"{build.cuda.major}.x"
+    if host.nvidia_driver is None:
+        reasons.append(
+            Reason(
+                "no-driver",
+                f"{variant} needs an NVIDIA driver and none was detected",
+                "no NVIDIA driver",
+            )
+        )
+        return reasons, []
+    floor = matrix.driver_floor(build.cuda, host.os)
+    cuda_family = matrix.cuda_families.get(build.cuda.major)
+    if cuda_family is not None and cuda_family.minor_version_compatibility:
+        needed_by = f"CUDA {family}"
+    else:
+        needed_by = f"CUDA {build.cuda}"
+    if floor is None:
+        if not request.allow_unverified:
+            reasons.append(
+                Reason(
+                    "unverified",
+                    f"the minimum {host.os} driver for {needed_by} is not known "
+                    "(pass --allow-unverified to accept it)",
+                    f"{needed_by} driver floor unknown",
+                )
+            )
+    elif host.driver is not None and host.driver < floor:
+        reasons.append(
+            Reason(
+                "driver",
+                f"driver {host.nvidia_driver} is below {floor}, needed by {needed_by}",
+                f"needs driver >= {floor}",
+            )
+        )
+    targets = build.arch.get(platform, ())
+    arch_reasons, fits = _fit_gpus(ctx, release, build, targets)
+    reasons.extend(arch_reasons)
+    return reasons, fits
+
+
+def _pick_transformers(
+    ctx: _Context, release: TorchRelease
+) -> tuple[TransformersRelease | None, Reason | None]:
+    torch_version = release.version
+    for row in ctx.transformers_by_python:
+        if not row.torch.contains(torch_version, prereleases=True):
+            continue
+        if row.runtime_min_torch is not None and torch_version < row.runtime_min_torch:
+            continue
+        return row, None
+    python = f" on Python {ctx.python}" if ctx.python else ""
+    spec = ctx.request.spec("transformers")
+    within = f" within transformers{spec}" if str(spec) else ""
+    return None, Reason(
+        "transformers",
+        f"no transformers release{within} supports torch {torch_version}{python}",
+        f"no transformers{within} for this torch{python}",
+    )
+
+
+def solve(host: Host, matrix: Matrix, request: Request) -> Resolution:
+    python = request.python or host.python
+    warnings: list[str] = []
+    if python is not None and python.rstrip("t") + ".0" not in request.spec("python"):
+        raise NoCompatibleCombination(
+            f"Python {python} is outside the constraint python{request.spec('python')}",
+            [Cause("python", f"python {python}", f"the team constrains python{request.spec('python')}")],
+        )
+    if host.os == "linux" and host.libc_version is None and host.libc != "musl":
+        warnings.append("glibc version unknown: wheel glibc floors were not checked")
+    if host.nvidia_driver is not None and not host.gpus:
+        warnings.append(
+            "an NVIDIA driver was found but no GPU list: GPU architecture coverage was not checked"
+        )
+    ctx = _Context(host, matrix, request, python, matrix.tegra_rule, warnings)
+
+    valid: list[tuple[tuple[object, ...], Resolution]] = []
+    rejections: list[tuple[tuple[object, ...], Rejection]] = []
+
+    for release in matrix.torch:
+        release_reasons = _release_reasons(ctx, release)
+        variants = sorted(release.variants, key=lambda v: _variant_rank(matrix, release, v), reverse=True)
+        if python is None and host.platform in release.python and release.python[host.platform]:
+            # Unknown host Python: take the newest non-free-threaded Python with wheels.
+            plain = [p for p in release.python[host.platform] if not p.endswith("t")]
+            ctx_python = max(plain, key=_python_key) if plain else None
+        else:
+            ctx_python = python
+        release_ctx = (
+            ctx if ctx_python == python else _Context(host, matrix, request, ctx_python, ctx.rule, warnings)
+        )
+        transformers, tf_reason = (None, None)
+        if not release_reasons:
+            transformers, tf_reason = _pick_transformers(release_ctx, release)
+        for variant in variants:
+            rank = _rank_key(request.prefer, release, _variant_rank(matrix, release, variant), transformers)
+            if variant.startswith("rocm") and request.variant != variant:
+                continue  # AMD builds are opt-in; listing each as rejected is noise
+            if release_reasons:
+                rejections.append((rank, Rejection(release.version, variant, tuple(release_reasons))))
+                continue
+            reasons, fits = _variant_reasons(release_ctx, release, variant)
+            if tf_reason is not None and not reasons:
+                reasons.append(tf_reason)
+            if reasons:
+                rejections.append((rank, Rejection(release.version, variant, tuple(reasons))))
+                continue
+            assert transformers is not None
+            pair = matrix.companions.get(release.version)
+            notes = list(warnings)
+            notes.extend(
+                f"GPU {fit.gpu.index} ({fit.gpu.compute_capability.sm}) runs through PTX JIT "
+                f"({fit.via}): first use compiles kernels, and some may be slow"
+                for fit in fits
+                if fit.coverage is Coverage.PTX
+            )
+            build = matrix.build(release, variant)
+            if build is not None and build.is_unverified_on(host.platform):
+                notes.append(f"the {variant} build of torch {release.series} is unverified in the matrix")
+            valid.append(
+                (
+                    rank,
+                    Resolution(
+                        python=release_ctx.python or "",
+                        release=release,
+                        variant=variant,
+                        local_label=host.platform not in matrix.unlabelled_platforms,
+                        torchvision=pair.torchvision if pair else None,
+                        torchaudio=pair.torchaudio if pair else None,
+                        transformers=transformers,
+                        gpu_fit=tuple(fits),
+                        warnings=tuple(dict.fromkeys(notes)),
+                        rejected=(),
+                    ),
+                )
+            )
+
+    if not valid:
+        ordered = [r for _, r in sorted(rejections, key=lambda item: item[0], reverse=True)]
+        raise NoCompatibleCombination(binding_summary(host, matrix, request, ordered), causes_of(ordered))
+    best_rank, best = max(valid, key=lambda item: item[0])
+    better = tuple(
+        r for rank, r in sorted(rejections, key=lambda item: item[0], reverse=True) if rank > best_rank
+    )
+    return Resolution(
+        python=best.python,
+        release=best.release,
+        variant=best.variant,
+        local_label=best.local_label,
+        torchvision=best.torchvision,
+        torchaudio=best.torchaudio,
+        transformers=best.transformers,
+        gpu_fit=best.gpu_fit,
+        warnings=best.warnings,
+        rejected=better,
+    )
+
+
+def _rank_key(
+    prefer: Sequence[str],
+    release: TorchRelease,
+    variant_rank: tuple[int, Version],
+    transformers: TransformersRelease | None,
+) -> tuple[object, ...]:
+    parts: dict[str, object] = {
+        "torch": release.version,
+        "variant": variant_rank,
+        "transformers": transformers.version if transformers else Version("0"),
+    }
+    return tuple(parts[key] for key in prefer)
+
+
+# --- failure summaries -----------------------------------------------------------------------
+
+
+def causes_of(rejections: Sequence[Rejection]) -> tuple[Cause, ...]:
+    return tuple(
+        Cause(
+            kind=reason.kind,
+            candidate=rejection.candidate,
+            detail=reason.text,
+            data=(("summary", reason.summary),),
+        )
+        for rejection in rejections
+        for reason in rejection.reasons
+    )
+
+
+def binding_summary(host: Host, matrix: Matrix, request: Request, rejections: Sequence[Rejection]) -> str:
+    """Name the constraint that binds: the one that rejected every candidate, if any."""
+    if not rejections:
+        return "no torch release in the matrix matches this host"
+    kinds_everywhere = set.intersection(*({r.kind for r in rej.reasons} for rej in rejections))
+    cuda = [rej for rej in rejections if rej.variant and rej.variant.startswith("cu")]
+    if cuda and all(any(r.kind == "driver" for r in rej.reasons) for rej in cuda) and host.driver:
+        floors = {}
+        for major, family in sorted(matrix.cuda_families.items()):
+            cuda_version = Version(f"{major}.0") if family.minor_version_compatibility else None
+            floor = family.min_driver.get(host.os)
+            if floor is None:
+                continue
+            label = f"{major}.x" if cuda_version is not None else family_label(matrix, major)
+            floors[label] = floor
+        listed = ", ".join(f"{floor} ({label})" for label, floor in floors.items())
+        return f"driver {host.nvidia_driver} is below every CUDA floor: {listed}"
+    if cuda and all(any(r.kind == "arch" for r in rej.reasons) for rej in cuda):
+        sms = sorted({gpu.compute_capability.sm for gpu in host.gpus})
+        return f"no CUDA build in the matrix carries kernels for {', '.join(sms)}"
+    if "platform" in kinds_everywhere:
+        return f"no torch release publishes wheels for {host.platform}"
+    if "python" in kinds_everywhere:
+        return f"no torch release has wheels for Python {request.python or host.python} on {host.platform}"
+    if "constraint" in kinds_everywhere:
+        specs = ", ".join(f"{name}{spec}" for name, spec in request.constraints.items())
+        return f"the constraints ({specs}) exclude every candidate"
+    if "glibc" in kinds_everywhere or "libc" in kinds_everywhere:
+        return f"glibc {host.libc_version} is below the floor of every torch wheel for {host.platform}"
+    summary_counts: dict[str, int] = {}
+    for rej in rejections:
+        for reason in rej.reasons:
+            summary_counts[reason.summary] = summary_counts.get(reason.summary, 0) + 1
+    top = sorted(summary_counts, key=lambda s: -summary_counts[s])[:3]
+    return "no valid combination for this host: " + "; ".join(top)
+
+
+def family_label(matrix: Matrix, major: int) -> str:
+    toolkits = [t.version for t in matrix.toolkits if t.version.major == major]
+    return f"{max(toolkits).major}.{max(toolkits).minor}" if toolkits else f"{major}.x"
+
+
+def parse_version(text: str, what: str) -> Version:
+    try:
+        return Version(text)
+    except InvalidVersion:
+        raise InputError(f"{what} is not a version", value=text, hint="e.g. 2.7.1") from None
