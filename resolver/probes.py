@@ -1,0 +1,649 @@
+"""The machine-touching side of host detection: probes, then the pure parsers in `host.py`.
+
+Every way this module touches the machine is a field of `Probes`, so tests pass fakes (an
+`environ` dict, a `read_text` over a dict, a fake `pynvml` object, a `run` that returns canned
+output) instead of monkeypatching. `Probes.system()` binds the real ones.
+
+The NVIDIA chain, per field (driver, CUDA driver API, GPUs), first answer wins:
+
+1. overrides: `STACK_RESOLVER_*` variables, then the host file named by `STACK_RESOLVER_HOST`;
+2. NVML (nvidia-ml-py's `pynvml`, when installed): driver, CUDA driver API, GPUs;
+3. `/sys/module/nvidia/version`, then `/proc/driver/nvidia/version`: the driver only;
+4. `nvidia-smi --query-gpu=...`: GPUs, and the driver if still unknown.
+
+A source that is absent (no module, no file, no executable) moves on silently. A source that is
+present but broken (NVML error, unparsable file, non-zero exit, timeout) adds a warning naming the
+source and moves on; it never raises. No GPU is a normal answer: a CPU host. Only a bad override
+raises (`InputError` naming the variable), since that is the user's own input.
+
+Overrides (also in the README):
+
+- `STACK_RESOLVER_HOST=FILE`: a host JSON file; each key it has wins, keys it omits are detected.
+- `STACK_RESOLVER_NO_GPU=1`: report no NVIDIA driver and no GPUs; skip every NVIDIA probe.
+- `STACK_RESOLVER_NVIDIA_DRIVER=535.104.05`: the driver version.
+- `STACK_RESOLVER_CUDA_DRIVER_API=12.4`: the CUDA version the driver supports.
+- `STACK_RESOLVER_GPUS=SPEC`: the GPUs, `;`- or `,`-separated, each `[NAME=]CC[:MEMORY_MIB]`,
+  e.g. `8.6,8.6` or `NVIDIA A100-SXM4-80GB=8.0:81920;NVIDIA A100-SXM4-80GB=8.0:81920`.
+- `STACK_RESOLVER_OS_VERSION=14.5`: the OS version (macOS `14.5`; Linux `ubuntu 22.04`).
+- `STACK_RESOLVER_GLIBC=2.35`: glibc and its version (implies libc = glibc).
+- `STACK_RESOLVER_PYTHON=3.11`: the Python to resolve for (`3.13t`: free-threaded).
+
+A per-field variable beats the host file; both beat every probe. Empty variables count as unset.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob as globmod
+import json
+import os
+import platform as platformmod
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from resolver import host as h
+from resolver.errors import InputError, Location
+
+SUBPROCESS_TIMEOUT_S = 10.0
+
+ENV_HOST = "STACK_RESOLVER_HOST"
+ENV_NO_GPU = "STACK_RESOLVER_NO_GPU"
+ENV_DRIVER = "STACK_RESOLVER_NVIDIA_DRIVER"
+ENV_CUDA_API = "STACK_RESOLVER_CUDA_DRIVER_API"
+ENV_GPUS = "STACK_RESOLVER_GPUS"
+ENV_OS_VERSION = "STACK_RESOLVER_OS_VERSION"
+ENV_GLIBC = "STACK_RESOLVER_GLIBC"
+ENV_PYTHON = "STACK_RESOLVER_PYTHON"
+
+ENV_VARS = (ENV_HOST, ENV_NO_GPU, ENV_DRIVER, ENV_CUDA_API, ENV_GPUS, ENV_OS_VERSION, ENV_GLIBC, ENV_PYTHON)
+
+PROC_DRIVER_VERSION = "/proc/driver/nvidia/version"
+SYS_MODULE_VERSION = "/sys/module/nvidia/version"
+# glibc's own loaders never match this; musl ships exactly one per arch.
+MUSL_LOADER_GLOB = "/lib/ld-musl-*.so.1"
+
+
+class RunResult(Protocol):
+    """What `run` returns: the shape of `subprocess.CompletedProcess[str]`."""
+
+    @property
+    def returncode(self) -> int: ...
+    @property
+    def stdout(self) -> str: ...
+    @property
+    def stderr(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class PlatformInfo:
+    """The running interpreter's view of the machine (`platform`, `sys`)."""
+
+    system: str  # platform.system(): "Linux", "Darwin", "Windows"
+    machine: str  # platform.machine(): "x86_64", "aarch64", "arm64", "AMD64"
+    version: str = ""  # platform.version(): on Windows "10.0.22631"
+    mac_ver: str = ""  # platform.mac_ver()[0]: "14.5" (or "10.16" under SYSTEM_VERSION_COMPAT)
+    python: tuple[int, int] = (3, 11)
+    free_threaded: bool = False
+
+
+@dataclass(frozen=True)
+class Probes:
+    """Every way detection touches the machine. Each is replaceable in tests.
+
+    `read_text` returns None when the file is absent and raises OSError when it is present but
+    unreadable; `run` returns None when the executable is not on `environ["PATH"]` and raises
+    `subprocess.TimeoutExpired` or OSError when it hangs or cannot start.
+    """
+
+    environ: Mapping[str, str]
+    platform: PlatformInfo
+    read_text: Callable[[str], str | None]
+    run: Callable[[Sequence[str]], RunResult | None]
+    load_nvml: Callable[[], Any | None]
+    confstr: Callable[[str], str | None] = lambda name: None
+    glob: Callable[[str], Sequence[str]] = lambda pattern: ()
+    cpu_count: Callable[[], int | None] = lambda: None
+    memory_bytes: Callable[[], int | None] = lambda: None  # used where /proc/meminfo is absent
+    disk_free: Callable[[Path], int | None] = lambda path: None
+    workdir: Path = field(default_factory=Path.cwd)
+
+    @classmethod
+    def system(cls, workdir: Path | None = None, environ: Mapping[str, str] | None = None) -> Probes:
+        env = dict(os.environ if environ is None else environ)
+        return cls(
+            environ=env,
+            platform=_system_platform(),
+            read_text=_read_text,
+            run=lambda argv: _run(argv, env),
+            load_nvml=_load_nvml,
+            confstr=_confstr,
+            glob=globmod.glob,
+            cpu_count=_cpu_count,
+            memory_bytes=_memory_bytes,
+            disk_free=lambda path: shutil.disk_usage(path).free,
+            workdir=Path.cwd() if workdir is None else workdir,
+        )
+
+
+@dataclass(frozen=True)
+class Detection:
+    host: h.Host
+    warnings: tuple[str, ...] = ()
+
+
+# --- the real probes --------------------------------------------------------------------------
+
+
+def _system_platform() -> PlatformInfo:
+    return PlatformInfo(
+        system=platformmod.system(),
+        machine=platformmod.machine(),
+        version=platformmod.version(),
+        mac_ver=platformmod.mac_ver()[0],
+        python=(sys.version_info.major, sys.version_info.minor),
+        free_threaded=bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
+    )
+
+
+def _read_text(path: str) -> str | None:
+    try:
+        return Path(path).read_text(encoding="utf-8", errors="replace")
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def _run(argv: Sequence[str], environ: Mapping[str, str]) -> RunResult | None:
+    # Resolve on the probes' own PATH, so a test's fake nvidia-smi (or a user's PATH) is honoured.
+    executable = shutil.which(argv[0], path=environ.get("PATH", os.defpath))
+    if executable is None:
+        return None
+    return subprocess.run(
+        [executable, *argv[1:]],
+        capture_output=True,
+        text=True,
+        errors="replace",
+        timeout=SUBPROCESS_TIMEOUT_S,
+        env=dict(environ),
+        check=False,
+    )
+
+
+def _load_nvml() -> Any | None:
+    try:
+        import pynvml
+    except ImportError:
+        return None
+    return pynvml
+
+
+def _confstr(name: str) -> str | None:
+    try:
+        return os.confstr(name)
+    except (AttributeError, ValueError, OSError):  # not POSIX, or a name this libc lacks (musl)
+        return None
+
+
+def _cpu_count() -> int | None:
+    # The CPUs this process may run on (taskset, cgroups cpusets, Slurm), not the whole box.
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count()
+
+
+def _memory_bytes() -> int | None:
+    if sys.platform == "win32":
+        import ctypes
+
+        class _MemoryStatusEx(ctypes.Structure):
+            _fields_ = [
+                ("dwLength", ctypes.c_ulong),
+                ("dwMemoryLoad", ctypes.c_ulong),
+                ("ullTotalPhys", ctypes.c_ulonglong),
+                ("ullAvailPhys", ctypes.c_ulonglong),
+                ("ullTotalPageFile", ctypes.c_ulonglong),
+                ("ullAvailPageFile", ctypes.c_ulonglong),
+                ("ullTotalVirtual", ctypes.c_ulonglong),
+                ("ullAvailVirtual", ctypes.c_ulonglong),
+                ("ullAvailExtendedVirtual", ctypes.c_ulonglong),
+            ]
+
+        status = _MemoryStatusEx()
+        status.dwLength = ctypes.sizeof(status)
+        if not ctypes.windll.kernel32.GlobalMemoryStatusEx(ctypes.byref(status)):
+            return None
+        return int(status.ullTotalPhys)
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+# --- overrides --------------------------------------------------------------------------------
+
+
+def _env(environ: Mapping[str, str], name: str) -> str | None:
+    value = environ.get(name, "").strip()
+    return value or None
+
+
+def _bad_env(name: str, value: str, message: str, hint: str) -> InputError:
+    return InputError(message, location=Location(f"${name}"), value=value, hint=hint)
+
+
+def _env_flag(environ: Mapping[str, str], name: str) -> bool:
+    value = _env(environ, name)
+    if value is None:
+        return False
+    lowered = value.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise _bad_env(name, value, "not a yes/no value", f"set {name}=1, or unset it")
+
+
+def parse_gpus_override(text: str, name: str = ENV_GPUS) -> tuple[h.Gpu, ...]:
+    """`8.6,8.6` or `NVIDIA A100-SXM4-80GB=8.0:81920;NVIDIA RTX A6000=8.6:49140`."""
+    gpus = []
+    for index, entry in enumerate(e.strip() for e in re.split(r"[;,]", text)):
+        if not entry:
+            raise _bad_env(name, text, f"GPU entry {index + 1} is empty", "separate GPUs with ';' or ','")
+        gpu_name, _, rest = entry.rpartition("=")
+        cc_text, _, memory_text = rest.partition(":")
+        try:
+            cc = h.ComputeCapability.parse(cc_text)
+        except ValueError:
+            raise _bad_env(
+                name,
+                text,
+                f"GPU entry {index + 1} ({entry!r}) has no MAJOR.MINOR compute capability",
+                "each GPU is [NAME=]CC[:MEMORY_MIB], e.g. 8.6 or NVIDIA A100-SXM4-80GB=8.0:81920",
+            ) from None
+        memory: int | None = None
+        if memory_text:
+            if not memory_text.strip().isdigit():
+                raise _bad_env(
+                    name,
+                    text,
+                    f"GPU entry {index + 1} ({entry!r}) has a memory that is not whole MiB",
+                    "e.g. NVIDIA A100-SXM4-80GB=8.0:81920",
+                )
+            memory = int(memory_text)
+        gpus.append(h.Gpu(index=index, name=gpu_name.strip(), compute_capability=cc, memory_mib=memory))
+    return tuple(gpus)
+
+
+@dataclass(frozen=True)
+class _Overrides:
+    values: Mapping[str, Any]  # host field -> value
+    sources: Mapping[str, str]  # host field -> variable name
+
+
+def _read_overrides(environ: Mapping[str, str]) -> _Overrides:
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+
+    # The host file first; the per-field variables below then replace what they name.
+    host_path = _env(environ, ENV_HOST)
+    if host_path is not None:
+        text = h.read_host_text(Path(host_path))
+        from_file = h.parse_host_json(text, host_path)
+        # Only the keys the file spells out win (a null too); its own `sources` described
+        # another detection, so they are replaced by this variable's name.
+        for key in json.loads(text):
+            if key != "sources":
+                values[key] = getattr(from_file, key)
+                sources[key] = ENV_HOST
+
+    def put(key: str, value: Any, variable: str) -> None:
+        values[key] = value
+        sources[key] = variable
+
+    if _env_flag(environ, ENV_NO_GPU):
+        for variable in (ENV_GPUS, ENV_DRIVER, ENV_CUDA_API):
+            if _env(environ, variable) is not None:
+                raise _bad_env(
+                    variable,
+                    environ[variable],
+                    f"conflicts with {ENV_NO_GPU}",
+                    f"unset one of {variable} and {ENV_NO_GPU}",
+                )
+        put("nvidia_driver", None, ENV_NO_GPU)
+        put("cuda_driver_api", None, ENV_NO_GPU)
+        put("gpus", (), ENV_NO_GPU)
+
+    if (value := _env(environ, ENV_DRIVER)) is not None:
+        try:
+            h.DriverVersion.parse(value)
+        except ValueError:
+            raise _bad_env(ENV_DRIVER, value, "not an NVIDIA driver version", "e.g. 535.104.05") from None
+        put("nvidia_driver", value, ENV_DRIVER)
+    if (value := _env(environ, ENV_CUDA_API)) is not None:
+        if not re.match(r"^\d+\.\d+$", value):
+            raise _bad_env(ENV_CUDA_API, value, "not a CUDA MAJOR.MINOR version", "e.g. 12.4")
+        put("cuda_driver_api", value, ENV_CUDA_API)
+    if (value := _env(environ, ENV_GPUS)) is not None:
+        put("gpus", parse_gpus_override(value), ENV_GPUS)
+    if (value := _env(environ, ENV_OS_VERSION)) is not None:
+        put("os_version", value, ENV_OS_VERSION)
+    if (value := _env(environ, ENV_GLIBC)) is not None:
+        if not re.match(r"^\d+\.\d+$", value):
+            raise _bad_env(ENV_GLIBC, value, "not a glibc MAJOR.MINOR version", "e.g. 2.35")
+        put("libc", "glibc", ENV_GLIBC)
+        put("libc_version", value, ENV_GLIBC)
+    if (value := _env(environ, ENV_PYTHON)) is not None:
+        if not re.match(r"^3\.\d{1,2}t?$", value):
+            raise _bad_env(ENV_PYTHON, value, "not a Python MAJOR.MINOR version", "e.g. 3.11, or 3.13t")
+        put("python", value, ENV_PYTHON)
+    return _Overrides(values=values, sources=sources)
+
+
+# --- detection --------------------------------------------------------------------------------
+
+
+class _Collector:
+    """Fills host fields first-answer-wins, recording the source; gathers warnings."""
+
+    def __init__(self, overrides: _Overrides) -> None:
+        self.values: dict[str, Any] = dict(overrides.values)
+        self.sources: dict[str, str] = dict(overrides.sources)
+        self.warnings: list[str] = []
+
+    def missing(self, *keys: str) -> bool:
+        return any(key not in self.values for key in keys)
+
+    def put(self, key: str, value: Any, source: str) -> None:
+        if key not in self.values and value is not None:
+            self.values[key] = value
+            self.sources[key] = source
+
+    def warn(self, source: str, message: str) -> None:
+        self.warnings.append(f"{source}: {message}")
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _run_probe(
+    probes: Probes, out: _Collector, argv: Sequence[str], source: str, hints: Mapping[str, str] | None = None
+) -> str | None:
+    """Run a command; its stdout on success, None (with a warning if it was there) otherwise.
+    `hints` maps a substring of the failure output to advice appended to the warning."""
+    try:
+        result = probes.run(argv)
+    except subprocess.TimeoutExpired:
+        out.warn(source, f"timed out after {SUBPROCESS_TIMEOUT_S:g} s")
+        return None
+    except OSError as exc:
+        out.warn(source, f"cannot run: {exc}")
+        return None
+    if result is None:
+        return None
+    if result.returncode != 0:
+        message = _one_line(result.stdout + " " + result.stderr) or "no output"
+        advice = [hint for needle, hint in (hints or {}).items() if needle in message]
+        out.warn(source, f"exited {result.returncode}: {message}" + "".join(f" ({a})" for a in advice))
+        return None
+    return result.stdout
+
+
+def _read_probe(probes: Probes, out: _Collector, path: str) -> str | None:
+    try:
+        return probes.read_text(path)
+    except OSError as exc:
+        out.warn(path, f"cannot read: {exc.strerror or exc}")
+        return None
+
+
+def _probe_nvml(probes: Probes, out: _Collector) -> None:
+    source = "nvml"
+    try:
+        nvml = probes.load_nvml()
+    except Exception as exc:  # a broken install can fail in arbitrary ways on import
+        out.warn(source, f"cannot load pynvml: {exc}")
+        return
+    if nvml is None:
+        return
+    try:
+        nvml.nvmlInit()
+    except Exception as exc:  # pynvml.NVMLError and its generated subclasses
+        # No libnvidia-ml.so: NVML is absent (a CPU host with nvidia-ml-py installed), not broken.
+        if type(exc).__name__ == "NVMLError_LibraryNotFound":
+            return
+        out.warn(source, f"nvmlInit failed: {_nvml_message(exc)}")
+        return
+    try:
+        if out.missing("nvidia_driver"):
+            try:
+                driver = h.nvml_text(nvml.nvmlSystemGetDriverVersion())
+                h.DriverVersion.parse(driver)
+                out.put("nvidia_driver", driver, source)
+            except Exception as exc:
+                out.warn(source, f"driver version: {_nvml_message(exc)}")
+        if out.missing("cuda_driver_api"):
+            try:
+                out.put("cuda_driver_api", h.nvml_cuda_version(nvml.nvmlSystemGetCudaDriverVersion()), source)
+            except Exception as exc:
+                out.warn(source, f"CUDA driver version: {_nvml_message(exc)}")
+        if out.missing("gpus"):
+            try:
+                out.put("gpus", _nvml_gpus(nvml), source)
+            except Exception as exc:
+                out.warn(source, f"GPU list: {_nvml_message(exc)}")
+    finally:
+        # Shutting down is best effort: the answers are already in.
+        with contextlib.suppress(Exception):
+            nvml.nvmlShutdown()
+
+
+def _nvml_message(exc: BaseException) -> str:
+    text = str(exc).strip()
+    name = type(exc).__name__
+    return f"{name}: {text}" if text and name.startswith("NVMLError") else (text or name)
+
+
+def _nvml_gpus(nvml: Any) -> tuple[h.Gpu, ...]:
+    gpus = []
+    for index in range(int(nvml.nvmlDeviceGetCount())):
+        handle = nvml.nvmlDeviceGetHandleByIndex(index)
+        major, minor = nvml.nvmlDeviceGetCudaComputeCapability(handle)
+        gpus.append(
+            h.Gpu(
+                index=index,
+                name=h.nvml_text(nvml.nvmlDeviceGetName(handle)),
+                compute_capability=h.ComputeCapability(int(major), int(minor)),
+                memory_mib=h.bytes_to_mib(int(nvml.nvmlDeviceGetMemoryInfo(handle).total)),
+            )
+        )
+    return tuple(gpus)
+
+
+def _probe_kernel_module(probes: Probes, out: _Collector) -> None:
+    # The loaded kernel module's version, even when no userspace tool is installed (containers).
+    text = _read_probe(probes, out, SYS_MODULE_VERSION)
+    if text is not None:
+        try:
+            out.put("nvidia_driver", h.parse_sys_module_version(text), SYS_MODULE_VERSION)
+            return
+        except h.ProbeParseError as exc:
+            out.warn(SYS_MODULE_VERSION, str(exc))
+    text = _read_probe(probes, out, PROC_DRIVER_VERSION)
+    if text is not None:
+        try:
+            out.put("nvidia_driver", h.parse_proc_driver_version(text).version, PROC_DRIVER_VERSION)
+        except h.ProbeParseError as exc:
+            out.warn(PROC_DRIVER_VERSION, str(exc))
+
+
+def _probe_nvidia_smi(probes: Probes, out: _Collector) -> None:
+    source = "nvidia-smi"
+    hints = {
+        "not a valid field": f"drivers before 510 cannot report compute capability; set {ENV_GPUS}",
+    }
+    text = _run_probe(probes, out, ["nvidia-smi", *h.NVIDIA_SMI_ARGS], source, hints)
+    if text is None:
+        return
+    try:
+        report = h.parse_nvidia_smi_csv(text)
+    except h.ProbeParseError as exc:
+        out.warn(source, str(exc))
+        return
+    out.put("gpus", report.gpus, source)
+    out.put("nvidia_driver", report.driver, source)
+
+
+def _probe_nvidia(probes: Probes, out: _Collector, os_name: str) -> None:
+    if out.missing("nvidia_driver", "cuda_driver_api", "gpus") and os_name != "macos":
+        _probe_nvml(probes, out)
+    if out.missing("nvidia_driver") and os_name == "linux":
+        _probe_kernel_module(probes, out)
+    if out.missing("nvidia_driver", "gpus") and os_name != "macos":
+        _probe_nvidia_smi(probes, out)
+    if out.values.get("nvidia_driver") and out.missing("gpus"):
+        out.warn(
+            "gpus",
+            f"NVIDIA driver {out.values['nvidia_driver']} found ({out.sources['nvidia_driver']}) "
+            f"but no source listed the GPUs; install nvidia-ml-py or nvidia-smi, or set {ENV_GPUS}",
+        )
+    # Nothing answered: a CPU host, said explicitly so `sources` shows the chain ran.
+    if out.missing("gpus"):
+        out.put("gpus", (), "none found")
+
+
+def _probe_os_version(probes: Probes, out: _Collector, os_name: str) -> None:
+    if os_name == "linux":
+        for path in ("/etc/os-release", "/usr/lib/os-release"):
+            text = _read_probe(probes, out, path)
+            if text is None:
+                continue
+            try:
+                out.put("os_version", h.linux_os_version(text), path)
+            except h.ProbeParseError as exc:
+                out.warn(path, str(exc))
+            return
+    elif os_name == "macos":
+        # sw_vers first: a Python built against an old SDK sees "10.16" from platform.mac_ver().
+        text = _run_probe(probes, out, ["sw_vers", "-productVersion"], "sw_vers")
+        if text is not None:
+            try:
+                out.put("os_version", h.parse_sw_vers(text), "sw_vers")
+                return
+            except h.ProbeParseError as exc:
+                out.warn("sw_vers", str(exc))
+        if probes.platform.mac_ver and probes.platform.mac_ver != "10.16":
+            out.put("os_version", probes.platform.mac_ver, "platform.mac_ver")
+    elif os_name == "windows":
+        try:
+            out.put("os_version", h.windows_os_version(probes.platform.version), "platform.version")
+        except h.ProbeParseError as exc:
+            out.warn("platform.version", str(exc))
+
+
+def _probe_libc(probes: Probes, out: _Collector) -> None:
+    text = probes.confstr("CS_GNU_LIBC_VERSION")
+    if text:
+        try:
+            libc = h.parse_confstr_libc(text)
+            out.put("libc", libc.name, "os.confstr")
+            out.put("libc_version", libc.version, "os.confstr")
+            return
+        except h.ProbeParseError as exc:
+            out.warn("os.confstr", str(exc))
+    # No glibc answer: musl (Alpine) answers `ldd --version` on stderr with exit status 1.
+    try:
+        result = probes.run(["ldd", "--version"])
+    except (subprocess.TimeoutExpired, OSError) as exc:
+        out.warn("ldd", f"cannot run: {exc}")
+        result = None
+    if result is not None:
+        try:
+            libc = h.parse_ldd_version(result.stdout + result.stderr)
+            out.put("libc", libc.name, "ldd --version")
+            out.put("libc_version", libc.version, "ldd --version")
+            return
+        except h.ProbeParseError as exc:
+            out.warn("ldd", str(exc))
+    for loader in probes.glob(MUSL_LOADER_GLOB):
+        if h.libc_from_loader_path(loader) == "musl":
+            out.put("libc", "musl", loader)
+            return
+
+
+def _probe_resources(probes: Probes, out: _Collector, os_name: str) -> None:
+    if out.missing("cpu_count"):
+        count = probes.cpu_count()
+        out.put("cpu_count", count if count and count > 0 else None, "os")
+    if out.missing("memory_mib"):
+        text = _read_probe(probes, out, "/proc/meminfo") if os_name == "linux" else None
+        if text is not None:
+            try:
+                out.put("memory_mib", h.parse_meminfo(text), "/proc/meminfo")
+            except h.ProbeParseError as exc:
+                out.warn("/proc/meminfo", str(exc))
+        if out.missing("memory_mib"):
+            total = probes.memory_bytes()
+            out.put("memory_mib", h.bytes_to_mib(total) if total else None, "os")
+    if out.missing("disk_free_mib"):
+        try:
+            free = probes.disk_free(probes.workdir)
+        except OSError as exc:
+            out.warn("disk", f"cannot measure free space at {probes.workdir}: {exc}")
+            free = None
+        out.put("disk_free_mib", h.bytes_to_mib(free) if free is not None else None, "shutil.disk_usage")
+
+
+def detect(probes: Probes) -> Detection:
+    """Describe the machine `probes` look at. Raises only for a bad override (InputError)."""
+    out = _Collector(_read_overrides(probes.environ))
+    info = probes.platform
+    try:
+        machine_os = h.normalize_os(info.system)
+        machine_arch = h.normalize_arch(info.machine, machine_os)
+    except h.ProbeParseError as exc:
+        if out.missing("os", "arch"):
+            raise InputError(
+                str(exc), hint=f"describe the target in a host file and pass --host FILE or {ENV_HOST}"
+            ) from None
+        machine_os = machine_arch = ""
+    out.put("os", machine_os, "platform.system")
+    out.put("arch", machine_arch, "platform.machine")
+    os_name = out.values["os"]
+    # A host file for another OS: do not mix in this machine's OS-specific facts.
+    same_os = os_name == machine_os
+    if same_os and out.missing("os_version"):
+        _probe_os_version(probes, out, os_name)
+    if same_os and os_name == "linux" and out.missing("libc", "libc_version"):
+        _probe_libc(probes, out)
+    if out.missing("python"):
+        major, minor = info.python
+        out.put("python", h.python_tag(major, minor, info.free_threaded), "sys.version_info")
+    if same_os:
+        _probe_nvidia(probes, out, os_name)
+    _probe_resources(probes, out, os_name)
+
+    values = out.values
+    host = h.Host(
+        os=values["os"],
+        arch=values["arch"],
+        os_version=values.get("os_version"),
+        libc=values.get("libc"),
+        libc_version=values.get("libc_version"),
+        python=values.get("python"),
+        nvidia_driver=values.get("nvidia_driver"),
+        cuda_driver_api=values.get("cuda_driver_api"),
+        gpus=tuple(values.get("gpus") or ()),
+        cpu_count=values.get("cpu_count"),
+        memory_mib=values.get("memory_mib"),
+        disk_free_mib=values.get("disk_free_mib"),
+        sources={key: out.sources[key] for key in values},
+    )
+    return Detection(host=host, warnings=tuple(out.warnings))

@@ -1,0 +1,57 @@
+"""The readable summary `stack-resolver detect` prints. Pure: a host (and warnings) in, text out."""
+
+from __future__ import annotations
+
+from resolver.host import Gpu, Host
+from resolver.probes import Detection
+
+_WIDTH = 11
+
+
+def _row(label: str, value: str) -> str:
+    return f"{label:<{_WIDTH}}{value}\n"
+
+
+def _mib(value: int | None) -> str:
+    if value is None:
+        return "unknown"
+    return f"{value} MiB ({value / 1024:.1f} GiB)"
+
+
+def render_gpu(gpu: Gpu) -> str:
+    """`0: NVIDIA A100-SXM4-80GB  sm_80 (8.0)  81920 MiB`."""
+    cc = gpu.compute_capability
+    memory = f"{gpu.memory_mib} MiB" if gpu.memory_mib is not None else "memory unknown"
+    return f"{gpu.index}: {gpu.name or 'NVIDIA GPU'}  {cc.sm} ({cc})  {memory}"
+
+
+def render_host(subject: Detection | Host) -> str:
+    detection = subject if isinstance(subject, Detection) else Detection(host=subject)
+    host = detection.host
+    out = []
+    os_text = host.os + (f" ({host.os_version})" if host.os_version else "")
+    out.append(_row("OS", f"{os_text}, {host.arch}"))
+    if host.libc is not None or host.os == "linux":
+        libc = " ".join(p for p in (host.libc, host.libc_version) if p) or "unknown"
+        out.append(_row("libc", libc))
+    out.append(_row("Python", host.python or "unknown"))
+    if host.nvidia_driver is not None:
+        api = f" (CUDA driver API {host.cuda_driver_api})" if host.cuda_driver_api else ""
+        out.append(_row("Driver", f"NVIDIA {host.nvidia_driver}{api}"))
+    else:
+        out.append(_row("Driver", "no NVIDIA driver"))
+    if host.gpus:
+        for position, gpu in enumerate(host.gpus):
+            out.append(_row("GPUs" if position == 0 else "", render_gpu(gpu)))
+    else:
+        out.append(_row("GPUs", "none (CPU host)"))
+    out.append(_row("CPU cores", str(host.cpu_count) if host.cpu_count is not None else "unknown"))
+    out.append(_row("Memory", _mib(host.memory_mib)))
+    out.append(_row("Disk free", _mib(host.disk_free_mib)))
+    if host.sources:
+        out.append("Sources:\n")
+        out.extend(f"  {key:<16}{source}\n" for key, source in sorted(host.sources.items()))
+    if detection.warnings:
+        out.append("Warnings:\n")
+        out.extend(f"  {warning}\n" for warning in detection.warnings)
+    return "".join(out)
