@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     resolve.add_argument("--dry-run", action="store_true", help="print the choice; write nothing")
     resolve.add_argument("--json", action="store_true", help="print JSON")
     resolve.add_argument("--explain", action="store_true", help="list every rejected candidate")
+    resolve.add_argument("--target", help="name of the environment to write (default: derived from the host)")
+    resolve.add_argument("--offline", action="store_true", help="use only the index cache; no network")
 
     matrix = commands.add_parser("matrix", help="validate or query the compatibility matrix")
     matrix_commands = matrix.add_subparsers(
@@ -140,7 +142,6 @@ def _load_matrix(directory: Path | None, overlays: Sequence[Path] = ()) -> Any:
 
 
 def cmd_resolve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from resolver import explain
     from resolver.config import check_variant, default_pip_config_files, effective_indexes, load_team
     from resolver.solve import Request, merge_constraints, solve
 
@@ -162,28 +163,86 @@ def cmd_resolve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         prefer=team.prefer,
     )
     indexes = effective_indexes(team, os.environ, default_pip_config_files(os.environ))
+    if not args.dry_run:
+        return _resolve_and_write(args, host, matrix, request, team, indexes, warnings, out, err)
     try:
         resolution = solve(host, matrix, request)
     except NoCompatibleCombination as exc:
-        if args.json:
-            out.write(json.dumps(explain.failure_json(exc), indent=2) + "\n")
-        else:
-            err.write(explain.render_failure(exc, explain=args.explain))
-        return exc.exit_code
+        return _report_failure(exc, args, out, err)
     index_url = indexes.variant_url(resolution.variant) if resolution.local_label else None
+    _report_resolution(resolution, index_url, warnings, args, out, err)
+    return 0
+
+
+def _report_failure(exc: NoCompatibleCombination, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from resolver import explain
+
+    if args.json:
+        out.write(json.dumps(explain.failure_json(exc), indent=2) + "\n")
+    else:
+        err.write(explain.render_failure(exc, explain=args.explain))
+    return exc.exit_code
+
+
+def _report_resolution(
+    resolution: Any,
+    index_url: str | None,
+    warnings: Sequence[str],
+    args: argparse.Namespace,
+    out: TextIO,
+    err: TextIO,
+) -> None:
+    from resolver import explain
+
     if args.json:
         payload = explain.resolution_json(resolution, index_url)
         payload["warnings"] = [*warnings, *payload["warnings"]]
         out.write(json.dumps(payload, indent=2) + "\n")
+        return
+    for warning in warnings:
+        err.write(f"warning: {warning}\n")
+    out.write(explain.render_resolution(resolution, index_url, explain=args.explain))
+
+
+def _resolve_and_write(
+    args: argparse.Namespace,
+    host: Any,
+    matrix: Any,
+    request: Any,
+    team: Any,
+    indexes: Any,
+    warnings: Sequence[str],
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    from resolver.pipeline import make_client, resolve_and_write
+
+    client = make_client(os.environ, offline=args.offline)
+    try:
+        outcome = resolve_and_write(host, matrix, request, team, indexes, target=args.target, client=client)
+    except NoCompatibleCombination as exc:
+        return _report_failure(exc, args, out, err)
+    written = outcome.written
+    if args.json:
+        from resolver import explain
+
+        payload = explain.resolution_json(outcome.resolution, outcome.index_url)
+        payload["warnings"] = [*warnings, *payload["warnings"]]
+        payload["environment"] = {
+            "target": outcome.target,
+            "directory": str(written.directory),
+            "reused": written.reused,
+            "written": list(written.changed),
+        }
+        out.write(json.dumps(payload, indent=2) + "\n")
+        return 0
+    _report_resolution(outcome.resolution, outcome.index_url, warnings, args, out, err)
+    if written.reused:
+        out.write(f"{written.directory}: inputs unchanged, lock reused (nothing written)\n")
+    elif written.changed:
+        out.write(f"{written.directory}: wrote {', '.join(written.changed)}\n")
     else:
-        for warning in warnings:
-            err.write(f"warning: {warning}\n")
-        out.write(explain.render_resolution(resolution, index_url, explain=args.explain))
-    if not args.dry_run:
-        raise InputError(
-            "writing environments is not available in this version",
-            hint="pass --dry-run to print the resolution",
-        )
+        out.write(f"{written.directory}: up to date\n")
     return 0
 
 

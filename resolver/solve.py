@@ -45,6 +45,8 @@ class Request:
     packages: tuple[str, ...] = ()
     # order of preference keys; the default prefers the newest torch over the newest CUDA
     prefer: tuple[str, ...] = PREFERENCE_KEYS
+    # (torch version, variant) -> why its wheels cannot be had (e.g. "not on <index URL>")
+    unavailable: Mapping[tuple[str, str], str] = field(default_factory=dict)
 
     def spec(self, name: str) -> SpecifierSet:
         return self.constraints.get(name, SpecifierSet())
@@ -197,6 +199,8 @@ class _Context:
             if row.version not in spec:
                 continue
             if row.yanked and not pinned:
+                continue
+            if row.version.is_prerelease and not pinned:
                 continue
             if python is not None and not row.requires_python.contains(
                 python.rstrip("t") + ".0", prereleases=True
@@ -364,6 +368,10 @@ def _variant_reasons(ctx: _Context, release: TorchRelease, variant: str) -> tupl
         reasons.append(
             Reason("variant", f"not the requested variant {request.variant}", f"not {request.variant}")
         )
+        return reasons, []
+    missing = request.unavailable.get((str(release.version), variant))
+    if missing is not None:
+        reasons.append(Reason("index", f"torch {release.version}+{variant} {missing}", missing))
         return reasons, []
     build = matrix.build(release, variant)
     if build is None:
@@ -552,6 +560,9 @@ def solve(host: Host, matrix: Matrix, request: Request) -> Resolution:
                     ),
                 )
             )
+        if valid and request.prefer[0] == "torch":
+            # Releases come newest first, so no older release can outrank this one.
+            break
 
     if not valid:
         ordered = [r for _, r in sorted(rejections, key=lambda item: item[0], reverse=True)]
@@ -608,22 +619,33 @@ def binding_summary(host: Host, matrix: Matrix, request: Request, rejections: Se
     """Name the constraint that binds: the one that rejected every candidate, if any."""
     if not rejections:
         return "no torch release in the matrix matches this host"
+    # Candidates excluded only by the request's own variant choice say nothing about the host.
+    relevant = [rej for rej in rejections if not all(r.kind in ("variant", "rocm") for r in rej.reasons)]
+    rejections = relevant or list(rejections)
     kinds_everywhere = set.intersection(*({r.kind for r in rej.reasons} for rej in rejections))
-    cuda = [rej for rej in rejections if rej.variant and rej.variant.startswith("cu")]
+    # CUDA candidates that exist for this platform: the ones a driver or an arch can bind.
+    cuda = [
+        rej
+        for rej in rejections
+        if rej.variant
+        and rej.variant.startswith("cu")
+        and not any(r.kind in ("platform", "data") for r in rej.reasons)
+    ]
     if cuda and all(any(r.kind == "driver" for r in rej.reasons) for rej in cuda) and host.driver:
         floors = {}
         for major, family in sorted(matrix.cuda_families.items()):
-            cuda_version = Version(f"{major}.0") if family.minor_version_compatibility else None
             floor = family.min_driver.get(host.os)
             if floor is None:
                 continue
-            label = f"{major}.x" if cuda_version is not None else family_label(matrix, major)
+            label = f"{major}.x" if family.minor_version_compatibility else family_label(matrix, major)
             floors[label] = floor
         listed = ", ".join(f"{floor} ({label})" for label, floor in floors.items())
         return f"driver {host.nvidia_driver} is below every CUDA floor: {listed}"
     if cuda and all(any(r.kind == "arch" for r in rej.reasons) for rej in cuda):
         sms = sorted({gpu.compute_capability.sm for gpu in host.gpus})
-        return f"no CUDA build in the matrix carries kernels for {', '.join(sms)}"
+        which = f"{request.variant} build" if request.variant else "CUDA build"
+        scope = f"all of {', '.join(sms)}" if len(sms) > 1 else sms[0]
+        return f"no {which} in the matrix carries kernels for {scope}"
     if "platform" in kinds_everywhere:
         return f"no torch release publishes wheels for {host.platform}"
     if "python" in kinds_everywhere:
@@ -631,7 +653,9 @@ def binding_summary(host: Host, matrix: Matrix, request: Request, rejections: Se
     if "constraint" in kinds_everywhere:
         specs = ", ".join(f"{name}{spec}" for name, spec in request.constraints.items())
         return f"the constraints ({specs}) exclude every candidate"
-    if "glibc" in kinds_everywhere or "libc" in kinds_everywhere:
+    if "libc" in kinds_everywhere:
+        return "this host uses musl libc; torch publishes only manylinux (glibc) wheels for Linux"
+    if "glibc" in kinds_everywhere:
         return f"glibc {host.libc_version} is below the floor of every torch wheel for {host.platform}"
     summary_counts: dict[str, int] = {}
     for rej in rejections:

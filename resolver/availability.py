@@ -1,0 +1,123 @@
+"""Before locking: do the chosen builds exist on the configured indexes?
+
+A candidate whose wheel is missing (a mirror lagging behind, a variant never published) is
+rejected with "not on <index URL>" and the solver takes the next best, so a lagging mirror still
+gives a working lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+from packaging.tags import Tag
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+from packaging.version import Version
+
+from resolver.config import Indexes
+from resolver.host import Host
+from resolver.index import IndexClient
+from resolver.matrix import Matrix
+from resolver.solve import Request, Resolution, solve
+
+# platform key -> predicate on a wheel's platform tag
+_PLATFORM_SUFFIX = {
+    "linux-x86_64": ("linux_x86_64",),
+    "linux-aarch64": ("linux_aarch64",),
+    "windows-x86_64": ("win_amd64",),
+    "macos-arm64": ("_arm64", "_universal2"),
+    "macos-x86_64": ("_x86_64", "_universal2", "_intel"),
+}
+
+
+def platform_fits(tag_platform: str, platform: str) -> bool:
+    if tag_platform == "any":
+        return True
+    os_name = platform.split("-", 1)[0]
+    if os_name == "macos" and not tag_platform.startswith("macosx_"):
+        return False
+    return tag_platform.endswith(_PLATFORM_SUFFIX.get(platform, ()))
+
+
+def python_fits(tag: Tag, python: str) -> bool:
+    free_threaded = python.endswith("t")
+    major, minor = python.rstrip("t").split(".")
+    if tag.interpreter.startswith("py"):
+        return tag.interpreter in ("py3", f"py{major}", f"py{major}{minor}") and tag.abi in ("none", "abi3")
+    if tag.interpreter != f"cp{major}{minor}":
+        return False
+    if tag.abi == "abi3":
+        return not free_threaded
+    return tag.abi == f"cp{major}{minor}{'t' if free_threaded else ''}"
+
+
+def wheel_fits(filename: str, version: str, python: str, platform: str) -> bool:
+    try:
+        _, wheel_version, _, tags = parse_wheel_filename(filename)
+    except InvalidWheelFilename:
+        return False
+    if wheel_version != Version(version):
+        return False
+    return any(python_fits(tag, python) and platform_fits(tag.platform, platform) for tag in tags)
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """One build the lock needs: this exact version of `project` on `index_url`."""
+
+    project: str
+    version: str
+    index_url: str
+
+
+def required_builds(
+    resolution: Resolution, indexes: Indexes, packages: tuple[str, ...]
+) -> Iterator[Requirement]:
+    if resolution.local_label:
+        torch_index = indexes.variant_url(resolution.variant)
+    elif indexes.general is not None:
+        torch_index = indexes.general
+    else:
+        return  # the general index is Poetry's built-in one: nothing we may name to check
+    yield Requirement("torch", resolution.torch, torch_index)
+    for name, version in (("torchvision", resolution.torchvision), ("torchaudio", resolution.torchaudio)):
+        pin = resolution.pin(version)
+        if pin is not None and name in packages:
+            yield Requirement(name, pin, torch_index)
+
+
+def missing_builds(
+    resolution: Resolution, indexes: Indexes, packages: tuple[str, ...], client: IndexClient, platform: str
+) -> list[tuple[Requirement, str]]:
+    missing = []
+    for need in required_builds(resolution, indexes, packages):
+        files = client.files(need.index_url, need.project)
+        if not any(
+            wheel_fits(f.filename, need.version, resolution.python, platform) and not f.yanked for f in files
+        ):
+            missing.append((need, f"is not on {need.index_url}"))
+    return missing
+
+
+def solve_available(
+    host: Host,
+    matrix: Matrix,
+    request: Request,
+    indexes: Indexes,
+    client: IndexClient,
+) -> Resolution:
+    """Solve, then drop candidates whose wheels the indexes lack, until one is complete.
+
+    Raises NoCompatibleCombination (with the "not on <URL>" causes) when none is left.
+    """
+    unavailable = dict(request.unavailable)
+    while True:
+        resolution = solve(host, matrix, replace(request, unavailable=unavailable))
+        missing = missing_builds(resolution, indexes, request.packages, client, host.platform)
+        if not missing:
+            return resolution
+        need, why = missing[0]
+        what = need.project if need.project == "torch" else f"its {need.project} {need.version}"
+        unavailable[(str(resolution.release.version), resolution.variant)] = (
+            why if need.project == "torch" else f"({what}) {why}"
+        )

@@ -1,0 +1,212 @@
+"""Write one target's environment: `envs/<target>/pyproject.toml`, `poetry.lock`, `resolution.json`.
+
+The order is: render the new pyproject text, decide whether the previous lock can be reused
+(same inputs hash), otherwise lock in a staging folder, and only then commit every file with
+atomic renames. A failure before the commit leaves the old files exactly as they were.
+"""
+
+from __future__ import annotations
+
+import email.parser
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from resolver import __version__
+from resolver.availability import wheel_fits
+from resolver.config import Indexes
+from resolver.explain import resolution_json
+from resolver.fsutil import atomic_write_bytes
+from resolver.host import Host
+from resolver.index import IndexClient
+from resolver.lock.poetry import LOCKFILE, PYPROJECT, PoetryTool, lock_in_staging
+from resolver.lock.pyproject import (
+    GENERAL_SOURCE,
+    PYTORCH_SOURCE_PREFIX,
+    Dependency,
+    EnvironmentSpec,
+    SourceSpec,
+    dependencies_for,
+    render_pyproject,
+    requires_python_for,
+)
+from resolver.matrix import Matrix
+from resolver.solve import Resolution
+
+RESOLUTION = "resolution.json"
+
+
+def target_name_for(host: Host, resolution: Resolution) -> str:
+    """e.g. linux-x86_64-sm90-cu126-py311, linux-x86_64-sm61+sm86-cu126-py311, macos-arm64-cpu-py312."""
+    sms = sorted({f"sm{g.compute_capability.major}{g.compute_capability.minor}" for g in host.gpus})
+    parts = [host.platform]
+    if sms and resolution.variant != "cpu":
+        parts.append("+".join(sms))
+    parts.append(resolution.variant)
+    parts.append("py" + resolution.python.replace(".", ""))
+    return "-".join(parts)
+
+
+def index_bound_requirements(
+    resolution: Resolution, matrix: Matrix, client: IndexClient, index_url: str, platform: str
+) -> list[str]:
+    """Requirements of the chosen torch wheel that must also come from the PyTorch index
+    (triton builds and the like): read from the wheel's PEP 658 metadata."""
+    bound = {canonicalize_name(n) for n in matrix.index_bound_packages}
+    files = [
+        f
+        for f in client.files(index_url, "torch")
+        if wheel_fits(f.filename, resolution.torch, resolution.python, platform) and f.has_metadata
+    ]
+    if not files:
+        return []
+    metadata = email.parser.Parser().parsestr(client.metadata(files[0]))
+    found = []
+    for text in metadata.get_all("Requires-Dist") or []:
+        try:
+            requirement = Requirement(text)
+        except InvalidRequirement:
+            continue
+        name = canonicalize_name(requirement.name)
+        if (
+            name in bound
+            and name not in {"torch", "torchvision", "torchaudio"}
+            and "extra" not in str(requirement.marker)
+        ):
+            found.append(str(requirement))
+    return found
+
+
+def environment_spec(
+    name: str,
+    resolution: Resolution,
+    packages: Sequence[str],
+    indexes: Indexes,
+    bound_extra: Sequence[str],
+    previously_owned: frozenset[str],
+) -> EnvironmentSpec:
+    source = f"{PYTORCH_SOURCE_PREFIX}{resolution.variant}" if resolution.local_label else None
+    pins: list[tuple[str, str, str | None]] = [("torch", resolution.torch, source)]
+    for companion, version in (
+        ("torchvision", resolution.torchvision),
+        ("torchaudio", resolution.torchaudio),
+    ):
+        pin = resolution.pin(version)
+        if pin is not None and companion in packages:
+            pins.append((companion, pin, source))
+    pins.append(("transformers", str(resolution.transformers.version), None))
+    deps = list(dependencies_for(pins, [p for p in packages if p not in ("torchvision", "torchaudio")]))
+    if source is not None:
+        deps.extend(Dependency(text, source) for text in bound_extra)
+    sources = []
+    if source is not None:
+        sources.append(SourceSpec(source, indexes.variant_url(resolution.variant), "explicit"))
+    if indexes.general is not None:
+        sources.append(SourceSpec(GENERAL_SOURCE, indexes.general, "primary"))
+    return EnvironmentSpec(
+        name=name,
+        requires_python=requires_python_for(resolution.python),
+        dependencies=tuple(deps),
+        sources=tuple(sources),
+        previously_owned=previously_owned,
+    )
+
+
+@dataclass(frozen=True)
+class Written:
+    directory: Path
+    reused: bool
+    changed: tuple[str, ...]
+
+
+def _read(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def previous_record(directory: Path) -> dict[str, Any]:
+    raw = _read(directory / RESOLUTION)
+    if raw is None:
+        return {}
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A target's new files, ready to commit."""
+
+    directory: Path
+    files: dict[str, bytes]
+    reused: bool
+
+
+def stage_environment(
+    directory: Path,
+    host: Host,
+    matrix: Matrix,
+    resolution: Resolution,
+    spec: EnvironmentSpec,
+    index_url: str | None,
+    tool: PoetryTool,
+    poetry_version: str,
+) -> Staged:
+    existing_pyproject = _read(directory / PYPROJECT)
+    pyproject_text = render_pyproject(
+        existing_pyproject.decode("utf-8") if existing_pyproject is not None else None,
+        spec,
+        origin=str(directory / PYPROJECT),
+    )
+    record: dict[str, Any] = {
+        "tool": {"name": "stack-resolver", "version": __version__},
+        "matrix_version": matrix.version,
+        "poetry": poetry_version,
+        "host": host.to_json(),
+        "resolution": resolution_json(resolution, index_url),
+        "owned_dependencies": sorted(dep.name for dep in spec.dependencies),
+    }
+    # The host's volatile readings (free disk, RAM) stay out of the hash: they do not change the lock.
+    stable = {key: value for key, value in record.items() if key != "host"}
+    inputs = json.dumps({"pyproject": pyproject_text, "record": stable}, sort_keys=True)
+    record["inputs_hash"] = "sha256:" + hashlib.sha256(inputs.encode()).hexdigest()
+    previous = previous_record(directory)
+    old_lock = _read(directory / LOCKFILE)
+    if (
+        previous.get("inputs_hash") == record["inputs_hash"]
+        and old_lock is not None
+        and existing_pyproject == pyproject_text.encode()
+    ):
+        return Staged(directory, {}, reused=True)
+    new_lock = lock_in_staging(pyproject_text, old_lock, tool, directory.parent)
+    record["lock_sha256"] = hashlib.sha256(new_lock).hexdigest()
+    files = {
+        PYPROJECT: pyproject_text.encode("utf-8"),
+        LOCKFILE: new_lock,
+        RESOLUTION: (json.dumps(record, indent=2, sort_keys=True) + "\n").encode("utf-8"),
+    }
+    return Staged(directory, files, reused=False)
+
+
+def commit(staged: Sequence[Staged]) -> list[Written]:
+    """Write every staged file with an atomic rename. The lock goes last, so a reader never
+    sees a new lock beside an old pyproject that does not match it."""
+    order = (PYPROJECT, RESOLUTION, LOCKFILE)
+    written = []
+    for stage in staged:
+        changed = []
+        for name in sorted(stage.files, key=lambda n: order.index(n) if n in order else len(order)):
+            if atomic_write_bytes(stage.directory / name, stage.files[name]):
+                changed.append(name)
+        written.append(Written(stage.directory, stage.reused, tuple(changed)))
+    return written

@@ -1,0 +1,305 @@
+"""A small client for simple-API package indexes (PEP 503 HTML, PEP 691 JSON, PEP 658 metadata).
+
+Every request is bounded: a timeout per attempt, a fixed number of retries with exponential
+backoff for 429/5xx and broken connections (a Retry-After header is honoured up to the backoff
+cap), and a response that does not parse is retried too, never half-used. Settings come from
+`HttpPolicy.from_environ` (STACK_RESOLVER_HTTP_TIMEOUT, _RETRIES, _BACKOFF, _MAX_BACKOFF).
+
+Listings are cached in memory per run and on disk (with ETag / Last-Modified) so `--offline`
+can work from the cache alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import urllib.parse
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from resolver.errors import ExternalToolError, InputError
+from resolver.fsutil import atomic_write_bytes
+
+JSON_TYPE = "application/vnd.pypi.simple.v1+json"
+ACCEPT = f"{JSON_TYPE}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.1"
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class HttpPolicy:
+    timeout: float = 15.0
+    retries: int = 3
+    backoff: float = 0.5
+    max_backoff: float = 8.0
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> HttpPolicy:
+        def number(name: str, default: float, kind: type = float) -> Any:
+            text = environ.get(name)
+            if text is None or text == "":
+                return default
+            try:
+                value = kind(text)
+            except ValueError:
+                raise InputError(
+                    f"{name} must be a number", value=text, hint="e.g. 15 (seconds) or 3 (retries)"
+                ) from None
+            if value < 0:
+                raise InputError(f"{name} must not be negative", value=text, hint="use 0 to disable")
+            return value
+
+        return cls(
+            timeout=number("STACK_RESOLVER_HTTP_TIMEOUT", cls.timeout),
+            retries=number("STACK_RESOLVER_HTTP_RETRIES", cls.retries, int),
+            backoff=number("STACK_RESOLVER_HTTP_BACKOFF", cls.backoff),
+            max_backoff=number("STACK_RESOLVER_HTTP_MAX_BACKOFF", cls.max_backoff),
+        )
+
+
+@dataclass(frozen=True)
+class IndexFile:
+    filename: str
+    url: str
+    sha256: str | None
+    requires_python: str | None = None
+    yanked: bool = False
+    has_metadata: bool = False
+
+
+class _AnchorParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.anchors: list[tuple[str, dict[str, str | None], str]] = []
+        self._current: tuple[str, dict[str, str | None]] | None = None
+        self._text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            attributes = dict(attrs)
+            self._current = (attributes.get("href") or "", attributes)
+            self._text = []
+
+    def handle_data(self, data: str) -> None:
+        if self._current is not None:
+            self._text.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a" and self._current is not None:
+            href, attributes = self._current
+            self.anchors.append((href, attributes, "".join(self._text).strip()))
+            self._current = None
+
+
+class IndexParseError(ValueError):
+    """A listing that is not valid PEP 503 HTML or PEP 691 JSON."""
+
+
+def parse_json_listing(text: str, base_url: str) -> tuple[IndexFile, ...]:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise IndexParseError(f"malformed JSON: {exc.msg} at line {exc.lineno}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("files"), list):
+        raise IndexParseError("JSON listing has no 'files' list")
+    files = []
+    for item in data["files"]:
+        if not isinstance(item, dict) or not isinstance(item.get("filename"), str):
+            raise IndexParseError("JSON listing has a file entry without 'filename'")
+        url = urllib.parse.urljoin(base_url, str(item.get("url", "")))
+        hashes = item.get("hashes") or {}
+        metadata = item.get("core-metadata", item.get("dist-info-metadata", False))
+        files.append(
+            IndexFile(
+                filename=item["filename"],
+                url=url,
+                sha256=hashes.get("sha256") if isinstance(hashes, dict) else None,
+                requires_python=item.get("requires-python"),
+                yanked=bool(item.get("yanked", False)),
+                has_metadata=bool(metadata),
+            )
+        )
+    return tuple(files)
+
+
+def parse_html_listing(text: str, base_url: str) -> tuple[IndexFile, ...]:
+    if "<" not in text:
+        raise IndexParseError("HTML listing has no markup")
+    parser = _AnchorParser()
+    try:
+        parser.feed(text)
+        parser.close()
+    except Exception as exc:  # html.parser raises assorted errors on garbage
+        raise IndexParseError(f"malformed HTML: {exc}") from None
+    files = []
+    for href, attributes, label in parser.anchors:
+        url, _, fragment = href.partition("#")
+        sha256 = fragment[len("sha256=") :] if fragment.startswith("sha256=") else None
+        filename = urllib.parse.unquote(url.rsplit("/", 1)[-1]) or label
+        metadata = attributes.get("data-core-metadata") or attributes.get("data-dist-info-metadata")
+        files.append(
+            IndexFile(
+                filename=filename,
+                url=urllib.parse.urljoin(base_url, url),
+                sha256=sha256,
+                requires_python=attributes.get("data-requires-python"),
+                yanked="data-yanked" in attributes,
+                has_metadata=metadata is not None and metadata != "false",
+            )
+        )
+    return tuple(files)
+
+
+def normalize(name: str) -> str:
+    import re
+
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+@dataclass
+class IndexClient:
+    """Fetch project listings. `session` and `sleep` are injectable for tests."""
+
+    policy: HttpPolicy = field(default_factory=HttpPolicy)
+    cache_dir: Path | None = None
+    offline: bool = False
+    session: Any = None
+    sleep: Callable[[float], None] = time.sleep
+    attempts: dict[str, int] = field(default_factory=dict)
+    _memo: dict[str, tuple[IndexFile, ...]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.session is None:
+            self.session = requests.Session()
+
+    def project_url(self, index_url: str, project: str) -> str:
+        return f"{index_url.rstrip('/')}/{normalize(project)}/"
+
+    def files(self, index_url: str, project: str) -> tuple[IndexFile, ...]:
+        """The files of one project on one index; one request per (index, project) per run."""
+        url = self.project_url(index_url, project)
+        if url not in self._memo:
+            body, content_type = self._get(url, _parses)
+            try:
+                if JSON_TYPE in content_type or content_type.endswith("json"):
+                    listing = parse_json_listing(body, url)
+                else:
+                    listing = parse_html_listing(body, url)
+            except IndexParseError as exc:
+                raise ExternalToolError(
+                    f"{url} sent a listing that cannot be parsed ({exc})",
+                    hint="the index or a proxy in front of it is faulty; try again or use another mirror",
+                ) from None
+            self._memo[url] = listing
+        return self._memo[url]
+
+    # -- HTTP with retries and an on-disk cache --------------------------------------------
+
+    def _cache_path(self, url: str) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        return self.cache_dir / (hashlib.sha256(url.encode()).hexdigest() + ".json")
+
+    def _read_cache(self, url: str) -> dict[str, Any] | None:
+        path = self._cache_path(url)
+        if path is None or not path.exists():
+            return None
+        try:
+            entry = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return None
+        return entry if isinstance(entry, dict) and entry.get("url") == url else None
+
+    def _write_cache(self, url: str, body: str, headers: Mapping[str, str]) -> None:
+        path = self._cache_path(url)
+        if path is None:
+            return
+        entry = {
+            "url": url,
+            "body": body,
+            "content_type": headers.get("Content-Type", ""),
+            "etag": headers.get("ETag"),
+            "last_modified": headers.get("Last-Modified"),
+        }
+        atomic_write_bytes(path, json.dumps(entry, sort_keys=True).encode())
+
+    def metadata(self, file: IndexFile) -> str:
+        """The PEP 658 core metadata of a file (`<file URL>.metadata`)."""
+        url = file.url.split("#", 1)[0] + ".metadata"
+        body, _ = self._get(url, lambda text, _type, _url: text.startswith("Metadata-Version"))
+        return body
+
+    def _get(self, url: str, valid: Callable[[str, str, str], bool]) -> tuple[str, str]:
+        cached = self._read_cache(url)
+        if self.offline:
+            if cached is None:
+                raise ExternalToolError(
+                    f"--offline: {url} is not in the cache",
+                    hint="run once online to fill the cache, or drop --offline",
+                )
+            return str(cached["body"]), str(cached.get("content_type", ""))
+        headers = {"Accept": ACCEPT}
+        if cached is not None:
+            if cached.get("etag"):
+                headers["If-None-Match"] = str(cached["etag"])
+            if cached.get("last_modified"):
+                headers["If-Modified-Since"] = str(cached["last_modified"])
+        last_problem = "no attempt made"
+        for attempt in range(self.policy.retries + 1):
+            self.attempts[url] = self.attempts.get(url, 0) + 1
+            delay = min(self.policy.backoff * (2**attempt), self.policy.max_backoff)
+            try:
+                response = self.session.get(url, headers=headers, timeout=self.policy.timeout)
+                body = response.content
+            except requests.RequestException as exc:
+                last_problem = f"{type(exc).__name__}: {exc}"
+            else:
+                if response.status_code == 304 and cached is not None:
+                    return str(cached["body"]), str(cached.get("content_type", ""))
+                if response.status_code == 200:
+                    declared = response.headers.get("Content-Length")
+                    if declared is not None and declared.isdigit() and int(declared) != len(body):
+                        last_problem = f"truncated response ({len(body)} of {declared} bytes)"
+                    else:
+                        text = body.decode(response.encoding or "utf-8", errors="replace")
+                        content_type = response.headers.get("Content-Type", "")
+                        if valid(text, content_type, url):
+                            self._write_cache(url, text, response.headers)
+                            return text, content_type
+                        last_problem = "response does not parse as a simple-API listing"
+                elif response.status_code == 404 and valid is _parses:
+                    # A project the index does not have: an empty listing, not an outage.
+                    return '{"meta": {"api-version": "1.0"}, "files": []}', JSON_TYPE
+                elif response.status_code in RETRY_STATUSES:
+                    last_problem = f"HTTP {response.status_code}"
+                    retry_after = response.headers.get("Retry-After", "")
+                    if retry_after.isdigit():
+                        delay = min(float(retry_after), self.policy.max_backoff)
+                else:
+                    raise ExternalToolError(
+                        f"{url} answered HTTP {response.status_code}",
+                        hint="check the index URL and your credentials",
+                    )
+            if attempt < self.policy.retries:
+                self.sleep(delay)
+        raise ExternalToolError(
+            f"{url} failed after {self.policy.retries + 1} attempts ({last_problem})",
+            hint="the index may be down; retry later, raise STACK_RESOLVER_HTTP_RETRIES, "
+            "or configure a mirror",
+        )
+
+
+def _parses(text: str, content_type: str, url: str) -> bool:
+    try:
+        if JSON_TYPE in content_type or content_type.endswith("json"):
+            parse_json_listing(text, url)
+        else:
+            parse_html_listing(text, url)
+    except IndexParseError:
+        return False
+    return True

@@ -1,0 +1,88 @@
+"""Run real Poetry to lock a generated environment.
+
+Poetry works in a staging folder (a copy of the pyproject.toml and the previous lock), so a
+failed or interrupted lock never touches the environment's files; the caller commits the result.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from resolver.errors import ExternalToolError
+from resolver.lock.runner import Runner, run_subprocess
+
+PYPROJECT = "pyproject.toml"
+LOCKFILE = "poetry.lock"
+
+
+@dataclass(frozen=True)
+class PoetryTool:
+    """How to run Poetry: by default the one installed beside the tool (`python -m poetry`)."""
+
+    argv: tuple[str, ...] = (sys.executable, "-m", "poetry")
+    runner: Runner = run_subprocess
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    timeout: float = 900.0
+
+    def run(self, args: list[str], cwd: Path) -> str:
+        env = dict(self.environ)
+        # Never prompt, never create a venv just to lock, and keep output free of colour codes.
+        env.setdefault("POETRY_VIRTUALENVS_CREATE", "false")
+        env["NO_COLOR"] = "1"
+        completed = self.runner(
+            [*self.argv, *args, "--no-interaction", "--no-ansi"], cwd=cwd, env=env, timeout=self.timeout
+        )
+        if completed.returncode != 0:
+            detail = (completed.stderr.strip() or completed.stdout.strip()).splitlines()
+            tail = "\n".join(detail[-15:])
+            raise ExternalToolError(
+                f"`poetry {' '.join(args)}` failed (exit {completed.returncode}) in {cwd}:\n{tail}",
+                hint=_hint_for(tail),
+            )
+        return completed.stdout
+
+    def version(self) -> str:
+        if self.argv == (sys.executable, "-m", "poetry"):
+            # Same interpreter: read the installed version instead of starting Poetry (~1 s).
+            from importlib import metadata
+
+            try:
+                return metadata.version("poetry")
+            except metadata.PackageNotFoundError:
+                pass
+        with tempfile.TemporaryDirectory(prefix="stack-resolver-") as scratch:
+            out = self.run(["--version"], Path(scratch))
+        # "Poetry (version 2.5.1)"
+        return out.strip().rsplit(" ", 1)[-1].rstrip(")") or out.strip()
+
+
+def _hint_for(output: str) -> str:
+    lowered = output.lower()
+    if "connection" in lowered or "max retries" in lowered or "timed out" in lowered:
+        return "an index is unreachable: check the URLs above, your network, or configure a mirror"
+    if "solving" in lowered or "version solving failed" in lowered:
+        return "the index lacks a build the resolution needs; run with --explain, or pin another version"
+    return "the previous files were left as they were; fix the problem above and run again"
+
+
+def lock_in_staging(
+    pyproject_text: str, previous_lock: bytes | None, tool: PoetryTool, staging_parent: Path
+) -> bytes:
+    """Lock `pyproject_text` with Poetry in a scratch folder and return the new poetry.lock bytes."""
+    staging_parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".stack-resolver-staging-", dir=staging_parent))
+    try:
+        (staging / PYPROJECT).write_text(pyproject_text, encoding="utf-8")
+        if previous_lock is not None:
+            (staging / LOCKFILE).write_bytes(previous_lock)
+        tool.run(["lock"], staging)
+        tool.run(["check", "--lock"], staging)
+        return (staging / LOCKFILE).read_bytes()
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
