@@ -55,7 +55,8 @@ def load_toml(path: Path) -> dict[str, Any]:
     """Read a TOML file; a syntax error names the file and line."""
     try:
         with open(path, "rb") as handle:
-            return tomllib.load(handle)
+            data: dict[str, Any] = tomllib.load(handle)
+            return data
     except FileNotFoundError:
         raise ConfigError("file not found", location=Location(str(path)), hint="check the path") from None
     except tomllib.TOMLDecodeError as exc:

@@ -14,56 +14,57 @@ from resolver.solve import Reason, Rejection, Resolution
 
 @dataclass(frozen=True)
 class RejectionGroup:
-    """Consecutive torch releases rejected for the same set of reasons."""
+    """Neighbouring torch releases rejected for the same reasons, at the same stage."""
 
     first: Version
     last: Version
     variants: tuple[str, ...]
     summaries: tuple[str, ...]
+    stage: str
 
     def render(self) -> str:
         span = f"torch {self.first}" if self.first == self.last else f"torch {self.last} – {self.first}"
         reasons = " or ".join(self.summaries)
+        if self.stage == "release":
+            return f"{span} {reasons}"
         if len(self.variants) > 1:
-            return f"{span}: every variant ({', '.join(self.variants)}) {_verb(reasons)}"
-        if self.variants and self.variants[0]:
-            return f"{span} {self.variants[0]}: {reasons}"
-        return f"{span}: {reasons}"
-
-
-def _verb(reasons: str) -> str:
-    # Summaries read as predicates ("lacks sm_37", "needs driver >= ..."); others take "is:".
-    first = reasons.split(" ", 1)[0]
-    return reasons if first in {"lacks", "needs", "requires"} else f"is rejected: {reasons}"
+            return f"{span}: every variant ({', '.join(self.variants)}) {reasons}"
+        if self.variants and self.first == self.last:
+            return f"{span}+{self.variants[0]} {reasons}"
+        if self.variants:
+            return f"{span}: {self.variants[0]} {reasons}"
+        return f"{span} {reasons}"
 
 
 def group_rejections(rejections: Sequence[Rejection]) -> tuple[RejectionGroup, ...]:
     """Collapse per-candidate rejections into per-release lines, then merge neighbouring releases
     that fail for the same reasons ("torch 2.8.0 – 2.15.0: every variant lacks sm_37 ...")."""
-    per_release: dict[Version, tuple[list[str], list[str]]] = {}
-    order: list[Version] = []
+    per_release: dict[Version, tuple[list[str], list[str], str]] = {}
     for rejection in rejections:
-        if rejection.torch not in per_release:
-            per_release[rejection.torch] = ([], [])
-            order.append(rejection.torch)
-        variants, summaries = per_release[rejection.torch]
+        variants, summaries, _ = per_release.setdefault(rejection.torch, ([], [], rejection.stage))
         if rejection.variant and rejection.variant not in variants:
             variants.append(rejection.variant)
         for reason in rejection.reasons:
             if reason.summary not in summaries:
                 summaries.append(reason.summary)
-    order.sort(reverse=True)
     groups: list[RejectionGroup] = []
-    for version in order:
-        variants, summaries = per_release[version]
-        key = (tuple(sorted(summaries)), len(variants) > 1)
+    for version in sorted(per_release, reverse=True):
+        variants, summaries, stage = per_release[version]
+        key = (tuple(sorted(summaries)), stage, len(variants) > 1 or stage == "release")
         if groups:
             last = groups[-1]
-            if (tuple(sorted(last.summaries)), len(last.variants) > 1) == key:
-                merged_variants = tuple(dict.fromkeys([*last.variants, *variants]))
-                groups[-1] = RejectionGroup(last.first, version, merged_variants, last.summaries)
+            last_key = (
+                tuple(sorted(last.summaries)),
+                last.stage,
+                len(last.variants) > 1 or last.stage == "release",
+            )
+            if last_key == key and (
+                len(variants) > 1 or stage == "release" or variants == list(last.variants)
+            ):
+                merged = tuple(dict.fromkeys([*last.variants, *variants]))
+                groups[-1] = RejectionGroup(last.first, version, merged, last.summaries, stage)
                 continue
-        groups.append(RejectionGroup(version, version, tuple(variants), tuple(summaries)))
+        groups.append(RejectionGroup(version, version, tuple(variants), tuple(summaries), stage))
     return tuple(groups)
 
 
@@ -89,20 +90,20 @@ def failure_json(error: NoCompatibleCombination) -> dict[str, Any]:
 
 
 def render_causes(causes: Sequence[Cause]) -> list[str]:
-    """Group causes the same way rejections are grouped, one line each."""
-    rejections: dict[str, list[Cause]] = {}
+    """Group causes the way rejections are grouped, one line each."""
+    by_candidate: dict[str, list[Cause]] = {}
     for cause in causes:
-        rejections.setdefault(cause.candidate, []).append(cause)
+        by_candidate.setdefault(cause.candidate, []).append(cause)
     rebuilt = []
-    for candidate, items in rejections.items():
-        name = candidate.removeprefix("torch ")
-        version_text, _, variant = name.partition("+")
+    for candidate, items in by_candidate.items():
+        version_text, _, variant = candidate.removeprefix("torch ").partition("+")
         try:
             version = Version(version_text)
-        except ValueError:
+        except ValueError:  # not a torch candidate (e.g. a Python constraint): list as is
             return [f"{c.candidate}: {c.detail}" for c in causes]
+        facts = dict(items[0].data)
         reasons = tuple(Reason(c.kind, c.detail, dict(c.data).get("summary", c.detail)) for c in items)
-        rebuilt.append(Rejection(version, variant or None, reasons))
+        rebuilt.append(Rejection(version, variant or None, reasons, stage=facts.get("stage", "variant")))
     return [group.render() for group in group_rejections(rebuilt)]
 
 

@@ -7,6 +7,7 @@ TOML files; this code only knows their shape.
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import re
 import sys
@@ -96,7 +97,7 @@ class TorchRelease:
     # CPU arch ("arm64", "x86_64") -> minimum macOS of that arch's wheels; `macos_min` is the lowest
     macos_min_arch: Mapping[str, Version] = field(default_factory=dict)
 
-    @property
+    @functools.cached_property
     def series(self) -> str:
         return f"{self.version.major}.{self.version.minor}"
 

@@ -21,7 +21,7 @@ from packaging.version import InvalidVersion, Version
 
 from resolver.arch import ArchTarget, Coverage, TegraRule, coverage, sm_list
 from resolver.errors import Cause, ConstraintError, InputError, NoCompatibleCombination
-from resolver.host import Gpu, Host
+from resolver.host import DriverVersion, Gpu, Host
 from resolver.matrix import Build, Matrix, TorchRelease, TransformersRelease
 
 MANAGED = ("torch", "torchvision", "torchaudio", "transformers", "python")
@@ -110,6 +110,8 @@ class Reason:
     kind: str
     text: str
     summary: str
+    # facts behind the reason, for summaries (e.g. ("floor", "525.60.13"), ("family", "12.x"))
+    data: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,9 @@ class Rejection:
     torch: Version
     variant: str | None
     reasons: tuple[Reason, ...]
+    # "release": failed before any variant was looked at (Python, platform, glibc, constraints);
+    # "variant": the release fits the host, this variant does not (driver, arch, ...)
+    stage: str = "variant"
 
     @property
     def candidate(self) -> str:
@@ -188,6 +193,23 @@ class _Context:
     python: str | None
     rule: TegraRule
     warnings: list[str]
+    # build-level verdicts depend only on (series, variant), not on the release: computed once
+    build_verdicts: dict[tuple[str, str], tuple[list[Reason], list[GpuFit]]] = field(default_factory=dict)
+    variant_ranks: dict[tuple[str, str], tuple[int, Version]] = field(default_factory=dict)
+
+    @functools.cached_property
+    def python_version(self) -> Version | None:
+        return Version(self.python.rstrip("t")) if self.python else None
+
+    @functools.cached_property
+    def libc_version(self) -> Version | None:
+        return Version(self.host.libc_version) if self.host.libc_version else None
+
+    def variant_rank(self, release: TorchRelease, variant: str) -> tuple[int, Version]:
+        key = (release.series, variant)
+        if key not in self.variant_ranks:
+            self.variant_ranks[key] = _variant_rank(self.matrix, release, variant)
+        return self.variant_ranks[key]
 
     @functools.cached_property
     def transformers_by_python(self) -> tuple[TransformersRelease, ...]:
@@ -203,7 +225,7 @@ class _Context:
             if row.version.is_prerelease and not pinned:
                 continue
             if python is not None and not row.requires_python.contains(
-                python.rstrip("t") + ".0", prereleases=True
+                Version(python.rstrip("t")), prereleases=True
             ):
                 continue
             rows.append(row)
@@ -213,12 +235,12 @@ class _Context:
 def _release_reasons(ctx: _Context, release: TorchRelease) -> list[Reason]:
     host, request = ctx.host, ctx.request
     reasons: list[Reason] = []
-    if release.version not in request.spec("torch"):
+    if "torch" in request.constraints and release.version not in request.spec("torch"):
         reasons.append(
             Reason(
                 "constraint",
                 f"torch {release.version} is outside the constraint torch{request.spec('torch')}",
-                f"outside torch{request.spec('torch')}",
+                f"is outside torch{request.spec('torch')}",
             )
         )
     if release.unverified and not request.allow_unverified:
@@ -226,7 +248,7 @@ def _release_reasons(ctx: _Context, release: TorchRelease) -> list[Reason]:
             Reason(
                 "unverified",
                 f"torch {release.version} is marked unverified in the matrix (pass --allow-unverified)",
-                "unverified release",
+                "is an unverified release",
             )
         )
     platform = host.platform
@@ -235,7 +257,7 @@ def _release_reasons(ctx: _Context, release: TorchRelease) -> list[Reason]:
             Reason(
                 "platform",
                 f"torch {release.version} publishes no wheels for {platform}",
-                f"no wheels for {platform}",
+                f"has no wheels for {platform}",
             )
         )
         return reasons
@@ -246,10 +268,10 @@ def _release_reasons(ctx: _Context, release: TorchRelease) -> list[Reason]:
                 Reason(
                     "libc",
                     "this host uses musl libc; torch wheels are manylinux (glibc) builds",
-                    "needs glibc, host has musl",
+                    "needs glibc (this host has musl)",
                 )
             )
-        elif floor is not None and host.libc_version is not None and Version(host.libc_version) < floor:
+        elif floor is not None and ctx.libc_version is not None and ctx.libc_version < floor:
             reasons.append(
                 Reason(
                     "glibc",
@@ -277,10 +299,12 @@ def _release_reasons(ctx: _Context, release: TorchRelease) -> list[Reason]:
                 Reason(
                     "python",
                     f"torch {release.version} has no Python {python} wheel for {platform} (wheels: {span})",
-                    f"no Python {python} wheel",
+                    f"has no Python {python} wheel",
                 )
             )
-        elif not release.requires_python.contains(python.rstrip("t") + ".0", prereleases=True):
+        elif ctx.python_version and not release.requires_python.contains(
+            ctx.python_version, prereleases=True
+        ):
             reasons.append(
                 Reason(
                     "python",
@@ -297,7 +321,7 @@ def _release_reasons(ctx: _Context, release: TorchRelease) -> list[Reason]:
                 Reason(
                     "companion",
                     f"no {name} release pairs with torch {release.version}, and the team installs {name}",
-                    f"no {name} for this torch",
+                    f"has no {name} release",
                 )
             )
         elif companion is not None and companion not in request.spec(name):
@@ -306,7 +330,7 @@ def _release_reasons(ctx: _Context, release: TorchRelease) -> list[Reason]:
                     "constraint",
                     f"torch {release.version} pairs with {name} {companion}, outside "
                     f"{name}{request.spec(name)}",
-                    f"{name} outside {name}{request.spec(name)}",
+                    f"pairs with {name} outside {name}{request.spec(name)}",
                 )
             )
         elif pair is not None and pair.unverified and wanted and not request.allow_unverified:
@@ -314,7 +338,7 @@ def _release_reasons(ctx: _Context, release: TorchRelease) -> list[Reason]:
                 Reason(
                     "unverified",
                     f"the {name} pairing for torch {release.version} is unverified (pass --allow-unverified)",
-                    f"unverified {name} pairing",
+                    f"has an unverified {name} pairing",
                 )
             )
     return reasons
@@ -346,7 +370,7 @@ def _fit_gpus(
                         "ptx",
                         f"{build.variant} wheels of torch {release.series} reach {label} only by "
                         f"JIT-compiling compute_{ptx.major}{ptx.minor} PTX (pass --allow-ptx)",
-                        f"{cc.sm} only via PTX",
+                        f"reaches {cc.sm} only via PTX",
                     )
                 )
             fits.append(GpuFit(gpu, how, f"compute_{ptx.major}{ptx.minor} (PTX JIT)"))
@@ -361,25 +385,37 @@ def _fit_gpus(
 
 
 def _variant_reasons(ctx: _Context, release: TorchRelease, variant: str) -> tuple[list[Reason], list[GpuFit]]:
+    request = ctx.request
+    if request.variant is not None and variant != request.variant:
+        return [
+            Reason(
+                "variant",
+                f"not the requested variant {request.variant}",
+                f"is not the requested {request.variant}",
+            )
+        ], []
+    missing = request.unavailable.get((str(release.version), variant)) if request.unavailable else None
+    if missing is not None:
+        return [Reason("index", f"torch {release.version}+{variant} {missing}", missing)], []
+    key = (release.series, variant)
+    if key not in ctx.build_verdicts:
+        ctx.build_verdicts[key] = _build_reasons(ctx, release, variant)
+    reasons, fits = ctx.build_verdicts[key]
+    return list(reasons), list(fits)
+
+
+def _build_reasons(ctx: _Context, release: TorchRelease, variant: str) -> tuple[list[Reason], list[GpuFit]]:
+    """What the host makes of one build (a series' variant): platform, driver, GPU architecture."""
     host, request, matrix = ctx.host, ctx.request, ctx.matrix
     platform = host.platform
     reasons: list[Reason] = []
-    if request.variant is not None and variant != request.variant:
-        reasons.append(
-            Reason("variant", f"not the requested variant {request.variant}", f"not {request.variant}")
-        )
-        return reasons, []
-    missing = request.unavailable.get((str(release.version), variant))
-    if missing is not None:
-        reasons.append(Reason("index", f"torch {release.version}+{variant} {missing}", missing))
-        return reasons, []
     build = matrix.build(release, variant)
     if build is None:
         reasons.append(
             Reason(
                 "data",
                 f"the matrix has no build data for {variant} of torch {release.series}",
-                f"no build data for {variant}",
+                "has no build data",
             )
         )
         return reasons, []
@@ -388,7 +424,7 @@ def _variant_reasons(ctx: _Context, release: TorchRelease, variant: str) -> tupl
             Reason(
                 "platform",
                 f"{variant} wheels of torch {release.series} are not built for {platform}",
-                f"{variant} not built for {platform}",
+                f"is not built for {platform}",
             )
         )
         return reasons, []
@@ -398,7 +434,7 @@ def _variant_reasons(ctx: _Context, release: TorchRelease, variant: str) -> tupl
                 "unverified",
                 f"the {variant} build of torch {release.series} on {platform} is unverified "
                 "in the matrix (pass --allow-unverified)",
-                f"{variant} unverified",
+                f"is unverified on {platform}",
             )
         )
     if build.kind == "cpu":
@@ -408,7 +444,7 @@ def _variant_reasons(ctx: _Context, release: TorchRelease, variant: str) -> tupl
                     "cpu-fallback",
                     "a CPU build is not chosen on a host with an NVIDIA GPU "
                     "(pass --variant cpu or --allow-cpu-fallback)",
-                    "CPU build on a GPU host",
+                    "is a CPU build on a GPU host",
                 )
             )
         return reasons, []
@@ -418,7 +454,7 @@ def _variant_reasons(ctx: _Context, release: TorchRelease, variant: str) -> tupl
                 Reason(
                     "rocm",
                     f"{variant} is an AMD ROCm build; it is used only when asked for with --variant",
-                    "ROCm build not requested",
+                    "is a ROCm build (not requested)",
                 )
             )
         return reasons, []
@@ -430,7 +466,7 @@ def _variant_reasons(ctx: _Context, release: TorchRelease, variant: str) -> tupl
             Reason(
                 "no-driver",
                 f"{variant} needs an NVIDIA driver and none was detected",
-                "no NVIDIA driver",
+                "needs an NVIDIA driver (none found)",
             )
         )
         return reasons, []
@@ -447,7 +483,7 @@ def _variant_reasons(ctx: _Context, release: TorchRelease, variant: str) -> tupl
                     "unverified",
                     f"the minimum {host.os} driver for {needed_by} is not known "
                     "(pass --allow-unverified to accept it)",
-                    f"{needed_by} driver floor unknown",
+                    f"needs an unknown {host.os} driver floor ({needed_by})",
                 )
             )
     elif host.driver is not None and host.driver < floor:
@@ -455,7 +491,8 @@ def _variant_reasons(ctx: _Context, release: TorchRelease, variant: str) -> tupl
             Reason(
                 "driver",
                 f"driver {host.nvidia_driver} is below {floor}, needed by {needed_by}",
-                f"needs driver >= {floor}",
+                f"needs driver >= {floor} ({needed_by.removeprefix('CUDA ')})",
+                (("floor", str(floor)), ("family", needed_by.removeprefix("CUDA "))),
             )
         )
     targets = build.arch.get(platform, ())
@@ -480,7 +517,7 @@ def _pick_transformers(
     return None, Reason(
         "transformers",
         f"no transformers release{within} supports torch {torch_version}{python}",
-        f"no transformers{within} for this torch{python}",
+        f"has no transformers{within} for it{python}",
     )
 
 
@@ -505,7 +542,7 @@ def solve(host: Host, matrix: Matrix, request: Request) -> Resolution:
 
     for release in matrix.torch:
         release_reasons = _release_reasons(ctx, release)
-        variants = sorted(release.variants, key=lambda v: _variant_rank(matrix, release, v), reverse=True)
+        variants = sorted(release.variants, key=lambda v: ctx.variant_rank(release, v), reverse=True)
         if python is None and host.platform in release.python and release.python[host.platform]:
             # Unknown host Python: take the newest non-free-threaded Python with wheels.
             plain = [p for p in release.python[host.platform] if not p.endswith("t")]
@@ -519,11 +556,13 @@ def solve(host: Host, matrix: Matrix, request: Request) -> Resolution:
         if not release_reasons:
             transformers, tf_reason = _pick_transformers(release_ctx, release)
         for variant in variants:
-            rank = _rank_key(request.prefer, release, _variant_rank(matrix, release, variant), transformers)
+            rank = _rank_key(request.prefer, release, ctx.variant_rank(release, variant), transformers)
             if variant.startswith("rocm") and request.variant != variant:
                 continue  # AMD builds are opt-in; listing each as rejected is noise
             if release_reasons:
-                rejections.append((rank, Rejection(release.version, variant, tuple(release_reasons))))
+                rejections.append(
+                    (rank, Rejection(release.version, variant, tuple(release_reasons), stage="release"))
+                )
                 continue
             reasons, fits = _variant_reasons(release_ctx, release, variant)
             if tf_reason is not None and not reasons:
@@ -566,7 +605,7 @@ def solve(host: Host, matrix: Matrix, request: Request) -> Resolution:
 
     if not valid:
         ordered = [r for _, r in sorted(rejections, key=lambda item: item[0], reverse=True)]
-        raise NoCompatibleCombination(binding_summary(host, matrix, request, ordered), causes_of(ordered))
+        raise NoCompatibleCombination(binding_summary(host, request, ordered), causes_of(ordered))
     best_rank, best = max(valid, key=lambda item: item[0])
     better = tuple(
         r for rank, r in sorted(rejections, key=lambda item: item[0], reverse=True) if rank > best_rank
@@ -608,14 +647,14 @@ def causes_of(rejections: Sequence[Rejection]) -> tuple[Cause, ...]:
             kind=reason.kind,
             candidate=rejection.candidate,
             detail=reason.text,
-            data=(("summary", reason.summary),),
+            data=(("summary", reason.summary), ("stage", rejection.stage)),
         )
         for rejection in rejections
         for reason in rejection.reasons
     )
 
 
-def binding_summary(host: Host, matrix: Matrix, request: Request, rejections: Sequence[Rejection]) -> str:
+def binding_summary(host: Host, request: Request, rejections: Sequence[Rejection]) -> str:
     """Name the constraint that binds: the one that rejected every candidate, if any."""
     if not rejections:
         return "no torch release in the matrix matches this host"
@@ -623,23 +662,25 @@ def binding_summary(host: Host, matrix: Matrix, request: Request, rejections: Se
     relevant = [rej for rej in rejections if not all(r.kind in ("variant", "rocm") for r in rej.reasons)]
     rejections = relevant or list(rejections)
     kinds_everywhere = set.intersection(*({r.kind for r in rej.reasons} for rej in rejections))
-    # CUDA candidates that exist for this platform: the ones a driver or an arch can bind.
+    # CUDA candidates whose release fits the host and whose build exists for this platform:
+    # the ones a driver or a GPU architecture can bind.
     cuda = [
         rej
         for rej in rejections
-        if rej.variant
+        if rej.stage == "variant"
+        and rej.variant
         and rej.variant.startswith("cu")
-        and not any(r.kind in ("platform", "data") for r in rej.reasons)
+        and not any(r.kind in ("platform", "data", "index") for r in rej.reasons)
     ]
     if cuda and all(any(r.kind == "driver" for r in rej.reasons) for rej in cuda) and host.driver:
-        floors = {}
-        for major, family in sorted(matrix.cuda_families.items()):
-            floor = family.min_driver.get(host.os)
-            if floor is None:
-                continue
-            label = f"{major}.x" if family.minor_version_compatibility else family_label(matrix, major)
-            floors[label] = floor
-        listed = ", ".join(f"{floor} ({label})" for label, floor in floors.items())
+        floors = {
+            dict(r.data)["family"]: dict(r.data)["floor"]
+            for rej in cuda
+            for r in rej.reasons
+            if r.kind == "driver"
+        }
+        ordered = sorted(floors.items(), key=lambda item: DriverVersion.parse(item[1]))
+        listed = ", ".join(f"{floor} ({family})" for family, floor in ordered)
         return f"driver {host.nvidia_driver} is below every CUDA floor: {listed}"
     if cuda and all(any(r.kind == "arch" for r in rej.reasons) for rej in cuda):
         sms = sorted({gpu.compute_capability.sm for gpu in host.gpus})
@@ -663,11 +704,6 @@ def binding_summary(host: Host, matrix: Matrix, request: Request, rejections: Se
             summary_counts[reason.summary] = summary_counts.get(reason.summary, 0) + 1
     top = sorted(summary_counts, key=lambda s: -summary_counts[s])[:3]
     return "no valid combination for this host: " + "; ".join(top)
-
-
-def family_label(matrix: Matrix, major: int) -> str:
-    toolkits = [t.version for t in matrix.toolkits if t.version.major == major]
-    return f"{max(toolkits).major}.{max(toolkits).minor}" if toolkits else f"{major}.x"
 
 
 def parse_version(text: str, what: str) -> Version:

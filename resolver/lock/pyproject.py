@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import tomlkit
 from packaging.requirements import InvalidRequirement, Requirement
@@ -66,7 +67,7 @@ def _requirement_name(text: str) -> str | None:
 
 
 def _set_if_changed(table: Table | tomlkit.TOMLDocument, key: str, value: object) -> None:
-    current = table.get(key)
+    current: Any = table.get(key)
     plain = current.unwrap() if hasattr(current, "unwrap") else current
     if plain != value:
         table[key] = value
@@ -130,13 +131,13 @@ def _update_bindings(poetry: Table, spec: EnvironmentSpec) -> None:
         )
         if is_ours and name not in bound:
             del deps[key]
-    for name, source in bound.items():
-        current = deps.get(name)
+    for bound_name, source in bound.items():
+        current = deps.get(bound_name)
         if isinstance(current, dict) and current.get("source") == source and len(current) == 1:
             continue
         entry = tomlkit.inline_table()
         entry["source"] = source
-        deps[name] = entry
+        deps[bound_name] = entry
 
 
 def _update_sources(poetry: Table, spec: EnvironmentSpec) -> None:
