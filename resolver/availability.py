@@ -20,23 +20,21 @@ from resolver.index import IndexClient
 from resolver.matrix import Matrix
 from resolver.solve import Request, Resolution, solve
 
-# platform key -> predicate on a wheel's platform tag
-_PLATFORM_SUFFIX = {
-    "linux-x86_64": ("linux_x86_64",),
-    "linux-aarch64": ("linux_aarch64",),
-    "windows-x86_64": ("win_amd64",),
-    "macos-arm64": ("_arm64", "_universal2"),
-    "macos-x86_64": ("_x86_64", "_universal2", "_intel"),
+# platform key -> (tag prefixes, tag suffixes): manylinux_2_28_x86_64, macosx_14_0_arm64, win_amd64
+_PLATFORM_TAGS = {
+    "linux-x86_64": (("manylinux", "linux"), ("_x86_64",)),
+    "linux-aarch64": (("manylinux", "linux"), ("_aarch64",)),
+    "windows-x86_64": (("win",), ("_amd64",)),
+    "macos-arm64": (("macosx",), ("_arm64", "_universal2")),
+    "macos-x86_64": (("macosx",), ("_x86_64", "_universal2", "_intel")),
 }
 
 
 def platform_fits(tag_platform: str, platform: str) -> bool:
     if tag_platform == "any":
         return True
-    os_name = platform.split("-", 1)[0]
-    if os_name == "macos" and not tag_platform.startswith("macosx_"):
-        return False
-    return tag_platform.endswith(_PLATFORM_SUFFIX.get(platform, ()))
+    prefixes, suffixes = _PLATFORM_TAGS.get(platform, ((), ()))
+    return tag_platform.startswith(prefixes) and tag_platform.endswith(suffixes)
 
 
 def python_fits(tag: Tag, python: str) -> bool:
@@ -111,13 +109,28 @@ def solve_available(
     Raises NoCompatibleCombination (with the "not on <URL>" causes) when none is left.
     """
     unavailable = dict(request.unavailable)
+    unavailable_transformers = dict(request.unavailable_transformers)
+    notes: list[str] = []
     while True:
-        resolution = solve(host, matrix, replace(request, unavailable=unavailable))
-        missing = missing_builds(resolution, indexes, request.packages, client, host.platform)
-        if not missing:
-            return resolution
-        need, why = missing[0]
-        what = need.project if need.project == "torch" else f"its {need.project} {need.version}"
-        unavailable[(str(resolution.release.version), resolution.variant)] = (
-            why if need.project == "torch" else f"({what}) {why}"
+        resolution = solve(
+            host,
+            matrix,
+            replace(request, unavailable=unavailable, unavailable_transformers=unavailable_transformers),
         )
+        missing = missing_builds(resolution, indexes, request.packages, client, host.platform)
+        if missing:
+            need, why = missing[0]
+            what = "" if need.project == "torch" else f"(its {need.project} {need.version}) "
+            unavailable[(str(resolution.release.version), resolution.variant)] = what + why
+            continue
+        transformers = str(resolution.transformers.version)
+        if indexes.general is not None:
+            files = client.files(indexes.general, "transformers")
+            if not any(wheel_fits(f.filename, transformers, resolution.python, host.platform) for f in files):
+                reason = f"is not on {indexes.general}"
+                unavailable_transformers[transformers] = reason
+                notes.append(f"transformers {transformers} {reason}: took the next newest that fits")
+                continue
+        if notes:
+            resolution = replace(resolution, warnings=(*resolution.warnings, *dict.fromkeys(notes)))
+        return resolution

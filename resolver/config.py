@@ -84,6 +84,10 @@ class Indexes:
     general: str | None = None
 
     def variant_url(self, variant: str) -> str:
+        """The simple-API root for one variant: `{variant}` in the base is replaced (mirrors with
+        another layout, e.g. `https://mirror/whl/{variant}/simple`); otherwise it is appended."""
+        if "{variant}" in self.pytorch:
+            return self.pytorch.replace("{variant}", variant)
         return f"{self.pytorch.rstrip('/')}/{variant}"
 
 

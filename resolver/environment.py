@@ -10,6 +10,7 @@ from __future__ import annotations
 import email.parser
 import hashlib
 import json
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,7 +112,7 @@ def environment_spec(
         sources.append(SourceSpec(GENERAL_SOURCE, indexes.general, "primary"))
     return EnvironmentSpec(
         name=name,
-        requires_python=requires_python_for(resolution.python),
+        requires_python=requires_python_for(resolution.python, sys.version_info[:2]),
         dependencies=tuple(deps),
         sources=tuple(sources),
         previously_owned=previously_owned,

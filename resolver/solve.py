@@ -47,6 +47,8 @@ class Request:
     prefer: tuple[str, ...] = PREFERENCE_KEYS
     # (torch version, variant) -> why its wheels cannot be had (e.g. "not on <index URL>")
     unavailable: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    # transformers versions the general index lacks -> why
+    unavailable_transformers: Mapping[str, str] = field(default_factory=dict)
 
     def spec(self, name: str) -> SpecifierSet:
         return self.constraints.get(name, SpecifierSet())
@@ -223,6 +225,8 @@ class _Context:
             if row.yanked and not pinned:
                 continue
             if row.version.is_prerelease and not pinned:
+                continue
+            if str(row.version) in self.request.unavailable_transformers:
                 continue
             if python is not None and not row.requires_python.contains(
                 Version(python.rstrip("t")), prereleases=True

@@ -206,9 +206,14 @@ def owned_names(spec: EnvironmentSpec) -> list[str]:
     return sorted({dep.name for dep in spec.dependencies})
 
 
-def requires_python_for(python: str) -> str:
-    major, minor = python.rstrip("t").split(".")
-    return f">={major}.{minor},<{major}.{int(minor) + 1}"
+def requires_python_for(python: str, running: tuple[int, int]) -> str:
+    """The project's Python range: the target's minor version, widened to include the Python that
+    runs Poetry, because Poetry 2 refuses to lock a project that excludes its own interpreter
+    when it may not create a virtualenv. The lock is then valid for both."""
+    major, minor = (int(part) for part in python.rstrip("t").split("."))
+    low = min((major, minor), running)
+    high = max((major, minor), running)
+    return f">={low[0]}.{low[1]},<{high[0]}.{high[1] + 1}"
 
 
 def dependencies_for(
