@@ -110,7 +110,24 @@ def solve_available(
     """
     unavailable = dict(request.unavailable)
     unavailable_transformers = dict(request.unavailable_transformers)
-    notes: list[str] = []
+    python = request.python or host.python
+    if indexes.general is not None:
+        # One listing tells which transformers releases the general index has; the solver then
+        # skips the missing ones in a single pass.
+        files = client.files(indexes.general, "transformers")
+        on_index = {
+            str(row.version)
+            for row in matrix.transformers
+            if any(
+                wheel_fits(f.filename, str(row.version), python, host.platform)
+                if python
+                else f.filename.startswith(f"transformers-{row.version}-")
+                for f in files
+            )
+        }
+        for row in matrix.transformers:
+            if str(row.version) not in on_index:
+                unavailable_transformers.setdefault(str(row.version), f"is not on {indexes.general}")
     while True:
         resolution = solve(
             host,
@@ -118,19 +135,30 @@ def solve_available(
             replace(request, unavailable=unavailable, unavailable_transformers=unavailable_transformers),
         )
         missing = missing_builds(resolution, indexes, request.packages, client, host.platform)
-        if missing:
-            need, why = missing[0]
-            what = "" if need.project == "torch" else f"(its {need.project} {need.version}) "
-            unavailable[(str(resolution.release.version), resolution.variant)] = what + why
-            continue
-        transformers = str(resolution.transformers.version)
-        if indexes.general is not None:
-            files = client.files(indexes.general, "transformers")
-            if not any(wheel_fits(f.filename, transformers, resolution.python, host.platform) for f in files):
-                reason = f"is not on {indexes.general}"
-                unavailable_transformers[transformers] = reason
-                notes.append(f"transformers {transformers} {reason}: took the next newest that fits")
-                continue
-        if notes:
-            resolution = replace(resolution, warnings=(*resolution.warnings, *dict.fromkeys(notes)))
+        if not missing:
+            return _note_skipped_transformers(resolution, matrix, unavailable_transformers)
+        need, why = missing[0]
+        what = "" if need.project == "torch" else f"(its {need.project} {need.version}) "
+        unavailable[(str(resolution.release.version), resolution.variant)] = what + why
+
+
+def _note_skipped_transformers(
+    resolution: Resolution, matrix: Matrix, unavailable: dict[str, str]
+) -> Resolution:
+    """Say so when a newer transformers that fits was passed over because the index lacks it."""
+    chosen = resolution.transformers.version
+    torch_version = resolution.release.version
+    skipped = [
+        row
+        for row in matrix.transformers
+        if row.version > chosen
+        and str(row.version) in unavailable
+        and not row.yanked
+        and not row.version.is_prerelease
+        and row.torch.contains(torch_version, prereleases=True)
+    ]
+    if not skipped:
         return resolution
+    newest = max(skipped, key=lambda row: row.version)
+    note = f"transformers {newest.version} {unavailable[str(newest.version)]}: took {chosen}"
+    return replace(resolution, warnings=(*resolution.warnings, note))

@@ -132,6 +132,16 @@ def test_resolve_locks_the_chosen_build_from_its_source(
     if variant.startswith("cu"):
         # triton is bound to the PyTorch index (the torchtriton lesson), not left to the general one
         assert packages["triton"]["source"]["url"] == fixture_index.variant_url(variant)
+    check = subprocess.run(
+        [sys.executable, "-m", "poetry", "check", "--lock", "--no-interaction"],
+        cwd=env_dir,
+        env=tool_env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
     record = json.loads((env_dir / "resolution.json").read_text())
     assert record["resolution"]["torch"] == torch
     assert record["host"]["os"] == "linux"

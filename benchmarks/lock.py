@@ -1,0 +1,99 @@
+"""Time `stack-resolver resolve` (whole run) against plain `poetry lock` on the same generated
+pyproject.toml, and the reuse path, on the loopback fixture index the tests use.
+
+    python benchmarks/lock.py
+
+Targets (issue "Poetry lockfiles"): our overhead over plain Poetry at most 10%; an unchanged
+re-run under 1 s. Each number is the median of RUNS fresh runs (fresh Poetry cache each time).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.fixtures.catalog import default_catalog  # noqa: E402
+from tests.fixtures.isolation import poetry_env  # noqa: E402
+from tests.fixtures.pyindex import FixtureIndex  # noqa: E402
+
+RUNS = 3
+HOST = {
+    "os": "linux",
+    "arch": "x86_64",
+    "libc": "glibc",
+    "libc_version": "2.35",
+    "python": "3.11",
+    "nvidia_driver": "550.54.15",
+    "gpus": [{"index": 0, "name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0"}],
+}
+
+
+def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return elapsed
+
+
+def main() -> int:
+    scratch = Path(tempfile.mkdtemp(prefix="stack-resolver-bench-"))
+    try:
+        built = default_catalog().build(scratch / "wheels")
+        with FixtureIndex(built) as index:
+            ours, plain, reuse = [], [], []
+            for run in range(RUNS):
+                project = scratch / f"run{run}"
+                (project / "envs").mkdir(parents=True)
+                (project / "host.json").write_text(json.dumps(HOST))
+                (project / "envs" / "team.toml").write_text(
+                    'packages = ["torchvision"]\n[indexes]\n'
+                    f'pytorch = "{index.base_url}/whl/{{variant}}/simple"\ngeneral = "{index.url()}"\n'
+                )
+                env = poetry_env(scratch / f"home{run}")
+                env["STACK_RESOLVER_CACHE_DIR"] = str(scratch / f"http{run}")
+                resolve = [
+                    sys.executable,
+                    "-m",
+                    "resolver",
+                    "resolve",
+                    "--host",
+                    "host.json",
+                    "--target",
+                    "b",
+                ]
+                ours.append(timed(resolve, project, env))
+                reuse.append(timed(resolve, project, env))
+                # Plain Poetry on the very pyproject.toml we generated, with a cold cache of its own.
+                alone = scratch / f"plain{run}"
+                alone.mkdir()
+                shutil.copy(project / "envs" / "b" / "pyproject.toml", alone / "pyproject.toml")
+                plain_env = poetry_env(scratch / f"plain-home{run}")
+                plain.append(
+                    timed([sys.executable, "-m", "poetry", "lock", "--no-interaction"], alone, plain_env)
+                )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    ours_t, plain_t, reuse_t = (statistics.median(x) for x in (ours, plain, reuse))
+    overhead = (ours_t - plain_t) / plain_t
+    print(f"stack-resolver resolve (whole run): {ours_t:6.2f} s")
+    print(f"plain poetry lock (same pyproject): {plain_t:6.2f} s")
+    print(f"overhead over plain Poetry:         {overhead * 100:6.1f} %   (target <= 10 %)")
+    print(f"unchanged re-run (lock reused):     {reuse_t:6.2f} s   (target < 1 s)")
+    ok = overhead <= 0.10 and reuse_t < 1.0
+    print("targets met" if ok else "TARGET MISSED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
