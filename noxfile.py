@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
+from pathlib import Path
 
 import nox
 
@@ -24,6 +26,23 @@ nox.options.error_on_missing_interpreters = True
 POETRY = "poetry==2.5.1"
 
 
+def _install_poetry(session: nox.Session) -> None:
+    """The pinned Poetry in a venv of its own (its dependencies clash with conda-lock's), handed
+    to the tool through STACK_RESOLVER_POETRY."""
+    venv_dir = Path(session.virtualenv.location).parent / "_poetry"
+    poetry = venv_dir / ("Scripts" if sys.platform == "win32" else "bin") / "poetry"
+    if not poetry.exists():
+        if shutil.which("uv"):
+            session.run("uv", "venv", "--quiet", "--python", sys.executable, str(venv_dir), external=True)
+            session.run("uv", "pip", "install", "--quiet", "--python", str(venv_dir), POETRY, external=True)
+        else:
+            session.run(sys.executable, "-m", "venv", str(venv_dir), external=True)
+            session.run(
+                str(venv_dir / "bin" / "python"), "-m", "pip", "install", "--quiet", POETRY, external=True
+            )
+    session.env["STACK_RESOLVER_POETRY"] = str(poetry)
+
+
 def _install_tool(session: nox.Session, *extras: str) -> None:
     target = ".[" + ",".join(extras) + "]" if extras else "."
     # Editable, so the shipped matrices/ next to the package are found.
@@ -34,7 +53,7 @@ def _install_tool(session: nox.Session, *extras: str) -> None:
 def resolve(session: nox.Session) -> None:
     """Detect this machine, solve, and write envs/<target>/."""
     _install_tool(session)
-    session.install(POETRY)
+    _install_poetry(session)
     session.run("python", "-m", "resolver", "resolve", *session.posargs)
 
 
@@ -53,7 +72,7 @@ def doctor(session: nox.Session) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     _install_tool(session, "test")
-    session.install(POETRY)
+    _install_poetry(session)
     session.run("python", "-m", "pytest", *session.posargs)
 
 

@@ -46,6 +46,8 @@ def python_fits(tag: Tag, python: str) -> bool:
         return False
     if tag.abi == "abi3":
         return not free_threaded
+    if tag.abi == "none":  # e.g. torch's macOS wheels: cp311-none-macosx_11_0_arm64
+        return True
     return tag.abi == f"cp{major}{minor}{'t' if free_threaded else ''}"
 
 
@@ -109,25 +111,10 @@ def solve_available(
     Raises NoCompatibleCombination (with the "not on <URL>" causes) when none is left.
     """
     unavailable = dict(request.unavailable)
-    unavailable_transformers = dict(request.unavailable_transformers)
-    python = request.python or host.python
-    if indexes.general is not None:
-        # One listing tells which transformers releases the general index has; the solver then
-        # skips the missing ones in a single pass.
-        files = client.files(indexes.general, "transformers")
-        on_index = {
-            str(row.version)
-            for row in matrix.transformers
-            if any(
-                wheel_fits(f.filename, str(row.version), python, host.platform)
-                if python
-                else f.filename.startswith(f"transformers-{row.version}-")
-                for f in files
-            )
-        }
-        for row in matrix.transformers:
-            if str(row.version) not in on_index:
-                unavailable_transformers.setdefault(str(row.version), f"is not on {indexes.general}")
+    unavailable_transformers = {
+        **transformers_missing(matrix, indexes, client, request.python or host.python, host.platform),
+        **request.unavailable_transformers,
+    }
     while True:
         resolution = solve(
             host,
@@ -140,6 +127,24 @@ def solve_available(
         need, why = missing[0]
         what = "" if need.project == "torch" else f"(its {need.project} {need.version}) "
         unavailable[(str(resolution.release.version), resolution.variant)] = what + why
+
+
+def transformers_missing(
+    matrix: Matrix, indexes: Indexes, client: IndexClient, python: str | None, platform: str | None
+) -> dict[str, str]:
+    """Transformers releases of the matrix that the general index lacks (one listing request),
+    so the solver skips them in a single pass. Nothing is known without a configured index."""
+    if indexes.general is None:
+        return {}
+    files = client.files(indexes.general, "transformers")
+
+    def present(version: str) -> bool:
+        if python and platform:
+            return any(wheel_fits(f.filename, version, python, platform) for f in files)
+        return any(f.filename.startswith(f"transformers-{version}-") for f in files)
+
+    reason = f"is not on {indexes.general}"
+    return {str(row.version): reason for row in matrix.transformers if not present(str(row.version))}
 
 
 def _note_skipped_transformers(

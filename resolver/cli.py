@@ -73,6 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
     resolve.add_argument("--target", help="name of the environment to write (default: derived from the host)")
     resolve.add_argument("--offline", action="store_true", help="use only the index cache; no network")
 
+    lock = commands.add_parser("lock", help="one version set for every target of the team; lock them all")
+    _add_solve_args(lock)
+    lock.add_argument("--dry-run", action="store_true", help="print the team's version set; write nothing")
+    lock.add_argument("--json", action="store_true", help="print JSON")
+    lock.add_argument("--offline", action="store_true", help="use only the index cache; no network")
+    lock.add_argument("--jobs", type=int, metavar="N", help="targets locked at once (default: CPU count)")
+
     matrix = commands.add_parser("matrix", help="validate or query the compatibility matrix")
     matrix_commands = matrix.add_subparsers(
         dest="matrix_command", metavar="ACTION", parser_class=_ArgumentParser
@@ -142,26 +149,20 @@ def _load_matrix(directory: Path | None, overlays: Sequence[Path] = ()) -> Any:
 
 
 def cmd_resolve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from resolver.config import check_variant, default_pip_config_files, effective_indexes, load_team
-    from resolver.solve import Request, merge_constraints, solve
+    from resolver.config import default_pip_config_files, effective_indexes, load_team
+    from resolver.solve import solve
 
     team = load_team(args.team)
-    host, warnings = _detect(args.host)
     matrix = _load_matrix(args.matrix, () if args.matrix else team.matrix_overlays)
-    constraints = dict(team.constraints)
-    for name, spec in merge_constraints(args.constraint).items():
-        constraints[name] = constraints[name] & spec if name in constraints else spec
-    variant = args.variant or team.variant
-    request = Request(
-        constraints=constraints,
-        variant=check_variant(variant) if variant else None,
-        python=args.python or team.python,
-        allow_ptx=args.allow_ptx or team.allow_ptx,
-        allow_unverified=args.allow_unverified or team.allow_unverified,
-        allow_cpu_fallback=args.allow_cpu_fallback or team.allow_cpu_fallback,
-        packages=team.packages,
-        prefer=team.prefer,
-    )
+    request = _request(args, team)
+    if team.raw.get("targets") or team.raw.get("inventory"):
+        from resolver.team import load_targets
+
+        targets = load_targets(team, matrix)
+        forced = [t for t in targets if t.name == args.target]
+        if forced or (args.host is None and not args.dry_run):
+            return _resolve_team_machine(args, team, matrix, request, targets, forced, out, err)
+    host, warnings = _detect(args.host)
     indexes = effective_indexes(team, os.environ, default_pip_config_files(os.environ))
     if not args.dry_run:
         return _resolve_and_write(args, host, matrix, request, team, indexes, warnings, out, err)
@@ -171,6 +172,113 @@ def cmd_resolve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return _report_failure(exc, args, out, err)
     index_url = indexes.variant_url(resolution.variant) if resolution.local_label else None
     _report_resolution(resolution, index_url, warnings, args, out, err)
+    return 0
+
+
+def _request(args: argparse.Namespace, team: Any) -> Any:
+    from resolver.config import check_variant
+    from resolver.solve import Request, merge_constraints
+
+    constraints = dict(team.constraints)
+    for name, spec in merge_constraints(args.constraint).items():
+        constraints[name] = constraints[name] & spec if name in constraints else spec
+    variant = args.variant or team.variant
+    return Request(
+        constraints=constraints,
+        variant=check_variant(variant) if variant else None,
+        python=args.python or team.python,
+        allow_ptx=args.allow_ptx or team.allow_ptx,
+        allow_unverified=args.allow_unverified or team.allow_unverified,
+        allow_cpu_fallback=args.allow_cpu_fallback or team.allow_cpu_fallback,
+        packages=team.packages,
+        prefer=team.prefer,
+    )
+
+
+def _resolve_team_machine(
+    args: argparse.Namespace,
+    team: Any,
+    matrix: Any,
+    request: Any,
+    targets: Any,
+    forced: Any,
+    out: TextIO,
+    err: TextIO,
+) -> int:
+    """On a machine of the team: find its target and use the team's lock for it."""
+    from resolver.pipeline import envs_dir_for
+    from resolver.team import match_target
+
+    if forced:
+        target, why = forced[0], "chosen with --target"
+    else:
+        host, warnings = _detect(args.host)
+        for warning in warnings:
+            err.write(f"warning: {warning}\n")
+        match = match_target(host, targets, matrix)
+        if match.target is None:
+            lines = [f"{name}: differs in {'; '.join(diff)}" for name, diff in match.nearest]
+            raise InputError(
+                match.why + (". Nearest targets: " + " | ".join(lines) if lines else ""),
+                hint="declare this machine in envs/team.toml (host = a file from `stack-resolver detect "
+                "--json`), or pick one with --target NAME, or resolve it alone with --host FILE",
+            )
+        target, why = match.target, match.why
+    envs = envs_dir_for(team)
+    directory = envs / target.name
+    out.write(f"This machine is target '{target.name}' ({why}).\n")
+    if not (directory / "poetry.lock").exists() and not (directory / "conda-lock.yml").exists():
+        out.write("Its environment is not locked yet: locking the team now.\n")
+        return cmd_lock(args, out, err)
+    out.write(f"Using the team's locked environment {directory}/ (no fresh solve).\n")
+    out.write(f"Install it with: cd {directory} && poetry install --sync --no-root\n")
+    return 0
+
+
+def cmd_lock(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from resolver import explain
+    from resolver.config import default_pip_config_files, effective_indexes, load_team
+    from resolver.pipeline import make_client
+    from resolver.team import load_targets, solve_team
+    from resolver.teamlock import lock_team, render_team, team_json
+
+    team = load_team(args.team)
+    matrix = _load_matrix(args.matrix, () if args.matrix else team.matrix_overlays)
+    request = _request(args, team)
+    targets = load_targets(team, matrix)
+    indexes = effective_indexes(team, os.environ, default_pip_config_files(os.environ))
+    try:
+        if getattr(args, "dry_run", False):
+            resolution = solve_team(targets, matrix, request)
+            if args.json:
+                out.write(json.dumps(team_json(resolution, indexes), indent=2) + "\n")
+            else:
+                out.write(render_team(resolution, targets))
+            return 0
+        client = make_client(os.environ, offline=getattr(args, "offline", False))
+        outcome = lock_team(targets, matrix, request, team, indexes, client, jobs=getattr(args, "jobs", None))
+    except NoCompatibleCombination as exc:
+        if args.json:
+            out.write(json.dumps(explain.failure_json(exc), indent=2) + "\n")
+        else:
+            err.write(f"No common version set: {exc.summary}\n")
+            for cause in exc.causes:
+                err.write(f"  {cause.detail}\n")
+        return exc.exit_code
+    if args.json:
+        payload = team_json(outcome.resolution, indexes)
+        payload["written"] = {str(w.directory): list(w.changed) for w in outcome.written}
+        out.write(json.dumps(payload, indent=2) + "\n")
+        return 0
+    out.write(render_team(outcome.resolution, targets))
+    for item in outcome.written:
+        state = (
+            "lock reused"
+            if item.reused
+            else ("wrote " + ", ".join(item.changed) if item.changed else "up to date")
+        )
+        out.write(f"{item.directory}: {state}\n")
+    out.write("team.lock.json: " + ("written" if outcome.team_file_changed else "unchanged") + "\n")
     return 0
 
 
@@ -270,6 +378,7 @@ COMMANDS = {
     "detect": cmd_detect,
     "doctor": cmd_doctor,
     "resolve": cmd_resolve,
+    "lock": cmd_lock,
     "matrix": cmd_matrix,
 }
 

@@ -99,8 +99,8 @@ def render_causes(causes: Sequence[Cause]) -> list[str]:
         version_text, _, variant = candidate.removeprefix("torch ").partition("+")
         try:
             version = Version(version_text)
-        except ValueError:  # not a torch candidate (e.g. a Python constraint): list as is
-            return [f"{c.candidate}: {c.detail}" for c in causes]
+        except ValueError:  # not a torch candidate (a team target, a Python constraint): as is
+            return [c.detail for c in causes]
         facts = dict(items[0].data)
         reasons = tuple(Reason(c.kind, c.detail, dict(c.data).get("summary", c.detail)) for c in items)
         rebuilt.append(Rejection(version, variant or None, reasons, stage=facts.get("stage", "variant")))

@@ -10,6 +10,7 @@ first, then the newest CUDA variant the host can run, then the newest transforme
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -525,10 +526,39 @@ def _pick_transformers(
     )
 
 
+@dataclass(frozen=True)
+class Exploration:
+    """Every candidate looked at: the valid ones and the rejected ones, each with its rank."""
+
+    valid: tuple[tuple[tuple[object, ...], Resolution], ...]
+    rejections: tuple[tuple[tuple[object, ...], Rejection], ...]
+
+    def best_first(self) -> tuple[Resolution, ...]:
+        return tuple(r for _, r in sorted(self.valid, key=lambda item: item[0], reverse=True))
+
+    def rejected_best_first(self) -> tuple[Rejection, ...]:
+        return tuple(r for _, r in sorted(self.rejections, key=lambda item: item[0], reverse=True))
+
+
 def solve(host: Host, matrix: Matrix, request: Request) -> Resolution:
+    """The best valid combination, with every better-looking candidate's rejection."""
+    found = explore(host, matrix, request, exhaustive=False)
+    if not found.valid:
+        ordered = found.rejected_best_first()
+        raise NoCompatibleCombination(binding_summary(host, request, ordered), causes_of(ordered))
+    best_rank, best = max(found.valid, key=lambda item: item[0])
+    better = tuple(
+        r for rank, r in sorted(found.rejections, key=lambda item: item[0], reverse=True) if rank > best_rank
+    )
+    return dataclasses.replace(best, rejected=better)
+
+
+def explore(host: Host, matrix: Matrix, request: Request, *, exhaustive: bool = True) -> Exploration:
+    """Judge candidates newest first. With `exhaustive=False` stop at the first release that has a
+    valid candidate when torch is the leading preference (nothing older can outrank it)."""
     python = request.python or host.python
     warnings: list[str] = []
-    if python is not None and python.rstrip("t") + ".0" not in request.spec("python"):
+    if python is not None and Version(python.rstrip("t")) not in request.spec("python"):
         raise NoCompatibleCombination(
             f"Python {python} is outside the constraint python{request.spec('python')}",
             [Cause("python", f"python {python}", f"the team constrains python{request.spec('python')}")],
@@ -603,29 +633,10 @@ def solve(host: Host, matrix: Matrix, request: Request) -> Resolution:
                     ),
                 )
             )
-        if valid and request.prefer[0] == "torch":
+        if valid and request.prefer[0] == "torch" and not exhaustive:
             # Releases come newest first, so no older release can outrank this one.
             break
-
-    if not valid:
-        ordered = [r for _, r in sorted(rejections, key=lambda item: item[0], reverse=True)]
-        raise NoCompatibleCombination(binding_summary(host, request, ordered), causes_of(ordered))
-    best_rank, best = max(valid, key=lambda item: item[0])
-    better = tuple(
-        r for rank, r in sorted(rejections, key=lambda item: item[0], reverse=True) if rank > best_rank
-    )
-    return Resolution(
-        python=best.python,
-        release=best.release,
-        variant=best.variant,
-        local_label=best.local_label,
-        torchvision=best.torchvision,
-        torchaudio=best.torchaudio,
-        transformers=best.transformers,
-        gpu_fit=best.gpu_fit,
-        warnings=best.warnings,
-        rejected=better,
-    )
+    return Exploration(tuple(valid), tuple(rejections))
 
 
 def _rank_key(

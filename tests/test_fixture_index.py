@@ -31,7 +31,7 @@ from packaging.utils import parse_wheel_filename
 from packaging.version import Version
 
 from tests.fixtures.catalog import GENERAL, TORCH_RELEASES, BuiltCatalog, Catalog, WheelSpec, default_catalog
-from tests.fixtures.isolation import offline_env, poetry_available, poetry_env
+from tests.fixtures.isolation import offline_env, poetry_argv, poetry_available, poetry_env
 from tests.fixtures.pyindex import (
     HTML_CONTENT_TYPE,
     JSON_CONTENT_TYPE,
@@ -603,7 +603,7 @@ def test_poetry_locks_torch_from_the_explicit_cu126_source(
     general, cu126 = fixture_index.url(), fixture_index.variant_url("cu126")
     (project / "pyproject.toml").write_text(POETRY_PYPROJECT.format(general=general, cu126=cu126))
     env = poetry_env(tmp_path / "home")
-    _run([sys.executable, "-m", "poetry", "lock"], env, cwd=project)
+    _run([*poetry_argv(), "lock"], env, cwd=project)
 
     lock = tomlkit.parse((project / "poetry.lock").read_text()).unwrap()
     packages = {p["name"]: p for p in lock["package"]}

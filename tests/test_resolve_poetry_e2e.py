@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.isolation import poetry_available, poetry_env
+from tests.fixtures.isolation import poetry_argv, poetry_available, poetry_env
 from tests.fixtures.pyindex import FixtureIndex
 
 if sys.version_info >= (3, 11):
@@ -133,7 +133,7 @@ def test_resolve_locks_the_chosen_build_from_its_source(
         # triton is bound to the PyTorch index (the torchtriton lesson), not left to the general one
         assert packages["triton"]["source"]["url"] == fixture_index.variant_url(variant)
     check = subprocess.run(
-        [sys.executable, "-m", "poetry", "check", "--lock", "--no-interaction"],
+        [*poetry_argv(), "check", "--lock", "--no-interaction"],
         cwd=env_dir,
         env=tool_env,
         capture_output=True,
@@ -169,7 +169,7 @@ def test_install_matches_lock_and_rerun_reuses(
     python = target / "bin" / "python"
     env = dict(tool_env, VIRTUAL_ENV=str(target), PATH=f"{target / 'bin'}{os.pathsep}{tool_env['PATH']}")
     install = subprocess.run(
-        [sys.executable, "-m", "poetry", "install", "--no-root", "--no-interaction"],
+        [*poetry_argv(), "install", "--no-root", "--no-interaction"],
         cwd=env_dir,
         env=env,
         capture_output=True,

@@ -6,6 +6,7 @@ failed or interrupted lock never touches the environment's files; the caller com
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import sys
@@ -21,14 +22,36 @@ PYPROJECT = "pyproject.toml"
 LOCKFILE = "poetry.lock"
 
 
+def default_poetry_argv(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """Where Poetry is: `STACK_RESOLVER_POETRY` (a path; nox installs the pinned Poetry in a venv
+    of its own, because its dependencies clash with conda-lock's), else Poetry installed beside
+    the tool, else `poetry` on PATH."""
+    configured = environ.get("STACK_RESOLVER_POETRY")
+    if configured:
+        return (configured,)
+    if importlib.util.find_spec("poetry") is not None and importlib.util.find_spec("poetry.console"):
+        return (sys.executable, "-m", "poetry")
+    found = shutil.which("poetry", path=environ.get("PATH"))
+    if found is None:
+        raise ExternalToolError(
+            "Poetry is not installed",
+            hint="run through `nox -s resolve` (it installs the pinned Poetry), or set STACK_RESOLVER_POETRY",
+        )
+    return (found,)
+
+
 @dataclass(frozen=True)
 class PoetryTool:
-    """How to run Poetry: by default the one installed beside the tool (`python -m poetry`)."""
+    """How to run Poetry (see `default_poetry_argv`)."""
 
-    argv: tuple[str, ...] = (sys.executable, "-m", "poetry")
+    argv: tuple[str, ...] = ()
     runner: Runner = run_subprocess
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     timeout: float = 900.0
+
+    @property
+    def command(self) -> tuple[str, ...]:
+        return self.argv or default_poetry_argv(self.environ)
 
     def run(self, args: list[str], cwd: Path) -> str:
         env = dict(self.environ)
@@ -36,7 +59,7 @@ class PoetryTool:
         env.setdefault("POETRY_VIRTUALENVS_CREATE", "false")
         env["NO_COLOR"] = "1"
         completed = self.runner(
-            [*self.argv, *args, "--no-interaction", "--no-ansi"], cwd=cwd, env=env, timeout=self.timeout
+            [*self.command, *args, "--no-interaction", "--no-ansi"], cwd=cwd, env=env, timeout=self.timeout
         )
         if completed.returncode != 0:
             detail = (completed.stderr.strip() or completed.stdout.strip()).splitlines()
@@ -48,7 +71,8 @@ class PoetryTool:
         return completed.stdout
 
     def version(self) -> str:
-        if self.argv == (sys.executable, "-m", "poetry"):
+        command = self.command
+        if command == (sys.executable, "-m", "poetry"):
             # Same interpreter: read the installed version instead of starting Poetry (~1 s).
             from importlib import metadata
 
@@ -56,6 +80,11 @@ class PoetryTool:
                 return metadata.version("poetry")
             except metadata.PackageNotFoundError:
                 pass
+        # A Poetry in a venv of its own: its dist-info sits beside the executable's venv.
+        venv = Path(command[0]).resolve().parent.parent
+        for info in sorted(venv.glob("lib/python*/site-packages/poetry-*.dist-info")):
+            name = info.name.removesuffix(".dist-info")
+            return name.split("-", 1)[1]
         with tempfile.TemporaryDirectory(prefix="stack-resolver-") as scratch:
             out = self.run(["--version"], Path(scratch))
         # "Poetry (version 2.5.1)"

@@ -1,0 +1,437 @@
+"""The team: declared targets, machine classes, one version set for every target.
+
+A target is a named host (a host file, an inline host table, or a machine class grouped from an
+inventory of exported host files). The team solve finds one (torch, torchvision, torchaudio,
+transformers) set valid on every target, newest first, each target keeping its own best variant.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from packaging.specifiers import SpecifierSet
+from packaging.version import Version
+
+from resolver.config import TeamConfig, check_variant
+from resolver.errors import Cause, ConfigError, ConstraintError, InputError, Location, NoCompatibleCombination
+from resolver.host import Host, host_from_mapping, read_host_file
+from resolver.matrix import Matrix
+from resolver.solve import Rejection, Request, Resolution, explore, merge_constraints, solve
+
+TARGET_KEYS = ("host", "constraints", "variant", "python")
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    host: Host
+    constraints: Mapping[str, SpecifierSet] = dataclasses.field(default_factory=dict)
+    variant: str | None = None
+    python: str | None = None
+    origin: str = ""
+    members: int = 1  # hosts of the inventory this target stands for
+
+
+# --- machine classes -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, order=True)
+class MachineClass:
+    """What decides a resolution: same class, same answer."""
+
+    os: str
+    arch: str
+    libc_band: str
+    python: str
+    driver_band: str
+    compute_capabilities: tuple[str, ...]
+
+    def name(self) -> str:
+        sms = "+".join(f"sm{cc.replace('.', '')}" for cc in self.compute_capabilities) or "nogpu"
+        py = "py" + self.python.replace(".", "") if self.python else "pyany"
+        parts = [f"{self.os}-{self.arch}", sms, py, self.driver_band]
+        if self.libc_band:
+            parts.append(self.libc_band)
+        return "-".join(p for p in parts if p)
+
+    def differences(self, other: MachineClass) -> list[str]:
+        fields = ("os", "arch", "libc_band", "python", "driver_band", "compute_capabilities")
+        return [
+            f"{name}: {getattr(self, name)!s} vs {getattr(other, name)!s}"
+            for name in fields
+            if getattr(self, name) != getattr(other, name)
+        ]
+
+
+@dataclass(frozen=True)
+class Bands:
+    """Band edges from the matrix: the driver floors of the CUDA families, the glibc floors."""
+
+    driver_floors: Mapping[str, tuple[tuple[int, ...], ...]]  # os -> sorted floors
+    glibc_floors: Mapping[str, tuple[Version, ...]]  # arch -> sorted floors
+
+    @classmethod
+    def from_matrix(cls, matrix: Matrix) -> Bands:
+        drivers: dict[str, set[tuple[int, ...]]] = {}
+        for family in matrix.cuda_families.values():
+            for os_name, floor in family.min_driver.items():
+                drivers.setdefault(os_name, set()).add(floor.parts)
+        glibc: dict[str, set[Version]] = {}
+        for release in matrix.torch:
+            for arch, glibc_floor in release.glibc_min.items():
+                glibc.setdefault(arch, set()).add(glibc_floor)
+        return cls(
+            {k: tuple(sorted(v)) for k, v in drivers.items()},
+            {k: tuple(sorted(v)) for k, v in glibc.items()},
+        )
+
+    def driver_band(self, host: Host) -> str:
+        driver = host.driver
+        if driver is None:
+            return "nodriver"
+        floors = [f for f in self.driver_floors.get(host.os, ()) if driver.parts >= f]
+        if not floors:
+            return "drv-old"
+        return "drv" + ".".join(str(p) for p in max(floors))
+
+    def libc_band(self, host: Host) -> str:
+        if host.os != "linux":
+            return ""
+        if host.libc == "musl":
+            return "musl"
+        if host.libc_version is None:
+            return "glibc?"
+        version = Version(host.libc_version)
+        floors = [f for f in self.glibc_floors.get(host.arch, ()) if version >= f]
+        return f"glibc{max(floors)}" if floors else "glibc-old"
+
+
+def machine_class(host: Host, bands: Bands) -> MachineClass:
+    ccs = tuple(sorted({str(g.compute_capability) for g in host.gpus}, key=lambda c: Version(c)))
+    return MachineClass(
+        os=host.os,
+        arch=host.arch,
+        libc_band=bands.libc_band(host),
+        python=host.python or "",
+        driver_band=bands.driver_band(host),
+        compute_capabilities=ccs,
+    )
+
+
+def group_hosts(hosts: Iterable[Host], bands: Bands) -> dict[MachineClass, list[Host]]:
+    groups: dict[MachineClass, list[Host]] = {}
+    for host in hosts:
+        groups.setdefault(machine_class(host, bands), []).append(host)
+    return dict(sorted(groups.items()))
+
+
+def representative(hosts: Sequence[Host]) -> Host:
+    """The weakest member stands for the class: lowest driver, lowest glibc, lowest macOS."""
+
+    def weakness(host: Host) -> tuple[Any, ...]:
+        driver = host.driver.parts if host.driver else ()
+        libc = Version(host.libc_version) if host.libc_version else Version("0")
+        osv = Version(host.os_version) if host.os == "macos" and host.os_version else Version("0")
+        return (driver, libc, osv)
+
+    return min(hosts, key=weakness)
+
+
+# --- reading targets from the team file ------------------------------------------------------
+
+
+def _target_from_table(name: str, table: Any, team: TeamConfig, base: Path) -> Target:
+    origin = str(team.path) if team.path else "envs/team.toml"
+    key = f"targets.{name}"
+    if not isinstance(table, Mapping):
+        raise ConfigError("a target must be a table", location=Location(origin, key=key), value=table)
+    unknown = sorted(set(table) - set(TARGET_KEYS))
+    if unknown:
+        raise ConfigError(
+            "unknown key",
+            location=Location(origin, key=f"{key}.{unknown[0]}"),
+            value=unknown[0],
+            hint=f"a target takes {', '.join(TARGET_KEYS)}",
+        )
+    raw_host = table.get("host")
+    if isinstance(raw_host, str):
+        host = read_host_file(base / raw_host)
+    elif isinstance(raw_host, Mapping):
+        host = host_from_mapping(raw_host, f"{origin} [{key}.host]")
+    else:
+        raise ConfigError(
+            "a target needs `host`: a host file path or an inline host table",
+            location=Location(origin, key=f"{key}.host"),
+            value=raw_host,
+            hint='e.g. host = "hosts/a100.json" (made with `stack-resolver detect --json`)',
+        )
+    texts = table.get("constraints", [])
+    if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+        raise ConfigError(
+            "constraints must be a list of strings",
+            location=Location(origin, key=f"{key}.constraints"),
+            value=texts,
+            hint='e.g. constraints = ["torch<2.8"]',
+        )
+    try:
+        constraints = merge_constraints(texts, origin=f"{origin} [{key}.constraints]")
+    except ConstraintError as exc:
+        raise ConfigError(
+            exc.message, location=Location(origin, key=f"{key}.constraints"), value=exc.value, hint=exc.hint
+        ) from None
+    variant = table.get("variant")
+    python = table.get("python")
+    for field_name, value in (("variant", variant), ("python", python)):
+        if value is not None and not isinstance(value, str):
+            raise ConfigError(
+                f"'{field_name}' must be a string",
+                location=Location(origin, key=f"{key}.{field_name}"),
+                value=value,
+            )
+    return Target(
+        name=name,
+        host=host,
+        constraints=constraints,
+        variant=check_variant(variant) if variant else None,
+        python=python,
+        origin=f"{origin} [{key}]",
+    )
+
+
+def load_targets(team: TeamConfig, matrix: Matrix) -> tuple[Target, ...]:
+    """Declared targets, then one target per machine class of the inventory."""
+    origin = str(team.path) if team.path else "envs/team.toml"
+    base = team.path.parent if team.path else Path("envs")
+    raw = team.raw.get("targets", {})
+    if not isinstance(raw, Mapping):
+        raise ConfigError("`targets` must be a table of tables", location=Location(origin, key="targets"))
+    targets = [_target_from_table(str(name), table, team, base) for name, table in raw.items()]
+    inventory = team.raw.get("inventory")
+    if inventory is not None:
+        patterns = [inventory] if isinstance(inventory, str) else inventory
+        if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+            raise ConfigError(
+                "`inventory` must be a glob or a list of globs",
+                location=Location(origin, key="inventory"),
+                value=inventory,
+                hint='e.g. inventory = "hosts/*.json"',
+            )
+        files = sorted({Path(f) for p in patterns for f in glob.glob(str(base / p))})
+        hosts = [read_host_file(f) for f in files]
+        declared = {t.name for t in targets}
+        for klass, members in group_hosts(hosts, Bands.from_matrix(matrix)).items():
+            name = klass.name()
+            if name in declared:
+                continue
+            targets.append(
+                Target(
+                    name=name,
+                    host=representative(members),
+                    origin=f"{origin} [inventory]",
+                    members=len(members),
+                )
+            )
+    return tuple(targets)
+
+
+# --- host -> target ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Match:
+    target: Target | None
+    why: str
+    nearest: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (target name, differences)
+
+
+def match_target(host: Host, targets: Sequence[Target], matrix: Matrix) -> Match:
+    bands = Bands.from_matrix(matrix)
+    mine = machine_class(host, bands)
+    scored = []
+    for target in targets:
+        theirs = machine_class(target.host, bands)
+        scored.append((target, mine.differences(theirs)))
+    exact = [t for t, diff in scored if not diff]
+    if len(exact) == 1:
+        return Match(exact[0], f"same machine class ({mine.name()})")
+    ranked = sorted(scored, key=lambda item: len(item[1]))
+    nearest = tuple((t.name, tuple(diff)) for t, diff in ranked[:3])
+    if len(exact) > 1:
+        names = ", ".join(t.name for t in exact)
+        return Match(None, f"several targets match this machine ({names}); pick one with --target", nearest)
+    return Match(None, f"no declared target matches this machine class ({mine.name()})", nearest)
+
+
+# --- the team solve ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TeamResolution:
+    versions: Mapping[str, str | None]
+    targets: Mapping[str, Resolution]
+
+
+def target_request(base: Request, target: Target) -> Request:
+    constraints = dict(base.constraints)
+    for name, spec in target.constraints.items():
+        constraints[name] = constraints[name] & spec if name in constraints else spec
+    return dataclasses.replace(
+        base,
+        constraints=constraints,
+        variant=target.variant or base.variant,
+        python=target.python or base.python,
+    )
+
+
+def _pin(request: Request, name: str, version: Version) -> Request:
+    constraints = dict(request.constraints)
+    constraints[name] = constraints.get(name, SpecifierSet()) & SpecifierSet(f"=={version}")
+    return dataclasses.replace(request, constraints=constraints)
+
+
+def _feasible(target: Target, matrix: Matrix, request: Request) -> tuple[list[Resolution], list[Rejection]]:
+    found = explore(target.host, matrix, request, exhaustive=True)
+    return list(found.best_first()), list(found.rejected_best_first())
+
+
+def solve_team(
+    targets: Sequence[Target],
+    matrix: Matrix,
+    base: Request,
+    unavailable: Mapping[str, Mapping[tuple[str, str], str]] | None = None,
+) -> TeamResolution:
+    """`unavailable`: per target name, the (torch version, variant) builds its index lacks."""
+    if not targets:
+        raise InputError(
+            "the team declares no targets",
+            hint='add [targets.NAME] tables with host = "hosts/NAME.json", or inventory = "hosts/*.json"',
+        )
+    requests = {t.name: target_request(base, t) for t in targets}
+    for name, missing in (unavailable or {}).items():
+        if name in requests:
+            merged = {**requests[name].unavailable, **missing}
+            requests[name] = dataclasses.replace(requests[name], unavailable=merged)
+    feasible: dict[str, list[Resolution]] = {}
+    rejected: dict[str, list[Rejection]] = {}
+    for target in targets:
+        feasible[target.name], rejected[target.name] = _feasible(target, matrix, requests[target.name])
+    versions_by_target = {name: {r.release.version for r in res} for name, res in feasible.items()}
+    common = set.intersection(*versions_by_target.values()) if versions_by_target else set()
+    for torch_version in sorted(common, reverse=True):
+        # The transformers every target can take with this torch; the newest of them for all.
+        shared: set[Version] | None = None
+        for target in targets:
+            rows = {
+                row.version for row in _transformers_for(target, matrix, requests[target.name], torch_version)
+            }
+            shared = rows if shared is None else shared & rows
+        if not shared:
+            continue
+        transformers = max(shared)
+        chosen: dict[str, Resolution] = {}
+        for target in targets:
+            pinned = _pin(_pin(requests[target.name], "torch", torch_version), "transformers", transformers)
+            chosen[target.name] = solve(target.host, matrix, pinned)
+        first = next(iter(chosen.values()))
+        versions: dict[str, str | None] = {
+            "torch": str(torch_version),
+            "torchvision": str(first.torchvision) if first.torchvision else None,
+            "torchaudio": str(first.torchaudio) if first.torchaudio else None,
+            "transformers": str(transformers),
+        }
+        if base.python:
+            versions["python"] = base.python
+        return TeamResolution(versions, chosen)
+    raise NoCompatibleCombination(*_pull_apart(targets, feasible, rejected))
+
+
+def _transformers_for(target: Target, matrix: Matrix, request: Request, torch_version: Version) -> list[Any]:
+    """Transformers rows valid for this target's Python with this torch (the solver's own rules)."""
+    try:
+        best = solve(target.host, matrix, _pin(request, "torch", torch_version))
+    except NoCompatibleCombination:
+        return []
+    python = Version(best.python.rstrip("t"))
+    spec = request.spec("transformers")
+    pinned = request.pins("transformers")
+    return [
+        row
+        for row in matrix.transformers
+        if row.version in spec
+        and str(row.version) not in request.unavailable_transformers
+        and (pinned or not (row.yanked or row.version.is_prerelease))
+        and row.requires_python.contains(python, prereleases=True)
+        and row.torch.contains(torch_version, prereleases=True)
+        and (row.runtime_min_torch is None or torch_version >= row.runtime_min_torch)
+    ]
+
+
+def _pull_apart(
+    targets: Sequence[Target],
+    feasible: Mapping[str, list[Resolution]],
+    rejected: Mapping[str, list[Rejection]],
+) -> tuple[str, list[Cause]]:
+    """Say which targets pull apart and why, and suggest the smallest split."""
+    causes: list[Cause] = []
+    stranded = [t.name for t in targets if not feasible[t.name]]
+    for name in stranded:
+        causes.append(Cause("target", name, f"{name} has no valid combination at all"))
+    ranges: dict[str, tuple[Version, Version]] = {}
+    for target in targets:
+        versions = sorted({r.release.version for r in feasible[target.name]})
+        if versions:
+            ranges[target.name] = (versions[0], versions[-1])
+    # Only the binding bounds pull the team apart: ceilings below the highest floor, floors above
+    # the lowest ceiling.
+    highest_floor = max((low for low, _ in ranges.values()), default=None)
+    lowest_ceiling = min((high for _, high in ranges.values()), default=None)
+    for target in targets:
+        if target.name not in ranges or highest_floor is None or lowest_ceiling is None:
+            continue
+        low, high = ranges[target.name]
+        above = [r for r in rejected[target.name] if r.torch > high]
+        below = [r for r in rejected[target.name] if r.torch < low]
+        if above and high < highest_floor:
+            why = _why(min(above, key=lambda r: r.torch), rejected[target.name])
+            causes.append(Cause("ceiling", target.name, f"{target.name} needs torch <= {high} ({why})"))
+        if below and low > lowest_ceiling:
+            why = _why(max(below, key=lambda r: r.torch), rejected[target.name])
+            causes.append(Cause("floor", target.name, f"{target.name} needs torch >= {low} ({why})"))
+    # Smallest split: greedy stabbing of the feasible sets, lowest ceiling first (optimal for
+    # intervals, which these nearly always are).
+    remaining = {name: {r.release.version for r in feasible[name]} for name in ranges}
+    groups: list[tuple[Version, list[str]]] = []
+    while remaining:
+        name = min(remaining, key=lambda n: max(remaining[n]))
+        pick = max(remaining[name])
+        members = sorted(n for n, vs in remaining.items() if pick in vs)
+        groups.append((pick, members))
+        for member in members:
+            del remaining[member]
+    if len(groups) > 1:
+        split = "; ".join(f"{{{', '.join(m)}}} at torch {v}" for v, m in groups)
+        causes.append(Cause("split", "team", f"smallest split: {len(groups)} locks: {split}"))
+    if stranded:
+        summary = f"no common version set: {', '.join(stranded)} cannot be served at all"
+    else:
+        summary = "no torch release is valid on every target"
+    return summary, causes
+
+
+def _why(rejection: Rejection, all_rejections: Sequence[Rejection]) -> str:
+    """The reasons every variant of that release failed, most telling first."""
+    same = [r for r in all_rejections if r.torch == rejection.torch]
+    summaries: list[str] = []
+    texts: list[str] = []
+    for rej in same:
+        for reason in rej.reasons:
+            if reason.summary not in summaries:
+                summaries.append(reason.summary)
+                texts.append(reason.text)
+    preferred = [t for t, s in zip(texts, summaries, strict=True) if not s.startswith("is a CPU build")]
+    return "; ".join((preferred or texts)[:2])
