@@ -11,7 +11,7 @@ import email.parser
 import hashlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -162,7 +162,10 @@ def stage_environment(
     index_url: str | None,
     tool: PoetryTool,
     poetry_version: str,
+    locker: Callable[[str, bytes | None], bytes] | None = None,
 ) -> Staged:
+    """`locker(pyproject_text, previous_lock)` makes the lock; by default Poetry in a staging
+    folder. The team lock passes one that locks identical inputs only once."""
     existing_pyproject = _read(directory / PYPROJECT)
     pyproject_text = render_pyproject(
         existing_pyproject.decode("utf-8") if existing_pyproject is not None else None,
@@ -189,7 +192,10 @@ def stage_environment(
         and existing_pyproject == pyproject_text.encode()
     ):
         return Staged(directory, {}, reused=True)
-    new_lock = lock_in_staging(pyproject_text, old_lock, tool, directory.parent)
+    if locker is None:
+        new_lock = lock_in_staging(pyproject_text, old_lock, tool, directory.parent)
+    else:
+        new_lock = locker(pyproject_text, old_lock)
     record["lock_sha256"] = hashlib.sha256(new_lock).hexdigest()
     files = {
         PYPROJECT: pyproject_text.encode("utf-8"),

@@ -11,11 +11,14 @@ import dataclasses
 import hashlib
 import json
 import os
+import threading
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import tomlkit
 
 from resolver.availability import missing_builds, transformers_missing
 from resolver.config import Indexes, TeamConfig
@@ -31,7 +34,7 @@ from resolver.environment import (
 from resolver.explain import resolution_json
 from resolver.fsutil import atomic_write_bytes
 from resolver.index import IndexClient
-from resolver.lock.poetry import LOCKFILE, PoetryTool
+from resolver.lock.poetry import LOCKFILE, PoetryTool, lock_in_staging
 from resolver.matrix import Matrix
 from resolver.pipeline import envs_dir_for
 from resolver.solve import Request
@@ -73,6 +76,44 @@ def solve_team_available(
                 found = True
         if not found:
             return resolution
+
+
+class SharedLocker:
+    """Lock identical inputs once: targets whose pyproject differs only in the project name
+    (same variant, Python and packages) get the same Poetry lock, which does not record the name."""
+
+    def __init__(self, tool: PoetryTool, staging_parent: Path) -> None:
+        self._tool = tool
+        self._staging_parent = staging_parent
+        self._guard = threading.Lock()
+        self._results: dict[str, Future[bytes]] = {}
+
+    @staticmethod
+    def key(pyproject_text: str, previous_lock: bytes | None) -> str:
+        document = tomlkit.parse(pyproject_text)
+        project = document.get("project")
+        if isinstance(project, dict):
+            project["name"] = "stack-resolver-env"
+        digest = hashlib.sha256(tomlkit.dumps(document).encode())
+        digest.update(previous_lock or b"")
+        return digest.hexdigest()
+
+    def __call__(self, pyproject_text: str, previous_lock: bytes | None) -> bytes:
+        key = self.key(pyproject_text, previous_lock)
+        with self._guard:
+            future = self._results.get(key)
+            owner = future is None
+            if future is None:
+                future = Future()
+                self._results[key] = future
+        if owner:
+            try:
+                future.set_result(
+                    lock_in_staging(pyproject_text, previous_lock, self._tool, self._staging_parent)
+                )
+            except BaseException as exc:
+                future.set_exception(exc)
+        return future.result()
 
 
 @dataclass(frozen=True)
@@ -122,8 +163,18 @@ def lock_team(
         res = resolution.targets[target.name]
         index_url = indexes.variant_url(res.variant) if res.local_label else None
         return stage_environment(
-            envs / target.name, target.host, matrix, res, specs[target.name], index_url, tool, poetry_version
+            envs / target.name,
+            target.host,
+            matrix,
+            res,
+            specs[target.name],
+            index_url,
+            tool,
+            poetry_version,
+            locker=locker,
         )
+
+    locker = SharedLocker(tool, envs)
 
     workers = max(1, min(jobs or os.cpu_count() or 1, len(targets)))
     with ThreadPoolExecutor(max_workers=workers) as pool:
