@@ -58,6 +58,14 @@ def resolve(session: nox.Session) -> None:
 
 
 @nox.session
+def lock(session: nox.Session) -> None:
+    """One version set for every target of envs/team.toml; lock them all."""
+    _install_tool(session)
+    _install_poetry(session)
+    session.run("python", "-m", "resolver", "lock", *session.posargs)
+
+
+@nox.session
 def detect(session: nox.Session) -> None:
     _install_tool(session)
     session.run("python", "-m", "resolver", "detect", *session.posargs)
