@@ -674,7 +674,10 @@ def binding_summary(host: Host, request: Request, rejections: Sequence[Rejection
     if not rejections:
         return "no torch release in the matrix matches this host"
     # Candidates excluded only by the request's own variant choice say nothing about the host.
-    relevant = [rej for rej in rejections if not all(r.kind in ("variant", "rocm") for r in rej.reasons)]
+    # Nor do those the user's own constraints excluded: the binding reason lies elsewhere.
+    relevant = [
+        rej for rej in rejections if not all(r.kind in ("variant", "rocm", "constraint") for r in rej.reasons)
+    ]
     rejections = relevant or list(rejections)
     kinds_everywhere = set.intersection(*({r.kind for r in rej.reasons} for rej in rejections))
     # CUDA candidates whose release fits the host and whose build exists for this platform:
@@ -713,10 +716,13 @@ def binding_summary(host: Host, request: Request, rejections: Sequence[Rejection
         return "this host uses musl libc; torch publishes only manylinux (glibc) wheels for Linux"
     if "glibc" in kinds_everywhere:
         return f"glibc {host.libc_version} is below the floor of every torch wheel for {host.platform}"
+    # Otherwise the commonest reasons among candidates whose release fits the host.
+    judged = [rej for rej in rejections if rej.stage == "variant"] or list(rejections)
     summary_counts: dict[str, int] = {}
-    for rej in rejections:
+    for rej in judged:
         for reason in rej.reasons:
-            summary_counts[reason.summary] = summary_counts.get(reason.summary, 0) + 1
+            if reason.kind != "constraint":
+                summary_counts[reason.summary] = summary_counts.get(reason.summary, 0) + 1
     top = sorted(summary_counts, key=lambda s: -summary_counts[s])[:3]
     return "no valid combination for this host: " + "; ".join(top)
 
