@@ -3,6 +3,8 @@
 nox -s resolve            detect this machine, solve, write and lock envs/<target>/
 nox -s resolve -- --host hosts/a100.json --dry-run
 nox -s detect | doctor    describe this machine / check it against [requirements]
+nox -s refresh_matrix     propose matrix rows from the indexes (-- --write applies them)
+nox -s verify             install envs/<target>/'s lock into a fresh venv and smoke-test it
 nox -s tests              the test suite (what CI runs)
 nox -s lint               ruff and mypy
 """
@@ -52,7 +54,7 @@ def _install_tool(session: nox.Session, *extras: str) -> None:
 @nox.session
 def resolve(session: nox.Session) -> None:
     """Detect this machine, solve, and write envs/<target>/."""
-    _install_tool(session)
+    _install_tool(session, "conda")
     _install_poetry(session)
     session.run("python", "-m", "resolver", "resolve", *session.posargs)
 
@@ -63,6 +65,14 @@ def lock(session: nox.Session) -> None:
     _install_tool(session)
     _install_poetry(session)
     session.run("python", "-m", "resolver", "lock", *session.posargs)
+
+
+@nox.session
+def audit(session: nox.Session) -> None:
+    """What a proposed bump does to every target: nox -s audit -- torch==2.9.1"""
+    _install_tool(session)
+    _install_poetry(session)
+    session.run("python", "-m", "resolver", "audit", *session.posargs)
 
 
 @nox.session
@@ -78,9 +88,48 @@ def doctor(session: nox.Session) -> None:
 
 
 @nox.session
-def tests(session: nox.Session) -> None:
-    _install_tool(session, "test")
+def refresh_matrix(session: nox.Session) -> None:
+    """Print the matrix rows the indexes propose (`-- --write` applies them). Not run by default."""
+    _install_tool(session)
+    session.run("python", "-m", "resolver", "matrix", "refresh", *session.posargs)
+
+
+@nox.session
+def verify(session: nox.Session) -> None:
+    """Install a target's lock into a fresh venv and smoke-test it (`-- --target NAME --json`)."""
+    _install_tool(session)
     _install_poetry(session)
+    session.run("python", "-m", "resolver", "verify", *session.posargs)
+
+
+# Real wheels for tests/test_verify_real_torch.py, for CPython 3.11 on manylinux x86_64: the torch
+# CPU wheel (from pip's configured find-links; the exact local version keeps pip from taking a
+# CUDA build), transformers, and their dependencies; colorama because Poetry locks tqdm's Windows
+# marker too. Fetching is installation, not testing: the test serves them from loopback, and skips
+# when they are missing.
+TEST_WHEELS = Path(".cache") / "test-wheels"
+REAL_TORCH_TEST = ("torch==2.13.0+cpu", "transformers==4.57.6", "colorama")
+
+
+def _fetch_test_wheels(session: nox.Session) -> None:
+    platforms = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64", "any")
+    try:
+        session.run(
+            "python", "-m", "pip", "download", "--quiet", "--only-binary=:all:",
+            "--python-version", "3.11", "--implementation", "cp",
+            "--abi", "cp311", "--abi", "abi3", "--abi", "none",
+            *(arg for platform in platforms for arg in ("--platform", platform)),
+            "--dest", str(TEST_WHEELS), *REAL_TORCH_TEST,
+        )  # fmt: skip
+    except nox.command.CommandFailed:
+        session.warn(f"could not download {', '.join(REAL_TORCH_TEST)}: the real-torch test will skip")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    _install_tool(session, "test", "conda")
+    _install_poetry(session)
+    _fetch_test_wheels(session)
     session.run("python", "-m", "pytest", *session.posargs)
 
 

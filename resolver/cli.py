@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -72,6 +73,19 @@ def build_parser() -> argparse.ArgumentParser:
     resolve.add_argument("--explain", action="store_true", help="list every rejected candidate")
     resolve.add_argument("--target", help="name of the environment to write (default: derived from the host)")
     resolve.add_argument("--offline", action="store_true", help="use only the index cache; no network")
+    resolve.add_argument(
+        "--format",
+        action="append",
+        choices=("poetry", "conda"),
+        dest="formats",
+        help="lock format to write (repeatable; default: `formats` in the team file)",
+    )
+    resolve.add_argument(
+        "--engine",
+        choices=("rattler", "conda-lock"),
+        default="rattler",
+        help="conda locks: solve in-process with py-rattler (default), or run real conda-lock",
+    )
 
     lock = commands.add_parser("lock", help="one version set for every target of the team; lock them all")
     _add_solve_args(lock)
@@ -79,6 +93,30 @@ def build_parser() -> argparse.ArgumentParser:
     lock.add_argument("--json", action="store_true", help="print JSON")
     lock.add_argument("--offline", action="store_true", help="use only the index cache; no network")
     lock.add_argument("--jobs", type=int, metavar="N", help="targets locked at once (default: CPU count)")
+
+    audit = commands.add_parser(
+        "audit", help="what a proposed upgrade (or matrix update) does to every target"
+    )
+    audit.add_argument("specs", nargs="*", metavar="SPEC", help='proposed specs, e.g. "torch==2.9.1"')
+    _add_solve_args(audit)
+    audit.add_argument(
+        "--no-lock", action="store_true", help="matrix-only audit: no scratch lock, no package diff"
+    )
+    audit.add_argument("--json", action="store_true", help="print JSON")
+    audit.add_argument(
+        "--report", type=Path, metavar="FILE", help="write a Markdown report (for a pull request)"
+    )
+    audit.add_argument(
+        "--grid", type=Path, metavar="FILE", help="write an SVG grid: targets x torch releases"
+    )
+    audit.add_argument("--offline", action="store_true", help="use only the index cache; no network")
+
+    verify = commands.add_parser("verify", help="install a target's lock into a fresh venv and smoke-test it")
+    verify.add_argument("--target", help="target to verify (default: the only one, or this host's)")
+    verify.add_argument("--team", type=Path, metavar="FILE", help="team file (default envs/team.toml)")
+    verify.add_argument("--json", action="store_true", help="print the report as JSON")
+    verify.add_argument("--python", metavar="EXE", help="interpreter for the venv (default: pythonX.Y)")
+    verify.add_argument("--keep", type=Path, metavar="DIR", help="create the venv here and keep it")
 
     matrix = commands.add_parser("matrix", help="validate or query the compatibility matrix")
     matrix_commands = matrix.add_subparsers(
@@ -90,6 +128,19 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("kind", choices=("torch", "cuda", "gpu", "transformers"))
     show.add_argument("key")
     show.add_argument("--matrix", type=Path, metavar="DIR")
+    refresh = matrix_commands.add_parser("refresh", help="propose matrix rows from the package indexes")
+    refresh.add_argument("--matrix", type=Path, metavar="DIR", help="matrix to refresh (default: shipped)")
+    refresh.add_argument("--team", type=Path, metavar="FILE", help="team file (default envs/team.toml)")
+    refresh.add_argument("--write", action="store_true", help="apply the printed diff")
+    refresh.add_argument("--offline", action="store_true", help="use only the index cache; no network")
+    refresh.add_argument("--only", metavar="KINDS", help="torch, transformers or both (comma-separated)")
+    refresh.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="also look for this variant on the PyTorch index, e.g. rocm7.3 (repeatable)",
+    )
     return parser
 
 
@@ -176,7 +227,7 @@ def cmd_resolve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _request(args: argparse.Namespace, team: Any) -> Any:
-    from resolver.config import check_variant
+    from resolver.config import check_python, check_variant
     from resolver.solve import Request, merge_constraints
 
     constraints = dict(team.constraints)
@@ -186,7 +237,7 @@ def _request(args: argparse.Namespace, team: Any) -> Any:
     return Request(
         constraints=constraints,
         variant=check_variant(variant) if variant else None,
-        python=args.python or team.python,
+        python=check_python(args.python) if args.python else team.python,
         allow_ptx=args.allow_ptx or team.allow_ptx,
         allow_unverified=args.allow_unverified or team.allow_unverified,
         allow_cpu_fallback=args.allow_cpu_fallback or team.allow_cpu_fallback,
@@ -282,6 +333,39 @@ def cmd_lock(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
+def cmd_audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from resolver import audit
+    from resolver.config import default_pip_config_files, effective_indexes, load_team
+    from resolver.fsutil import atomic_write_text
+    from resolver.pipeline import envs_dir_for, make_client
+    from resolver.team import load_targets
+    from resolver.teamlock import read_team_lock
+
+    team = load_team(args.team)
+    # --matrix here is the matrix to audit (a refreshed one); the team's overlays still apply.
+    matrix = _load_matrix(args.matrix, team.matrix_overlays)
+    request = _request(args, team)
+    targets = load_targets(team, matrix)
+    envs = envs_dir_for(team)
+    current = read_team_lock(envs)
+    if current is None:
+        err.write(f"warning: {envs / 'team.lock.json'} not found: auditing without a current lock\n")
+    result = audit.audit_team(targets, matrix, request, args.specs, current)
+    if not args.no_lock:
+        indexes = effective_indexes(team, os.environ, default_pip_config_files(os.environ))
+        client = make_client(os.environ, offline=args.offline)
+        result = audit.with_package_diffs(result, targets, matrix, request, team, indexes, client, envs)
+    if args.report is not None:
+        atomic_write_text(args.report, audit.render_markdown(result))
+    if args.grid is not None:
+        atomic_write_text(args.grid, audit.render_svg(result))
+    if args.json:
+        out.write(json.dumps(audit.audit_json(result), indent=2) + "\n")
+    else:
+        out.write(audit.render_table(result))
+    return result.exit_code
+
+
 def _report_failure(exc: NoCompatibleCombination, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from resolver import explain
 
@@ -323,11 +407,30 @@ def _resolve_and_write(
     out: TextIO,
     err: TextIO,
 ) -> int:
-    from resolver.pipeline import make_client, resolve_and_write
+    from resolver.config import effective_channels
+    from resolver.lock.conda import CondaSettings
+    from resolver.pipeline import default_conda_cache_dir, make_client, resolve_and_write
 
     client = make_client(os.environ, offline=args.offline)
+    conda = CondaSettings(
+        channels=effective_channels(team, os.environ),
+        cache_dir=default_conda_cache_dir(os.environ),
+        engine=args.engine,
+        offline=args.offline,
+        environ=dict(os.environ),
+    )
     try:
-        outcome = resolve_and_write(host, matrix, request, team, indexes, target=args.target, client=client)
+        outcome = resolve_and_write(
+            host,
+            matrix,
+            request,
+            team,
+            indexes,
+            target=args.target,
+            client=client,
+            formats=args.formats,
+            conda=conda,
+        )
     except NoCompatibleCombination as exc:
         return _report_failure(exc, args, out, err)
     written = outcome.written
@@ -371,7 +474,69 @@ def cmd_matrix(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.matrix_command == "show":
         out.write(show(_load_matrix(args.matrix), args.kind, args.key))
         return 0
-    raise InputError("stack-resolver matrix: choose an action", hint="validate or show")
+    if args.matrix_command == "refresh":
+        return _matrix_refresh(args, out, err)
+    raise InputError("stack-resolver matrix: choose an action", hint="validate, show or refresh")
+
+
+def _matrix_refresh(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from datetime import date
+
+    from resolver import refresh
+    from resolver.config import check_variant, default_pip_config_files, effective_indexes, load_team
+    from resolver.matrix import default_matrix_dir
+    from resolver.pipeline import make_client
+
+    team = load_team(args.team)
+    indexes = effective_indexes(team, os.environ, default_pip_config_files(os.environ))
+    only = [k.strip() for k in args.only.split(",") if k.strip()] if args.only else refresh.KINDS
+    proposal = refresh.propose(
+        args.matrix or default_matrix_dir(),
+        indexes,
+        make_client(os.environ, offline=args.offline),
+        today=date.today(),
+        only=only,
+        extra_variants=[check_variant(v) for v in args.variant],
+    )
+    out.write(proposal.diff())
+    for line in proposal.summary:
+        err.write(f"refresh: {line}\n")
+    for warning in proposal.warnings:
+        err.write(f"warning: {warning}\n")
+    if not proposal.changed:
+        err.write(f"{proposal.directory}: up to date with the indexes (nothing to change)\n")
+    elif args.write:
+        for path in refresh.write_proposal(proposal):
+            err.write(f"wrote {path}\n")
+    else:
+        err.write("nothing written; review the diff and run again with --write to apply it\n")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from resolver import verify
+    from resolver.config import load_team
+    from resolver.pipeline import envs_dir_for
+
+    host, warnings = _detect(None)
+    for warning in warnings:
+        err.write(f"warning: {warning}\n")
+    team = load_team(args.team)
+    name = args.target
+    if name is None and (team.raw.get("targets") or team.raw.get("inventory")):
+        from resolver.team import load_targets, match_target
+
+        matrix = _load_matrix(None, team.matrix_overlays)
+        match = match_target(host, load_targets(team, matrix), matrix)
+        name = match.target.name if match.target is not None else None
+    directory = verify.find_target(envs_dir_for(team), name, host)
+    uv = shutil.which("uv")
+    report = verify.verify_target(directory, host, interpreter=args.python, uv=uv, keep=args.keep)
+    if args.json:
+        out.write(json.dumps(verify.report_json(report), indent=2) + "\n")
+    else:
+        out.write(verify.render_report(report))
+    return 0 if report.ok else 1
 
 
 COMMANDS = {
@@ -379,7 +544,9 @@ COMMANDS = {
     "doctor": cmd_doctor,
     "resolve": cmd_resolve,
     "lock": cmd_lock,
+    "audit": cmd_audit,
     "matrix": cmd_matrix,
+    "verify": cmd_verify,
 }
 
 

@@ -44,11 +44,14 @@ TOP_KEYS = (
     "matrix",
     "indexes",
     "channels",
+    "conda",
     "requirements",
     "targets",
     "inventory",
 )
 INDEX_KEYS = ("pytorch", "general")
+CONDA_KEYS = ("channel_alias",)
+DEFAULT_CHANNELS = ("conda-forge",)
 
 
 def load_toml(path: Path) -> dict[str, Any]:
@@ -92,6 +95,15 @@ class Indexes:
 
 
 @dataclass(frozen=True)
+class Channels:
+    """Conda channels, by name or URL. A name is resolved against `alias` (a base URL), or against
+    rattler's default channel alias when `alias` is None."""
+
+    names: tuple[str, ...] = DEFAULT_CHANNELS
+    alias: str | None = None
+
+
+@dataclass(frozen=True)
 class TeamConfig:
     path: Path | None = None
     packages: tuple[str, ...] = ()
@@ -105,6 +117,7 @@ class TeamConfig:
     prefer: tuple[str, ...] = PREFERENCE_KEYS
     matrix_overlays: tuple[Path, ...] = ()
     indexes: Indexes = field(default_factory=Indexes)
+    channels: Channels = field(default_factory=Channels)
     raw: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -160,6 +173,15 @@ def team_from_mapping(data: Mapping[str, Any], origin: str, base: Path) -> TeamC
     python = data.get("python")
     if python is not None:
         _expect(python, str, origin, "python", 'e.g. python = "3.11"')
+        try:
+            check_python(python)
+        except InputError:
+            raise ConfigError(
+                "not a Python version",
+                location=Location(origin, key="python"),
+                value=python,
+                hint='e.g. "3.11"',
+            ) from None
     prefer = _str_list(
         data.get("prefer", list(PREFERENCE_KEYS)),
         origin,
@@ -196,6 +218,7 @@ def team_from_mapping(data: Mapping[str, Any], origin: str, base: Path) -> TeamC
                     value=url,
                     hint="e.g. https://mirror.example.org/simple",
                 )
+    channels = _channels(data, origin)
     return TeamConfig(
         path=Path(origin),
         packages=packages,
@@ -208,9 +231,57 @@ def team_from_mapping(data: Mapping[str, Any], origin: str, base: Path) -> TeamC
         indexes=Indexes(
             pytorch=raw_indexes.get("pytorch", DEFAULT_PYTORCH_INDEX), general=raw_indexes.get("general")
         ),
+        channels=channels,
         raw=dict(data),
         **flags,
     )
+
+
+def _url_like(text: str) -> bool:
+    return text.startswith(("http://", "https://", "file://"))
+
+
+def _channels(data: Mapping[str, Any], origin: str) -> Channels:
+    hint = 'e.g. channels = ["conda-forge"] (names or URLs)'
+    names = _str_list(data.get("channels", list(DEFAULT_CHANNELS)), origin, "channels", hint)
+    for name in names:
+        if not name or (not _url_like(name) and ("/" in name.strip("/") or " " in name)):
+            raise ConfigError(
+                "not a channel name or URL", location=Location(origin, key="channels"), value=name, hint=hint
+            )
+    if not names:
+        raise ConfigError("no conda channel", location=Location(origin, key="channels"), value=[], hint=hint)
+    conda = _expect(data.get("conda", {}), dict, origin, "conda", "a table: [conda]")
+    unknown = sorted(set(conda) - set(CONDA_KEYS))
+    if unknown:
+        raise ConfigError(
+            "unknown key",
+            location=Location(origin, key=f"conda.{unknown[0]}"),
+            value=unknown[0],
+            hint=f"allowed: {', '.join(CONDA_KEYS)}",
+        )
+    alias = conda.get("channel_alias")
+    if alias is not None:
+        _expect(alias, str, origin, "conda.channel_alias", "a URL string")
+        if not _url_like(alias):
+            raise ConfigError(
+                "channel alias must be an http(s) or file URL",
+                location=Location(origin, key="conda.channel_alias"),
+                value=alias,
+                hint='e.g. channel_alias = "https://mirror.example.org/conda"',
+            )
+    return Channels(names=names, alias=alias)
+
+
+def effective_channels(team: TeamConfig, environ: Mapping[str, str]) -> Channels:
+    """`STACK_RESOLVER_CONDA_CHANNELS` (comma-separated) and `STACK_RESOLVER_CONDA_CHANNEL_ALIAS`
+    beat the team file."""
+    names = team.channels.names
+    text = environ.get("STACK_RESOLVER_CONDA_CHANNELS", "")
+    if text.strip():
+        names = tuple(n.strip() for n in text.split(",") if n.strip())
+    alias = environ.get("STACK_RESOLVER_CONDA_CHANNEL_ALIAS") or team.channels.alias
+    return Channels(names=names, alias=alias)
 
 
 def load_team(path: Path | None) -> TeamConfig:
@@ -265,6 +336,14 @@ def default_pip_config_files(environ: Mapping[str, str]) -> tuple[Path, ...]:
         xdg / "pip" / "pip.conf",
         Path(sys.prefix) / "pip.conf",
     )
+
+
+def check_python(text: str, origin: str = "--python") -> str:
+    """A Python version as the matrix writes it: "3.11", or "3.13t" for a free-threaded build."""
+    major, _, minor = text.rstrip("t").partition(".")
+    if not (major.isdigit() and minor.isdigit() and text.count(".") == 1):
+        raise InputError(f"{origin}: not a Python version", value=text, hint='write MAJOR.MINOR, e.g. "3.11"')
+    return text
 
 
 def check_variant(text: str) -> str:

@@ -41,6 +41,9 @@ from resolver.matrix import Matrix
 from resolver.solve import Resolution
 
 RESOLUTION = "resolution.json"
+# conda files (resolver/lock/conda.py); named here for the commit order
+CONDA_ENVIRONMENT = "environment.yml"
+CONDA_LOCKFILE = "conda-lock.yml"
 
 
 def target_name_for(host: Host, resolution: Resolution) -> str:
@@ -193,7 +196,7 @@ def stage_environment(
     ):
         return Staged(directory, {}, reused=True)
     if locker is None:
-        new_lock = lock_in_staging(pyproject_text, old_lock, tool, directory.parent)
+        new_lock = lock_in_staging(pyproject_text, old_lock, tool)
     else:
         new_lock = locker(pyproject_text, old_lock)
     record["lock_sha256"] = hashlib.sha256(new_lock).hexdigest()
@@ -205,10 +208,48 @@ def stage_environment(
     return Staged(directory, files, reused=False)
 
 
+def base_record(host: Host, matrix: Matrix, resolution: Resolution, index_url: str | None) -> dict[str, Any]:
+    return {
+        "tool": {"name": "stack-resolver", "version": __version__},
+        "matrix_version": matrix.version,
+        "host": host.to_json(),
+        "resolution": resolution_json(resolution, index_url),
+    }
+
+
+def with_formats(
+    directory: Path,
+    base: dict[str, Any],
+    formats: Sequence[str],
+    poetry: Staged | None,
+    sections: dict[str, Any],
+    files: dict[str, bytes],
+    reused: bool,
+) -> Staged:
+    """One Staged for a target written in several formats: the Poetry stage's files (if any), the
+    other formats' `files`, and a resolution.json that records `formats` and each format's section
+    (e.g. `conda`). When every format reused its lock and the formats are the same, nothing is
+    rewritten (not even resolution.json, whose host readings change from run to run)."""
+    previous = previous_record(directory)
+    all_reused = reused and (poetry is None or poetry.reused)
+    if all_reused and previous.get("formats", ["poetry"]) == list(formats):
+        return Staged(directory, {}, reused=True)
+    if poetry is not None and not poetry.reused:
+        record: dict[str, Any] = json.loads(poetry.files[RESOLUTION])
+    else:
+        record = {**previous, **base}
+    record.update(sections)
+    record["formats"] = list(formats)
+    merged = dict(poetry.files) if poetry is not None else {}
+    merged.update(files)
+    merged[RESOLUTION] = (json.dumps(record, indent=2, sort_keys=True) + "\n").encode("utf-8")
+    return Staged(directory, merged, reused=all_reused)
+
+
 def commit(staged: Sequence[Staged]) -> list[Written]:
-    """Write every staged file with an atomic rename. The lock goes last, so a reader never
-    sees a new lock beside an old pyproject that does not match it."""
-    order = (PYPROJECT, RESOLUTION, LOCKFILE)
+    """Write every staged file with an atomic rename. The locks go last, so a reader never
+    sees a new lock beside an old pyproject (or environment.yml) that does not match it."""
+    order = (PYPROJECT, CONDA_ENVIRONMENT, RESOLUTION, LOCKFILE, CONDA_LOCKFILE)
     written = []
     for stage in staged:
         changed = []

@@ -1,16 +1,78 @@
-"""The one place files are written: write a temp file beside the target, fsync, rename.
+"""The one place files are written: new content goes to a nameless or temporary file beside the
+target, is flushed to disk, and replaces the target with one rename.
 
-A reader (or a process killed mid-write) sees either the old content or the complete new one.
+A reader, or a process killed at any instant, sees either the old content or the complete new one.
+On Linux the new content is written to an O_TMPFILE inode that has no name until the moment it is
+linked in just before the rename, so a killed run leaves no temporary file behind; elsewhere a
+temporary file with the prefix below is used and removed on every error.
+
+`STACK_RESOLVER_CRASH_AT=N` (tests only) kills the process with SIGKILL at the N-th write step,
+so the tests can prove the guarantee at every step instead of at random instants.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import tempfile
 from pathlib import Path
 
 TEMP_PREFIX = ".stack-resolver-tmp-"
+_CRASH_ENV = "STACK_RESOLVER_CRASH_AT"
+_steps = [0]  # write steps taken by this process, for the crash hook
+
+
+def crash_point() -> None:
+    """Count one write step; die here if the tests asked for a crash at this step."""
+    target = os.environ.get(_CRASH_ENV)
+    if not target:
+        return
+    _steps[0] += 1
+    if str(_steps[0]) == target:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def _replace_via_tmpfile(path: Path, data: bytes) -> bool:
+    """Linux: write into an unnamed inode, link it under a temporary name, rename over the target.
+    Returns False where O_TMPFILE is unsupported (the caller falls back)."""
+    flag = getattr(os, "O_TMPFILE", None)
+    if flag is None:
+        return False
+    try:
+        fd = os.open(path.parent, flag | os.O_WRONLY, 0o644)
+    except OSError:
+        return False
+    try:
+        crash_point()
+        _write_all(fd, data)
+        crash_point()
+        os.fsync(fd)
+        crash_point()
+        temp = path.parent / f"{TEMP_PREFIX}{os.getpid()}-{path.name}"
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        try:
+            os.link(f"/proc/self/fd/{fd}", temp, follow_symlinks=True)
+        except OSError:
+            return False  # no /proc, or a filesystem that cannot link it: use a named temp file
+        try:
+            os.replace(temp, path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temp)
+            raise
+        crash_point()
+    finally:
+        os.close(fd)
+    return True
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> bool:
@@ -22,18 +84,100 @@ def atomic_write_bytes(path: Path, data: bytes) -> bool:
     except FileNotFoundError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
+    mode = _mode_for(path)
+    if _replace_via_tmpfile(path, data):
+        with contextlib.suppress(OSError):
+            os.chmod(path, mode)
+        _fsync_dir(path.parent)
+        return True
+    # The pid in the name lets a later run tell a dead writer's leftover from a live one's file.
+    fd, tmp_name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=path.parent)
     try:
+        crash_point()
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
+            crash_point()
             os.fsync(handle.fileno())
+        os.chmod(tmp_name, mode)
+        crash_point()
         os.replace(tmp_name, path)
+        crash_point()
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
+    _fsync_dir(path.parent)
     return True
+
+
+def sweep_stale_temps(root: Path) -> list[Path]:
+    """Remove temporary files that a killed writer left under `root` (where the filesystem could
+    not give it a nameless file). Files of writers still running are left alone."""
+    removed: list[Path] = []
+    if not root.is_dir():
+        return removed
+    for candidate in root.rglob(f"{TEMP_PREFIX}*"):
+        pid_text = candidate.name[len(TEMP_PREFIX) :].split("-", 1)[0]
+        if not pid_text.isdigit() or _alive(int(pid_text)):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            candidate.unlink()
+            removed.append(candidate)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def supports_nameless_temp(directory: Path) -> bool:
+    """Whether writes in `directory` can use a nameless O_TMPFILE inode (nothing to leave behind)."""
+    flag = getattr(os, "O_TMPFILE", None)
+    if flag is None:
+        return False
+    try:
+        fd = os.open(directory, flag | os.O_WRONLY, 0o600)
+    except OSError:
+        return False
+    probe = directory / f"{TEMP_PREFIX}{os.getpid()}-probe"
+    try:
+        os.link(f"/proc/self/fd/{fd}", probe, follow_symlinks=True)
+    except OSError:
+        return False
+    else:
+        os.unlink(probe)
+        return True
+    finally:
+        os.close(fd)
+
+
+def _mode_for(path: Path) -> int:
+    """Keep an existing file's permissions; new files get 0644 less the umask."""
+    try:
+        return path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Makes the rename itself durable; not every platform can open a directory.
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def atomic_write_text(path: Path, text: str) -> bool:

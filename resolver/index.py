@@ -70,6 +70,8 @@ class IndexFile:
     requires_python: str | None = None
     yanked: bool = False
     has_metadata: bool = False
+    # PEP 700 `upload-time` (JSON listings only), e.g. "2025-06-04T17:21:07.123456Z"
+    upload_time: str | None = None
 
 
 class _AnchorParser(HTMLParser):
@@ -114,6 +116,7 @@ def parse_json_listing(text: str, base_url: str) -> tuple[IndexFile, ...]:
         url = urllib.parse.urljoin(base_url, str(item.get("url", "")))
         hashes = item.get("hashes") or {}
         metadata = item.get("core-metadata", item.get("dist-info-metadata", False))
+        uploaded = item.get("upload-time")
         files.append(
             IndexFile(
                 filename=item["filename"],
@@ -122,6 +125,7 @@ def parse_json_listing(text: str, base_url: str) -> tuple[IndexFile, ...]:
                 requires_python=item.get("requires-python"),
                 yanked=bool(item.get("yanked", False)),
                 has_metadata=bool(metadata),
+                upload_time=uploaded if isinstance(uploaded, str) else None,
             )
         )
     return tuple(files)
@@ -273,8 +277,11 @@ class IndexClient:
                             return text, content_type
                         last_problem = "response does not parse as a simple-API listing"
                 elif response.status_code == 404 and valid is _parses:
-                    # A project the index does not have: an empty listing, not an outage.
-                    return '{"meta": {"api-version": "1.0"}, "files": []}', JSON_TYPE
+                    # A project the index does not have: an empty listing, not an outage. Cached
+                    # like any listing, so --offline gives the answer the index gave.
+                    empty = '{"meta": {"api-version": "1.0"}, "files": []}'
+                    self._write_cache(url, empty, {"Content-Type": JSON_TYPE})
+                    return empty, JSON_TYPE
                 elif response.status_code in RETRY_STATUSES:
                     last_problem = f"HTTP {response.status_code}"
                     retry_after = response.headers.get("Retry-After", "")

@@ -261,6 +261,8 @@ MATRIX_FILES = (
     "companions.toml",
     "transformers.toml",
 )
+# Data files beside the matrix that other modules read and validate (conda.toml: lock/conda.py).
+AUXILIARY_FILES = ("conda.toml",)
 OS_KEYS = ("linux", "windows")
 GLIBC_ARCHES = ("x86_64", "aarch64")
 MACOS_ARCHES = ("arm64", "x86_64")
@@ -1346,7 +1348,7 @@ def _layer_files(directory: Path, layer: int, state: _State) -> list[_File]:
         if parsed is not None:
             files.append(parsed)
     for path in sorted(directory.glob("*.toml")):
-        if path.name not in MATRIX_FILES:
+        if path.name not in MATRIX_FILES and path.name not in AUXILIARY_FILES:
             state.problems.append(
                 MatrixProblem(
                     Location(str(path)),

@@ -3,26 +3,32 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from resolver.availability import solve_available
 from resolver.config import Indexes, TeamConfig
 from resolver.environment import (
+    Staged,
     Written,
+    base_record,
     commit,
     environment_spec,
     index_bound_requirements,
     previous_record,
     stage_environment,
     target_name_for,
+    with_formats,
 )
+from resolver.errors import InputError
 from resolver.host import Host
 from resolver.index import HttpPolicy, IndexClient
+from resolver.lock.conda import CondaSettings, channel_gaps, conda_inputs, stage_conda
 from resolver.lock.poetry import PoetryTool
 from resolver.matrix import Matrix
-from resolver.solve import Request, Resolution
+from resolver.solve import Request, Resolution, solve
 
 
 def default_cache_dir(environ: Mapping[str, str]) -> Path:
@@ -30,6 +36,11 @@ def default_cache_dir(environ: Mapping[str, str]) -> Path:
         return Path(environ["STACK_RESOLVER_CACHE_DIR"])
     base = environ.get("XDG_CACHE_HOME") or str(Path(environ.get("HOME", "~")).expanduser() / ".cache")
     return Path(base) / "stack-resolver" / "http"
+
+
+def default_conda_cache_dir(environ: Mapping[str, str]) -> Path:
+    """Repodata that py-rattler fetched: beside the HTTP cache."""
+    return default_cache_dir(environ).parent / "conda"
 
 
 def make_client(environ: Mapping[str, str], offline: bool) -> IndexClient:
@@ -60,12 +71,66 @@ def resolve_and_write(
     target: str | None,
     client: IndexClient,
     tool: PoetryTool | None = None,
+    formats: Sequence[str] | None = None,
+    conda: CondaSettings | None = None,
 ) -> ResolveOutcome:
-    tool = tool or PoetryTool(environ=dict(os.environ))
-    resolution = solve_available(host, matrix, request, indexes, client)
+    """Solve, stage every format's files (Poetry locks in a staging folder, conda solves in-process),
+    then commit them together; a failure in any format writes nothing."""
+    formats = tuple(dict.fromkeys(formats or team.formats))
+    for fmt in formats:
+        if fmt not in ("poetry", "conda"):
+            raise InputError("unknown lock format", value=fmt, hint="poetry or conda")
+    conda = conda or CondaSettings(channels=team.channels)
+    if "conda" in formats:
+        # Builds the conda channels lack are skipped like builds missing on a pip index.
+        gaps, missing_transformers = channel_gaps(matrix, host, team.packages, conda)
+        request = replace(
+            request,
+            unavailable={**gaps, **request.unavailable},
+            unavailable_transformers={**missing_transformers, **request.unavailable_transformers},
+        )
+    if "poetry" in formats:
+        resolution = solve_available(host, matrix, request, indexes, client)
+    else:
+        resolution = solve(host, matrix, request)
     name = target or target_name_for(host, resolution)
     directory = envs_dir_for(team) / name
     index_url = indexes.variant_url(resolution.variant) if resolution.local_label else None
+    previous = previous_record(directory)
+    sections: dict[str, Any] = {}
+    files: dict[str, bytes] = {}
+    reused = True
+    if "conda" in formats:
+        inputs = conda_inputs(name, host, matrix, resolution, team.packages, conda)
+        staged_conda = stage_conda(directory, inputs, conda, previous)
+        sections["conda"] = staged_conda.record
+        files.update(staged_conda.files)
+        reused = staged_conda.reused
+    poetry = (
+        _stage_poetry(host, matrix, resolution, team, indexes, client, tool, name, directory, index_url)
+        if "poetry" in formats
+        else None
+    )
+    staged = with_formats(
+        directory, base_record(host, matrix, resolution, index_url), formats, poetry, sections, files, reused
+    )
+    (written,) = commit([staged])
+    return ResolveOutcome(name, resolution, index_url, written)
+
+
+def _stage_poetry(
+    host: Host,
+    matrix: Matrix,
+    resolution: Resolution,
+    team: TeamConfig,
+    indexes: Indexes,
+    client: IndexClient,
+    tool: PoetryTool | None,
+    name: str,
+    directory: Path,
+    index_url: str | None,
+) -> Staged:
+    tool = tool or PoetryTool(environ=dict(os.environ))
     bound = (
         index_bound_requirements(resolution, matrix, client, index_url, host.platform)
         if index_url is not None
@@ -81,6 +146,4 @@ def resolve_and_write(
         bound,
         frozenset(str(n) for n in owned) if isinstance(owned, list) else frozenset(),
     )
-    staged = stage_environment(directory, host, matrix, resolution, spec, index_url, tool, tool.version())
-    (written,) = commit([staged])
-    return ResolveOutcome(name, resolution, index_url, written)
+    return stage_environment(directory, host, matrix, resolution, spec, index_url, tool, tool.version())

@@ -63,21 +63,22 @@ def parse_constraint(text: str, origin: str = "--constraint") -> tuple[str, Spec
     try:
         requirement = Requirement(text)
     except InvalidRequirement as exc:
+        first_line = str(exc).splitlines()[0] if str(exc) else "invalid requirement"
         raise ConstraintError(
-            f"cannot parse constraint: {exc}",
+            f"cannot parse constraint: {first_line}",
             value=text,
             hint='write it like "torch>=2.4,<2.7" or "transformers==4.57.6"',
         ) from None
     name = canonicalize_name(requirement.name)
     if name not in MANAGED:
         raise ConstraintError(
-            f"{origin}: '{requirement.name}' is not a package the solver manages",
+            f"'{requirement.name}' is not a package the solver manages",
             value=text,
             hint=f"constraints apply to {', '.join(MANAGED)}; list other packages under `packages`",
         )
     if requirement.extras or requirement.marker or requirement.url:
         raise ConstraintError(
-            f"{origin}: a constraint takes a version range only (no extras, markers or URLs)",
+            "a constraint takes a version range only (no extras, markers or URLs)",
             value=text,
             hint='e.g. "torch>=2.4,<2.7"',
         )

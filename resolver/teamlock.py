@@ -32,7 +32,7 @@ from resolver.environment import (
     stage_environment,
 )
 from resolver.explain import resolution_json
-from resolver.fsutil import atomic_write_bytes
+from resolver.fsutil import atomic_write_bytes, sweep_stale_temps
 from resolver.index import IndexClient
 from resolver.lock.poetry import LOCKFILE, PoetryTool, lock_in_staging
 from resolver.matrix import Matrix
@@ -82,9 +82,8 @@ class SharedLocker:
     """Lock identical inputs once: targets whose pyproject differs only in the project name
     (same variant, Python and packages) get the same Poetry lock, which does not record the name."""
 
-    def __init__(self, tool: PoetryTool, staging_parent: Path) -> None:
+    def __init__(self, tool: PoetryTool) -> None:
         self._tool = tool
-        self._staging_parent = staging_parent
         self._guard = threading.Lock()
         self._results: dict[str, Future[bytes]] = {}
 
@@ -108,9 +107,7 @@ class SharedLocker:
                 self._results[key] = future
         if owner:
             try:
-                future.set_result(
-                    lock_in_staging(pyproject_text, previous_lock, self._tool, self._staging_parent)
-                )
+                future.set_result(lock_in_staging(pyproject_text, previous_lock, self._tool))
             except BaseException as exc:
                 future.set_exception(exc)
         return future.result()
@@ -135,6 +132,7 @@ def lock_team(
     jobs: int | None = None,
 ) -> TeamLockOutcome:
     tool = tool or PoetryTool(environ=dict(os.environ))
+    sweep_stale_temps(envs_dir_for(team))
     resolution = solve_team_available(targets, matrix, base, indexes, client, team.packages)
     envs = envs_dir_for(team)
     poetry_version = tool.version()
@@ -174,7 +172,7 @@ def lock_team(
             locker=locker,
         )
 
-    locker = SharedLocker(tool, envs)
+    locker = SharedLocker(tool)
 
     workers = max(1, min(jobs or os.cpu_count() or 1, len(targets)))
     with ThreadPoolExecutor(max_workers=workers) as pool:

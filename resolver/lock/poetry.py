@@ -100,12 +100,11 @@ def _hint_for(output: str) -> str:
     return "the previous files were left as they were; fix the problem above and run again"
 
 
-def lock_in_staging(
-    pyproject_text: str, previous_lock: bytes | None, tool: PoetryTool, staging_parent: Path
-) -> bytes:
-    """Lock `pyproject_text` with Poetry in a scratch folder and return the new poetry.lock bytes."""
-    staging_parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".stack-resolver-staging-", dir=staging_parent))
+def lock_in_staging(pyproject_text: str, previous_lock: bytes | None, tool: PoetryTool) -> bytes:
+    """Lock `pyproject_text` with Poetry in a scratch folder and return the new poetry.lock bytes.
+    The folder is in the system's temporary directory, never in envs/, so even a killed run
+    leaves nothing behind in the team's repository."""
+    staging = Path(tempfile.mkdtemp(prefix="stack-resolver-staging-"))
     try:
         (staging / PYPROJECT).write_text(pyproject_text, encoding="utf-8")
         if previous_lock is not None:

@@ -1,0 +1,691 @@
+"""Conda lockfiles: `environment.yml` and `conda-lock.yml` for one target, without a conda executable.
+
+The resolution becomes conda specs (`pytorch ==2.8.0 cuda126_*`, `cuda-version ==12.6`, ...) from
+the facts in `matrices/conda.toml`. py-rattler solves them in-process against the configured channels
+for the target's conda platform, with the *target host's* virtual packages (`__cuda` from its driver,
+`__glibc`, `__osx`, `__archspec`), never this machine's. The lock is written with conda-lock's own
+models and writer, and its content hash is conda-lock's own, computed from the generated
+`environment.yml` and a virtual-package spec, so `conda-lock` agrees with it.
+
+`engine="conda-lock"` runs real conda-lock (through the runner) on the same two files instead; it
+needs conda, mamba or micromamba on PATH.
+
+A CUDA target's specs require a CUDA build (build-string glob and the cuda-version pin): a driver too
+old for it makes the solve fail (NoCompatibleCombination naming `__cuda`), never a quiet CPU build.
+
+py-rattler and conda-lock are an optional extra (`pip install 'stack-resolver[conda]'`) and are
+imported only here, only when a conda lock is made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import hashlib
+import json
+import shutil
+import sys
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from resolver import __version__
+from resolver.config import Channels
+from resolver.errors import Cause, ExternalToolError, InputError, Location, NoCompatibleCombination
+from resolver.host import Host
+from resolver.lock.runner import Runner, run_subprocess
+from resolver.matrix import Matrix, default_matrix_dir
+from resolver.solve import Resolution
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+ENVIRONMENT = "environment.yml"
+CONDA_LOCKFILE = "conda-lock.yml"
+VIRTUAL_PACKAGE_SPEC = "virtual-packages.yml"
+FACTS_FILE = "conda.toml"
+ENGINES = ("rattler", "conda-lock")
+CONDA_EXECUTABLES = ("micromamba", "mamba", "conda")
+INSTALL_HINT = "pip install 'stack-resolver[conda]'"
+
+
+# --- facts -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CondaPlatform:
+    platform: str
+    subdir: str
+    archspec: str
+    virtual: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CondaPackage:
+    name: str
+    conda: str
+    build_cuda: str | None = None
+    build_cpu: str | None = None
+    unverified: bool = False
+
+
+@dataclass(frozen=True)
+class CondaFacts:
+    platforms: Mapping[str, CondaPlatform]
+    packages: Mapping[str, CondaPackage]
+    cuda_package: str
+    cuda_pin: str
+    defaults: Mapping[str, str]
+
+    def conda_name(self, name: str) -> str:
+        row = self.packages.get(name)
+        return row.conda if row is not None else name
+
+
+def _need(data: Mapping[str, Any], key: str, origin: str, where: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value:
+        raise InputError(
+            f"'{key}' must be a non-empty string",
+            location=Location(origin, key=f"{where}.{key}" if where else key),
+            value=value,
+            hint="see the header of matrices/conda.toml",
+        )
+    return value
+
+
+def load_conda_facts(path: Path | None = None) -> CondaFacts:
+    """Read `conda.toml` (default: the shipped matrix directory's)."""
+    path = path or default_matrix_dir() / FACTS_FILE
+    origin = str(path)
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError("conda facts file not found", location=Location(origin), hint="restore it") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"not valid TOML: {exc}", location=Location(origin)) from None
+    platforms = {}
+    for i, row in enumerate(data.get("platform", [])):
+        where = f"platform[{i}]"
+        virtual = row.get("virtual", [])
+        if not isinstance(virtual, list) or not all(
+            isinstance(v, str) and v.startswith("__") for v in virtual
+        ):
+            raise InputError(
+                "'virtual' must list virtual package names", location=Location(origin, key=f"{where}.virtual")
+            )
+        platforms[_need(row, "platform", origin, where)] = CondaPlatform(
+            row["platform"],
+            _need(row, "subdir", origin, where),
+            _need(row, "archspec", origin, where),
+            tuple(virtual),
+        )
+    packages = {}
+    for i, row in enumerate(data.get("package", [])):
+        where = f"package[{i}]"
+        packages[_need(row, "name", origin, where)] = CondaPackage(
+            row["name"],
+            _need(row, "conda", origin, where),
+            row.get("build_cuda"),
+            row.get("build_cpu"),
+            bool(row.get("unverified", False)),
+        )
+    cuda = data.get("cuda", {})
+    defaults = data.get("defaults", {})
+    return CondaFacts(
+        platforms=platforms,
+        packages=packages,
+        cuda_package=_need(cuda, "package", origin, "cuda"),
+        cuda_pin=_need(cuda, "pin", origin, "cuda"),
+        defaults={k: _need(defaults, k, origin, "defaults") for k in ("linux", "glibc", "osx")},
+    )
+
+
+# --- the target's virtual packages -----------------------------------------------------------
+
+
+@dataclass(frozen=True, order=True)
+class VirtualPackage:
+    name: str
+    version: str
+    build: str = "0"
+
+    @property
+    def spec_text(self) -> str:
+        """conda-lock's virtual-package-spec value: `version` or `version build`."""
+        return self.version if self.build == "0" else f"{self.version} {self.build}"
+
+
+def driver_cuda(host: Host, matrix: Matrix) -> str | None:
+    """The CUDA version the host's driver supports (what `__cuda` reports): the host's own
+    `cuda_driver_api`, else the newest toolkit whose driver (matrix) is at or below the host's."""
+    if host.cuda_driver_api:
+        return host.cuda_driver_api
+    driver = host.driver
+    if driver is None:
+        return None
+    fitting = [
+        t.version
+        for t in matrix.toolkits
+        # unverified rows could overstate what the driver runs
+        if not t.unverified and host.os in t.driver and t.driver[host.os] <= driver
+    ]
+    if not fitting:
+        return None
+    newest = max(fitting)
+    return f"{newest.major}.{newest.minor}"
+
+
+def conda_platform(host: Host, facts: CondaFacts) -> CondaPlatform:
+    found = facts.platforms.get(host.platform)
+    if found is None:
+        raise InputError(
+            "no conda platform for this host",
+            value=host.platform,
+            hint=f"conda locks cover {', '.join(sorted(facts.platforms))} (matrices/conda.toml)",
+        )
+    return found
+
+
+def virtual_packages(host: Host, matrix: Matrix, facts: CondaFacts) -> tuple[VirtualPackage, ...]:
+    platform = conda_platform(host, facts)
+    found = [VirtualPackage("__archspec", "1", platform.archspec)]
+    for name in platform.virtual:
+        if name in ("__unix", "__win"):
+            found.append(VirtualPackage(name, "0"))
+        elif name == "__linux":
+            found.append(VirtualPackage(name, facts.defaults["linux"]))
+        elif name == "__glibc":
+            if host.libc in (None, "glibc"):
+                found.append(VirtualPackage(name, host.libc_version or facts.defaults["glibc"]))
+        elif name == "__osx":
+            found.append(VirtualPackage(name, host.os_version or facts.defaults["osx"]))
+    cuda = driver_cuda(host, matrix) if host.os != "macos" else None
+    if cuda is not None:
+        found.append(VirtualPackage("__cuda", cuda))
+    return tuple(sorted(found))
+
+
+def virtual_package_spec(subdir: str, packages: Iterable[VirtualPackage]) -> str:
+    """conda-lock's `--virtual-package-spec` file."""
+    lines = ["subdirs:", f"  {subdir}:", "    packages:"]
+    lines.extend(f"      {p.name}: {json.dumps(p.spec_text)}" for p in packages)
+    return "\n".join(lines) + "\n"
+
+
+# --- specs -----------------------------------------------------------------------------------
+
+
+def conda_specs(resolution: Resolution, packages: Sequence[str], facts: CondaFacts) -> tuple[str, ...]:
+    """The resolution as conda match specs, pinned; a CUDA target's torch must be a CUDA build."""
+    if resolution.python.endswith("t"):
+        raise InputError(
+            "free-threaded Python has no conda mapping yet",
+            value=resolution.python,
+            hint="lock it with --format poetry, or resolve for a regular Python",
+        )
+    variant = resolution.variant
+    cuda_digits = variant[2:] if resolution.cuda is not None else None
+    if cuda_digits is None and variant != "cpu":
+        raise InputError(
+            "no conda build mapping for this variant",
+            value=variant,
+            hint="conda locks cover CUDA and CPU builds; use --format poetry for ROCm",
+        )
+
+    def pinned(name: str, version: str) -> str:
+        row = facts.packages.get(name)
+        conda = row.conda if row is not None else name
+        glob = None
+        if row is not None:
+            glob = row.build_cuda if cuda_digits is not None else row.build_cpu
+        if glob is not None:
+            return f"{conda} =={version} {glob.format(cuda=cuda_digits)}"
+        return f"{conda} =={version}"
+
+    specs = [f"python {resolution.python}.*", pinned("torch", str(resolution.release.version))]
+    if resolution.cuda is not None:
+        specs.append(f"{facts.cuda_package} {facts.cuda_pin.format(cuda=resolution.cuda)}")
+    for companion, version in (
+        ("torchvision", resolution.torchvision),
+        ("torchaudio", resolution.torchaudio),
+    ):
+        if companion in packages and version is not None:
+            specs.append(pinned(companion, str(version)))
+    specs.append(pinned("transformers", str(resolution.transformers.version)))
+    managed = {"torch", "torchvision", "torchaudio", "transformers", "python"}
+    specs.extend(facts.conda_name(p) for p in packages if p not in managed)
+    return tuple(specs)
+
+
+def channel_strings(channels: Channels) -> tuple[str, ...]:
+    """Channels as written to the files and solved: names stay names under the default alias;
+    with a configured alias (a mirror, a loopback test channel) they become full URLs."""
+    out = []
+    for name in channels.names:
+        if name.startswith(("http://", "https://", "file://")) or channels.alias is None:
+            out.append(name.rstrip("/"))
+        else:
+            out.append(f"{channels.alias.rstrip('/')}/{name}")
+    return tuple(out)
+
+
+def render_environment(name: str, channels: Sequence[str], specs: Sequence[str], subdir: str) -> str:
+    """environment.yml: plain YAML, every value a JSON string (valid YAML, no quoting surprises)."""
+    lines = [
+        "# Generated by stack-resolver from the resolution; locked in conda-lock.yml; rewritten on resolve.",
+        f"name: {json.dumps(name)}",
+        "channels:",
+        *(f"  - {json.dumps(c)}" for c in channels),
+        "  - nodefaults",
+        "dependencies:",
+        *(f"  - {json.dumps(s)}" for s in specs),
+        "platforms:",
+        f"  - {json.dumps(subdir)}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# --- optional imports ------------------------------------------------------------------------
+
+
+def _import_rattler() -> Any:
+    try:
+        import rattler
+        import rattler.exceptions
+    except ImportError as exc:
+        raise ExternalToolError(f"conda locks need py-rattler ({exc})", hint=INSTALL_HINT) from None
+    return rattler
+
+
+def _import_conda_lock() -> Any:
+    try:
+        import conda_lock.lockfile
+        import conda_lock.lockfile.v2prelim.models
+    except ImportError as exc:
+        raise ExternalToolError(f"conda locks need conda-lock ({exc})", hint=INSTALL_HINT) from None
+    return conda_lock
+
+
+def tool_versions() -> dict[str, str]:
+    found = {}
+    for dist in ("py-rattler", "conda-lock"):
+        try:
+            found[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            found[dist] = "absent"
+    return found
+
+
+# --- settings --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CondaSettings:
+    channels: Channels = field(default_factory=Channels)
+    cache_dir: Path | None = None
+    engine: str = "rattler"
+    offline: bool = False
+    facts_file: Path | None = None
+    runner: Runner = run_subprocess
+    environ: Mapping[str, str] = field(default_factory=dict)
+    timeout: float = 900.0
+
+    def facts(self) -> CondaFacts:
+        return load_conda_facts(self.facts_file)
+
+
+def _gateway(rattler: Any, settings: CondaSettings) -> Any:
+    config = rattler.SourceConfig(cache_action="force-cache-only") if settings.offline else None
+    cache = settings.cache_dir
+    if cache is not None:
+        cache.mkdir(parents=True, exist_ok=True)
+    return rattler.Gateway(cache_dir=cache, default_config=config)
+
+
+def _rattler_channels(rattler: Any, channels: Channels) -> list[Any]:
+    if channels.alias is None:
+        return [rattler.Channel(c) for c in channel_strings(channels)]
+    config = rattler.ChannelConfig(channel_alias=channels.alias.rstrip("/") + "/")
+    return [rattler.Channel(c, config) for c in channel_strings(channels)]
+
+
+def _rattler_virtual(rattler: Any, packages: Iterable[VirtualPackage]) -> list[Any]:
+    return [
+        rattler.GenericVirtualPackage(
+            rattler.PackageName(p.name), rattler.Version(p.version), rattler.BuildString(p.build)
+        )
+        for p in packages
+    ]
+
+
+def _fetch_error(exc: Exception, channels: Channels) -> ExternalToolError:
+    return ExternalToolError(
+        f"conda channel request failed: {exc}",
+        hint=f"check the channels ({', '.join(channel_strings(channels))}), [conda] channel_alias, "
+        "STACK_RESOLVER_CONDA_CHANNELS, the network, or drop --offline",
+    )
+
+
+# --- what the channels carry -----------------------------------------------------------------
+
+
+def channel_gaps(
+    matrix: Matrix, host: Host, packages: Sequence[str], settings: CondaSettings
+) -> tuple[dict[tuple[str, str], str], dict[str, str]]:
+    """(torch version, variant) and transformers versions the channels lack for the target's
+    platform, each with why: the solver then skips them, as it skips builds missing on a pip index."""
+    rattler = _import_rattler()
+    facts = settings.facts()
+    subdir = conda_platform(host, facts).subdir
+    torch_row = facts.packages["torch"]
+    names = [torch_row.conda, facts.conda_name("transformers")]
+    channels = _rattler_channels(rattler, settings.channels)
+    where = ", ".join(channel_strings(settings.channels))
+    try:
+        result = asyncio.run(
+            _gateway(rattler, settings).query(channels, [subdir, "noarch"], names, recursive=False)
+        )
+    except Exception as exc:
+        raise _fetch_error(exc, settings.channels) from None
+    torch_builds: set[tuple[str, str]] = set()
+    transformers: set[str] = set()
+    for per_channel in result:
+        for record in per_channel:
+            name = record.name.normalized
+            if name == torch_row.conda:
+                torch_builds.add((str(record.version), str(record.build)))
+            elif name == facts.conda_name("transformers"):
+                transformers.add(str(record.version))
+    missing: dict[tuple[str, str], str] = {}
+    for release in matrix.torch:
+        version = str(release.version)
+        for variant in release.variants:
+            if variant.startswith("cu"):
+                glob = torch_row.build_cuda.format(cuda=variant[2:]) if torch_row.build_cuda else None
+            elif variant == "cpu":
+                glob = torch_row.build_cpu
+            else:
+                missing[(version, variant)] = "has no conda build mapping"
+                continue
+            if not any(
+                v == version and (glob is None or fnmatch.fnmatchcase(b, glob)) for v, b in torch_builds
+            ):
+                missing[(version, variant)] = f"is not on conda channel {where} ({subdir})"
+    missing_transformers = {
+        str(row.version): f"is not on conda channel {where}"
+        for row in matrix.transformers
+        if str(row.version) not in transformers
+    }
+    return missing, missing_transformers
+
+
+# --- the solve and the lock ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CondaInputs:
+    """Everything a conda lock is made from; its hash decides reuse."""
+
+    name: str
+    subdir: str
+    channels: tuple[str, ...]
+    specs: tuple[str, ...]
+    virtual: tuple[VirtualPackage, ...]
+    engine: str
+
+    @property
+    def environment_text(self) -> str:
+        return render_environment(self.name, self.channels, self.specs, self.subdir)
+
+    @property
+    def virtual_spec_text(self) -> str:
+        return virtual_package_spec(self.subdir, self.virtual)
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "engine": self.engine,
+            "platform": self.subdir,
+            "channels": list(self.channels),
+            "specs": list(self.specs),
+            "virtual_packages": {p.name: p.spec_text for p in self.virtual},
+            "tools": tool_versions(),
+        }
+
+    def inputs_hash(self) -> str:
+        payload = {
+            "environment": self.environment_text,
+            "record": self.record(),
+            "stack_resolver": __version__,
+        }
+        return "sha256:" + hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def conda_inputs(
+    name: str,
+    host: Host,
+    matrix: Matrix,
+    resolution: Resolution,
+    packages: Sequence[str],
+    settings: CondaSettings,
+) -> CondaInputs:
+    if settings.engine not in ENGINES:
+        raise InputError("unknown conda engine", value=settings.engine, hint=f"one of {', '.join(ENGINES)}")
+    facts = settings.facts()
+    return CondaInputs(
+        name=name,
+        subdir=conda_platform(host, facts).subdir,
+        channels=channel_strings(settings.channels),
+        specs=conda_specs(resolution, packages, facts),
+        virtual=virtual_packages(host, matrix, facts),
+        engine=settings.engine,
+    )
+
+
+def solve_records(inputs: CondaInputs, settings: CondaSettings) -> list[Any]:
+    """Solve in-process with py-rattler. Unsolvable specs are NoCompatibleCombination (exit 3): the
+    channels hold no packages that fit this host; the message names the virtual packages."""
+    rattler = _import_rattler()
+    try:
+        records: list[Any] = asyncio.run(
+            rattler.solve(
+                _rattler_channels(rattler, settings.channels),
+                list(inputs.specs),
+                gateway=_gateway(rattler, settings),
+                platforms=[inputs.subdir, "noarch"],
+                virtual_packages=_rattler_virtual(rattler, inputs.virtual),
+            )
+        )
+    except rattler.exceptions.SolverError as exc:
+        virtual = ", ".join(f"{p.name}={p.spec_text}" for p in inputs.virtual)
+        raise NoCompatibleCombination(
+            f"the conda channels have no solution for {inputs.subdir} on this host ({virtual})",
+            [
+                Cause("conda", "conda solve", f"specs: {'; '.join(inputs.specs)}"),
+                Cause("conda", "conda solve", str(exc).strip()),
+            ],
+        ) from None
+    except Exception as exc:
+        raise _fetch_error(exc, settings.channels) from None
+    return sorted(records, key=lambda r: r.name.normalized)
+
+
+def _dependencies(depends: Iterable[str], rattler: Any) -> dict[str, str]:
+    """`name -> version spec` as conda-lock records them (several specs of one name joined with ,)."""
+    merged: dict[str, list[str]] = {}
+    for text in depends:
+        spec = rattler.MatchSpec(text)
+        version = str(spec.version) if spec.version is not None else ""
+        merged.setdefault(spec.name.normalized, [])
+        if version and version != "*":
+            merged[spec.name.normalized].append(version)
+    return {name: ",".join(versions) for name, versions in sorted(merged.items())}
+
+
+def _content_hash(staging: Path, inputs: CondaInputs) -> dict[str, str]:
+    """conda-lock's own content hash of the generated environment.yml and virtual-package spec."""
+    from conda_lock.content_hash import compute_content_hashes
+    from conda_lock.src_parser import make_lock_spec
+    from conda_lock.virtual_package import virtual_package_repo_from_specification
+
+    # conda-lock maps the conda name `pip` through a PyPI mapping it would download; an empty local
+    # one keeps this offline (only the identity mapping is ever needed here).
+    mapping = staging / "pypi-mapping.json"
+    mapping.write_text("{}", encoding="utf-8")
+    spec = make_lock_spec(
+        src_files=[staging / ENVIRONMENT], platform_overrides=[inputs.subdir], mapping_url=str(mapping)
+    )
+    repo = virtual_package_repo_from_specification(staging / VIRTUAL_PACKAGE_SPEC)
+    hashes: dict[str, str] = compute_content_hashes(spec, repo)
+    return hashes
+
+
+def write_lockfile(staging: Path, inputs: CondaInputs, records: Sequence[Any]) -> bytes:
+    """conda-lock.yml through conda-lock's models and writer; no timestamps, so a re-lock of the
+    same solution is byte-identical."""
+    rattler = _import_rattler()
+    conda_lock = _import_conda_lock()
+    models = conda_lock.lockfile.v2prelim.models
+    packages = []
+    for record in records:
+        if record.md5 is None or record.sha256 is None:
+            raise ExternalToolError(
+                f"{record.url} has no md5 or sha256 in the channel's repodata",
+                hint="conda-lock.yml needs both; index the channel with a current indexer",
+            )
+        packages.append(
+            models.LockedDependency(
+                name=record.name.normalized,
+                version=str(record.version),
+                manager="conda",
+                platform=inputs.subdir,
+                dependencies=_dependencies(record.depends, rattler),
+                url=record.url,
+                hash=models.HashModel(md5=record.md5.hex(), sha256=record.sha256.hex()),
+                build=str(record.build),
+                categories={"main"},
+            )
+        )
+    lockfile = models.Lockfile(
+        package=packages,
+        metadata=models.LockMeta(
+            content_hash=_content_hash(staging, inputs),
+            channels=list(inputs.channels),
+            platforms=[inputs.subdir],
+            sources=[ENVIRONMENT],
+        ),
+    )
+    conda_lock.lockfile.write_conda_lock_file(lockfile, staging / CONDA_LOCKFILE, metadata_choices=None)
+    data: bytes = (staging / CONDA_LOCKFILE).read_bytes()
+    return data
+
+
+def check_lockfile(path: Path) -> Any:
+    """Parse a conda-lock.yml back with conda-lock's parser; a failure is an ExternalToolError."""
+    conda_lock = _import_conda_lock()
+    try:
+        return conda_lock.lockfile.parse_conda_lock_file(path)
+    except Exception as exc:
+        raise ExternalToolError(f"{path.name} does not parse as a conda-lock file: {exc}") from None
+
+
+def conda_executable(environ: Mapping[str, str]) -> str | None:
+    path = environ.get("PATH", "")
+    for name in CONDA_EXECUTABLES:
+        found = shutil.which(name, path=path)
+        if found:
+            return found
+    return None
+
+
+def run_conda_lock(staging: Path, inputs: CondaInputs, settings: CondaSettings) -> bytes:
+    """Real conda-lock on the generated environment.yml with the target's virtual packages."""
+    _import_conda_lock()
+    exe = conda_executable(settings.environ)
+    if exe is None:
+        raise ExternalToolError(
+            "--engine conda-lock needs conda, mamba or micromamba on PATH",
+            hint="install one of them, or use the default in-process engine (--engine rattler)",
+        )
+    argv = [
+        sys.executable,
+        "-m",
+        "conda_lock",
+        "lock",
+        "--file",
+        ENVIRONMENT,
+        "--platform",
+        inputs.subdir,
+        "--virtual-package-spec",
+        VIRTUAL_PACKAGE_SPEC,
+        "--lockfile",
+        CONDA_LOCKFILE,
+        "--conda",
+        exe,
+    ]
+    if Path(exe).name.startswith("micromamba"):
+        argv.append("--micromamba")
+    elif Path(exe).name.startswith("mamba"):
+        argv.append("--mamba")
+    completed = settings.runner(argv, cwd=staging, env=dict(settings.environ), timeout=settings.timeout)
+    if completed.returncode != 0:
+        tail = (completed.stderr or completed.stdout).strip().splitlines()[-15:]
+        raise ExternalToolError(
+            f"conda-lock failed (exit {completed.returncode}):\n" + "\n".join(tail),
+            hint="the same environment.yml and virtual-packages.yml are what it ran on",
+        )
+    output = staging / CONDA_LOCKFILE
+    if not output.is_file():
+        raise ExternalToolError("conda-lock exited 0 but wrote no conda-lock.yml")
+    return output.read_bytes()
+
+
+def lock_in_staging(inputs: CondaInputs, settings: CondaSettings, staging_parent: Path) -> bytes:
+    """Make conda-lock.yml in a staging folder and return its bytes; the folder is always removed."""
+    staging_parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".stack-resolver-conda-", dir=staging_parent))
+    try:
+        (staging / ENVIRONMENT).write_text(inputs.environment_text, encoding="utf-8")
+        (staging / VIRTUAL_PACKAGE_SPEC).write_text(inputs.virtual_spec_text, encoding="utf-8")
+        if inputs.engine == "conda-lock":
+            data = run_conda_lock(staging, inputs, settings)
+        else:
+            data = write_lockfile(staging, inputs, solve_records(inputs, settings))
+        check_lockfile(staging / CONDA_LOCKFILE)
+        return data
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class StagedConda:
+    files: dict[str, bytes]
+    record: dict[str, Any]
+    reused: bool
+
+
+def stage_conda(
+    directory: Path, inputs: CondaInputs, settings: CondaSettings, previous: Mapping[str, Any]
+) -> StagedConda:
+    """The target's environment.yml and conda-lock.yml, reused when the inputs hash is unchanged."""
+    record = inputs.record()
+    record["inputs_hash"] = inputs.inputs_hash()
+    environment = inputs.environment_text.encode("utf-8")
+    old = previous.get("conda")
+    lock_path = directory / CONDA_LOCKFILE
+    if (
+        isinstance(old, Mapping)
+        and old.get("inputs_hash") == record["inputs_hash"]
+        and lock_path.is_file()
+        and (directory / ENVIRONMENT).is_file()
+        and (directory / ENVIRONMENT).read_bytes() == environment
+    ):
+        return StagedConda({}, dict(old), reused=True)
+    lock = lock_in_staging(inputs, settings, directory.parent)
+    record["lock_sha256"] = hashlib.sha256(lock).hexdigest()
+    return StagedConda({ENVIRONMENT: environment, CONDA_LOCKFILE: lock}, record, reused=False)
