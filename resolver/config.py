@@ -3,7 +3,8 @@
 Index URLs are configuration, never code: the PyTorch index (base URL; the variant is appended)
 comes from `STACK_RESOLVER_PYTORCH_INDEX`, then `[indexes] pytorch` in the team file, then the
 public default below. The general index comes from `STACK_RESOLVER_INDEX_URL`, then
-`[indexes] general`, then the user's pip configuration (`PIP_INDEX_URL`, pip.conf `index-url`);
+`[indexes] general`, then the user's pip or uv configuration (`PIP_INDEX_URL`, `UV_DEFAULT_INDEX`,
+`UV_INDEX_URL`, pip.conf `index-url`);
 with none of these, it is left to Poetry's built-in source.
 """
 
@@ -303,6 +304,8 @@ def effective_indexes(
         environ.get("STACK_RESOLVER_INDEX_URL")
         or team.indexes.general
         or environ.get("PIP_INDEX_URL")
+        or environ.get("UV_DEFAULT_INDEX")
+        or environ.get("UV_INDEX_URL")
         or _pip_config_index(environ, pip_config_files)
     )
     return Indexes(pytorch=pytorch, general=general or None)
