@@ -183,3 +183,27 @@ def test_package_diff_from_a_scratch_lock_leaves_envs_alone(
     assert payload["targets"]["mac-laptop"]["packages"]["downgraded"]["torch"] == ["2.8.0", "2.7.1"]
     # envs/ was only read
     assert {str(p): p.read_bytes() for p in envs.rglob("*") if p.is_file()} == before
+
+
+def test_audit_of_a_matrix_update(tmp_path: Path) -> None:
+    """`audit --matrix OTHER_DIR`: what a refreshed matrix changes for the team. Here the update
+    says 2.x cu126 builds no longer carry sm_60 (so no sm_61 GPU runs them)."""
+    other = tmp_path / "matrix"
+    shutil.copytree(Path(__file__).parent.parent / "matrices", other)
+    builds = other / "builds.toml"
+    builds.write_text(builds.read_text().replace('"5.0", "6.0", "7.0"', '"5.0", "7.0"'))
+    shutil.copytree(TEAM, tmp_path / "envs")
+    env = dict(__import__("os").environ)
+    env.pop("STACK_RESOLVER_MATRIX", None)
+    # the current team lock, made with the shipped matrix
+    current = _run(tmp_path, env, "lock", "--team", "envs/team.toml", "--dry-run", "--json")
+    assert current.returncode == 0, current.stderr
+    (tmp_path / "envs" / "team.lock.json").write_text(current.stdout)
+    proc = _run(
+        tmp_path, env, "audit", "--team", "envs/team.toml", "--no-lock", "--json", "--matrix", str(other)
+    )
+    assert proc.returncode == 4, proc.stderr
+    payload = json.loads(proc.stdout)
+    assert payload["targets"]["gtx1080"]["status"] == "broken"
+    assert any("lacks sm_61" in c for c in payload["targets"]["gtx1080"]["causes"])
+    assert payload["targets"]["rtx5090"]["status"] == "ok"
