@@ -236,7 +236,7 @@ def _request(args: argparse.Namespace, team: Any) -> Any:
     variant = args.variant or team.variant
     return Request(
         constraints=constraints,
-        variant=check_variant(variant) if variant else None,
+        variant=check_variant(variant, "--variant" if args.variant else None) if variant else None,
         python=check_python(args.python) if args.python else team.python,
         allow_ptx=args.allow_ptx or team.allow_ptx,
         allow_unverified=args.allow_unverified or team.allow_unverified,
@@ -289,6 +289,8 @@ def _resolve_team_machine(
 def cmd_lock(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from resolver import explain
     from resolver.config import default_pip_config_files, effective_indexes, load_team
+    from resolver.lock.poetry import PoetryTool
+    from resolver.offline import mirrored_tool
     from resolver.pipeline import make_client
     from resolver.team import load_targets, solve_team
     from resolver.teamlock import lock_team, render_team, team_json
@@ -307,7 +309,11 @@ def cmd_lock(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 out.write(render_team(resolution, targets))
             return 0
         client = make_client(os.environ, offline=getattr(args, "offline", False))
-        outcome = lock_team(targets, matrix, request, team, indexes, client, jobs=getattr(args, "jobs", None))
+        # Poetry reads the indexes through the tool's cache: what --offline locks from.
+        with mirrored_tool(client, PoetryTool(environ=dict(os.environ))) as tool:
+            outcome = lock_team(
+                targets, matrix, request, team, indexes, client, tool=tool, jobs=getattr(args, "jobs", None)
+            )
     except NoCompatibleCombination as exc:
         if args.json:
             out.write(json.dumps(explain.failure_json(exc), indent=2) + "\n")
@@ -496,7 +502,7 @@ def _matrix_refresh(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         make_client(os.environ, offline=args.offline),
         today=date.today(),
         only=only,
-        extra_variants=[check_variant(v) for v in args.variant],
+        extra_variants=[check_variant(v, "--variant") for v in args.variant],
     )
     out.write(proposal.diff())
     for line in proposal.summary:

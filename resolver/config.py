@@ -171,6 +171,12 @@ def team_from_mapping(data: Mapping[str, Any], origin: str, base: Path) -> TeamC
     variant = data.get("variant")
     if variant is not None:
         _expect(variant, str, origin, "variant", 'e.g. variant = "cu126"')
+        try:
+            check_variant(variant)
+        except InputError as exc:
+            raise ConfigError(
+                exc.message, location=Location(origin, key="variant"), value=variant, hint=exc.hint
+            ) from None
     python = data.get("python")
     if python is not None:
         _expect(python, str, origin, "python", 'e.g. python = "3.11"')
@@ -197,7 +203,7 @@ def team_from_mapping(data: Mapping[str, Any], origin: str, base: Path) -> TeamC
             hint='e.g. prefer = ["variant", "torch", "transformers"] to favour the newest CUDA',
         )
     overlays = tuple(
-        (base / p).resolve()
+        _directory(base, p, origin, "matrix")
         for p in _str_list(data.get("matrix", []), origin, "matrix", 'e.g. matrix = ["internal-matrix"]')
     )
     raw_indexes = _expect(data.get("indexes", {}), dict, origin, "indexes", "a table: [indexes]")
@@ -236,6 +242,18 @@ def team_from_mapping(data: Mapping[str, Any], origin: str, base: Path) -> TeamC
         raw=dict(data),
         **flags,
     )
+
+
+def _directory(base: Path, text: str, origin: str, key: str) -> Path:
+    try:
+        return (base / text).resolve()
+    except (OSError, ValueError):  # a NUL byte ("\u0000" in TOML), a name too long
+        raise ConfigError(
+            "not a usable directory path",
+            location=Location(origin, key=key),
+            value=text,
+            hint='a path relative to the team file, e.g. matrix = ["internal-matrix"]',
+        ) from None
 
 
 def _url_like(text: str) -> bool:
@@ -349,7 +367,13 @@ def check_python(text: str, origin: str = "--python") -> str:
     return text
 
 
-def check_variant(text: str) -> str:
+def check_variant(text: str, origin: str | None = None) -> str:
+    """A variant name: cpu, cuXYZ, rocmX.Y. `origin` (a flag, or a file and key) is named on error."""
     if text == "cpu" or (text.startswith("cu") and text[2:].isdigit()) or text.startswith("rocm"):
         return text
-    raise InputError("not a variant name", value=text, hint="e.g. cpu, cu126, cu128, rocm6.3")
+    raise InputError(
+        "not a variant name",
+        location=Location(origin) if origin else None,
+        value=text,
+        hint="e.g. cpu, cu126, cu128, rocm6.3",
+    )

@@ -22,6 +22,7 @@ from packaging.utils import canonicalize_name
 from resolver import __version__
 from resolver.availability import wheel_fits
 from resolver.config import Indexes
+from resolver.errors import ExternalToolError
 from resolver.explain import resolution_json
 from resolver.fsutil import atomic_write_bytes
 from resolver.host import Host
@@ -40,20 +41,25 @@ from resolver.lock.pyproject import (
 from resolver.matrix import Matrix
 from resolver.solve import Resolution
 
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
 RESOLUTION = "resolution.json"
 # conda files (resolver/lock/conda.py); named here for the commit order
 CONDA_ENVIRONMENT = "environment.yml"
 CONDA_LOCKFILE = "conda-lock.yml"
 
 
-def target_name_for(host: Host, resolution: Resolution) -> str:
+def target_name_for(host: Host, variant: str, python: str) -> str:
     """e.g. linux-x86_64-sm90-cu126-py311, linux-x86_64-sm61+sm86-cu126-py311, macos-arm64-cpu-py312."""
     sms = sorted({f"sm{g.compute_capability.major}{g.compute_capability.minor}" for g in host.gpus})
     parts = [host.platform]
-    if sms and resolution.variant != "cpu":
+    if sms and variant != "cpu":
         parts.append("+".join(sms))
-    parts.append(resolution.variant)
-    parts.append("py" + resolution.python.replace(".", ""))
+    parts.append(variant)
+    parts.append("py" + python.replace(".", ""))
     return "-".join(parts)
 
 
@@ -85,6 +91,73 @@ def index_bound_requirements(
         ):
             found.append(str(requirement))
     return found
+
+
+TORCH_FAMILY = ("torch", "torchvision", "torchaudio")
+
+
+def _locked_packages(lock: bytes) -> list[dict[str, Any]]:
+    try:
+        data = tomllib.loads(lock.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ExternalToolError(f"Poetry wrote a poetry.lock that does not parse: {exc}") from None
+    return [p for p in data.get("package", []) if isinstance(p, dict)]
+
+
+def _pytorch_source(spec: EnvironmentSpec) -> str | None:
+    urls = [s.url for s in spec.sources if s.name.startswith(PYTORCH_SOURCE_PREFIX)]
+    return urls[0].rstrip("/") if urls else None
+
+
+def check_lock_sources(lock: bytes, spec: EnvironmentSpec, matrix: Matrix) -> None:
+    """Dependency confusion guard: on a target whose torch comes from the PyTorch index, every
+    locked package of the torch family or named in `[index] bound_packages` must come from that
+    index. A name also served (at a higher version) by the general index is never taken from there."""
+    pytorch = _pytorch_source(spec)
+    if pytorch is None:
+        return  # torch itself comes from the general index (macOS): nothing is bound
+    bound = {str(canonicalize_name(n)) for n in (*TORCH_FAMILY, *matrix.index_bound_packages)}
+    bound |= {dep.name for dep in spec.dependencies if dep.source}
+    for package in _locked_packages(lock):
+        name = canonicalize_name(str(package.get("name", "")))
+        if name not in bound:
+            continue
+        source = package.get("source")
+        url = source.get("url") if isinstance(source, dict) else None
+        if not isinstance(url, str) or url.rstrip("/") != pytorch:
+            raise ExternalToolError(
+                f"poetry.lock takes {name} {package.get('version')} from {url or 'the default index'}, "
+                f"not from the PyTorch index {pytorch}",
+                hint=f"{name} must come only from the PyTorch index (a look-alike on another index is "
+                f"how dependency-confusion attacks work); add it to `packages` in the team file so it "
+                "is pinned there, and check the index URLs",
+            )
+
+
+def check_lock_hashes(lock: bytes, spec: EnvironmentSpec, client: IndexClient) -> None:
+    """Each file Poetry locked from the PyTorch index carries the sha256 that index advertises
+    now (listings the run fetched already; one more for a bound package such as triton)."""
+    pytorch = _pytorch_source(spec)
+    if pytorch is None:
+        return
+    for package in _locked_packages(lock):
+        source = package.get("source")
+        url = source.get("url") if isinstance(source, dict) else None
+        if not isinstance(url, str) or url.rstrip("/") != pytorch:
+            continue
+        name = str(package.get("name"))
+        listed = {f.filename: f for f in client.files(pytorch, name)}
+        for entry in package.get("files", []):
+            item = listed.get(str(entry.get("file")))
+            locked = str(entry.get("hash", ""))
+            if item is None or item.sha256 is None or locked == f"sha256:{item.sha256}":
+                continue
+            raise ExternalToolError(
+                f"hash mismatch for {name} {package.get('version')}, file {item.filename} at {item.url}: "
+                f"the index advertises sha256:{item.sha256} (expected), poetry.lock records {locked}",
+                hint="the index changed the file while locking, or a cache served a stale listing; "
+                "lock again, and if it persists do not use this index",
+            )
 
 
 def environment_spec(
@@ -166,9 +239,12 @@ def stage_environment(
     tool: PoetryTool,
     poetry_version: str,
     locker: Callable[[str, bytes | None], bytes] | None = None,
+    client: IndexClient | None = None,
 ) -> Staged:
     """`locker(pyproject_text, previous_lock)` makes the lock; by default Poetry in a staging
-    folder. The team lock passes one that locks identical inputs only once."""
+    folder. The team lock passes one that locks identical inputs only once. The new lock is
+    checked before anything is written: bound packages from the PyTorch index only, and (given
+    a `client`) their file hashes as the index advertises them."""
     existing_pyproject = _read(directory / PYPROJECT)
     pyproject_text = render_pyproject(
         existing_pyproject.decode("utf-8") if existing_pyproject is not None else None,
@@ -199,6 +275,9 @@ def stage_environment(
         new_lock = lock_in_staging(pyproject_text, old_lock, tool)
     else:
         new_lock = locker(pyproject_text, old_lock)
+    check_lock_sources(new_lock, spec, matrix)
+    if client is not None:
+        check_lock_hashes(new_lock, spec, client)
     record["lock_sha256"] = hashlib.sha256(new_lock).hexdigest()
     files = {
         PYPROJECT: pyproject_text.encode("utf-8"),

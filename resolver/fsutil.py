@@ -3,8 +3,10 @@ target, is flushed to disk, and replaces the target with one rename.
 
 A reader, or a process killed at any instant, sees either the old content or the complete new one.
 On Linux the new content is written to an O_TMPFILE inode that has no name until the moment it is
-linked in just before the rename, so a killed run leaves no temporary file behind; elsewhere a
-temporary file with the prefix below is used and removed on every error.
+linked in just before the rename, so a killed run leaves no temporary file behind. Where the
+filesystem cannot link such an inode (probed once per filesystem; some container filesystems
+answer EXDEV) a temporary file named with the prefix and the writer's pid is used instead: removed
+on every error, and, if the writer was killed, by `sweep_stale_temps` at the start of the next run.
 
 `STACK_RESOLVER_CRASH_AT=N` (tests only) kills the process with SIGKILL at the N-th write step,
 so the tests can prove the guarantee at every step instead of at random instants.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import tempfile
 from pathlib import Path
@@ -56,7 +59,8 @@ def _replace_via_tmpfile(path: Path, data: bytes) -> bool:
         crash_point()
         os.fsync(fd)
         crash_point()
-        temp = path.parent / f"{TEMP_PREFIX}{os.getpid()}-{path.name}"
+        # Unique per call: threads of one process may write the same file at once (the cache).
+        temp = path.parent / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}-{path.name}"
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
         try:
@@ -85,7 +89,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> bool:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = _mode_for(path)
-    if _replace_via_tmpfile(path, data):
+    if _nameless_here(path.parent) and _replace_via_tmpfile(path, data):
         with contextlib.suppress(OSError):
             os.chmod(path, mode)
         _fsync_dir(path.parent)
@@ -139,6 +143,21 @@ def _alive(pid: int) -> bool:
     return True
 
 
+_nameless_by_device: dict[int, bool] = {}
+
+
+def _nameless_here(directory: Path) -> bool:
+    """`supports_nameless_temp`, asked once per filesystem: where it cannot link the nameless
+    inode, no write starts on that path only to be thrown away."""
+    try:
+        device = directory.stat().st_dev
+    except OSError:
+        return False
+    if device not in _nameless_by_device:
+        _nameless_by_device[device] = supports_nameless_temp(directory)
+    return _nameless_by_device[device]
+
+
 def supports_nameless_temp(directory: Path) -> bool:
     """Whether writes in `directory` can use a nameless O_TMPFILE inode (nothing to leave behind)."""
     flag = getattr(os, "O_TMPFILE", None)
@@ -148,7 +167,7 @@ def supports_nameless_temp(directory: Path) -> bool:
         fd = os.open(directory, flag | os.O_WRONLY, 0o600)
     except OSError:
         return False
-    probe = directory / f"{TEMP_PREFIX}{os.getpid()}-probe"
+    probe = directory / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}-probe"
     try:
         os.link(f"/proc/self/fd/{fd}", probe, follow_symlinks=True)
     except OSError:

@@ -36,10 +36,13 @@ HOST_KEYS = (
 )
 GPU_KEYS = ("index", "name", "compute_capability", "memory_mib")
 
-_CC_RE = re.compile(r"^(\d{1,2})\.(\d)$")
-_DRIVER_RE = re.compile(r"^\d+(\.\d+){0,2}$")
-_VERSION_RE = re.compile(r"^\d+(\.\d+){0,3}$")
-_PYTHON_RE = re.compile(r"^3\.\d{1,2}t?$")
+# ASCII digits only, matched in full: `\d` also takes "٣" and `$` matches before a final newline,
+# and neither would parse as a version later.
+_CC_RE = re.compile(r"(\d{1,2})\.(\d)", re.ASCII)
+_DRIVER_RE = re.compile(r"\d+(\.\d+){0,2}", re.ASCII)
+_VERSION_RE = re.compile(r"\d+(\.\d+){0,3}", re.ASCII)
+_PYTHON_RE = re.compile(r"3\.\d{1,2}t?", re.ASCII)
+_CUDA_API_RE = re.compile(r"\d+\.\d+", re.ASCII)
 
 
 @dataclass(frozen=True, order=True)
@@ -51,7 +54,7 @@ class ComputeCapability:
 
     @classmethod
     def parse(cls, text: str) -> ComputeCapability:
-        match = _CC_RE.match(text.strip())
+        match = _CC_RE.fullmatch(text.strip())
         if not match:
             raise ValueError(f"not a compute capability: {text!r} (expected MAJOR.MINOR, e.g. 8.6)")
         return cls(int(match.group(1)), int(match.group(2)))
@@ -73,7 +76,7 @@ class DriverVersion:
     @classmethod
     def parse(cls, text: str) -> DriverVersion:
         text = text.strip()
-        if not _DRIVER_RE.match(text):
+        if not _DRIVER_RE.fullmatch(text):
             raise ValueError(f"not an NVIDIA driver version: {text!r} (expected e.g. 535.104.05)")
         return cls(tuple(int(p) for p in text.split(".")))
 
@@ -165,12 +168,12 @@ def _opt_str(data: Mapping[str, Any], key: str, origin: str) -> str | None:
     raise _fail(origin, key, f"'{key}' must be a string or null", value, "quote the value")
 
 
-def _opt_int(data: Mapping[str, Any], key: str, origin: str) -> int | None:
+def _opt_int(data: Mapping[str, Any], key: str, origin: str, example: str) -> int | None:
     value = data.get(key)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise _fail(origin, key, f"'{key}' must be a non-negative integer", value, "e.g. 16384")
+        raise _fail(origin, key, f"'{key}' must be a non-negative integer", value, f"e.g. {example}")
     return value
 
 
@@ -212,7 +215,11 @@ def _parse_gpu(item: Any, position: int, origin: str) -> Gpu:
     if memory is not None and (isinstance(memory, bool) or not isinstance(memory, int) or memory < 0):
         # Name the GPU in the key: "gpus[1].memory_mib", not a bare "memory_mib".
         raise _fail(
-            origin, f"{key}.memory_mib", "GPU memory must be a non-negative integer (MiB)", memory, "81920"
+            origin,
+            f"{key}.memory_mib",
+            "GPU memory must be a non-negative integer (MiB)",
+            memory,
+            "e.g. 81920",
         )
     return Gpu(index=index, name=name, compute_capability=cc, memory_mib=memory)
 
@@ -242,19 +249,19 @@ def host_from_mapping(data: Any, origin: str = "<host>") -> Host:
     if libc is not None and libc not in LIBC_NAMES:
         raise _fail(origin, "libc", "unknown libc", libc, f"one of {', '.join(LIBC_NAMES)}")
     libc_version = _opt_str(data, "libc_version", origin)
-    if libc_version is not None and not _VERSION_RE.match(libc_version):
+    if libc_version is not None and not _VERSION_RE.fullmatch(libc_version):
         raise _fail(origin, "libc_version", "libc version is not a version", libc_version, 'e.g. "2.35"')
     os_version = _opt_str(data, "os_version", origin)
-    if os_name == "macos" and os_version is not None and not _VERSION_RE.match(os_version):
+    if os_name == "macos" and os_version is not None and not _VERSION_RE.fullmatch(os_version):
         raise _fail(origin, "os_version", "macOS version is not a version", os_version, 'e.g. "14.5"')
     python = _opt_str(data, "python", origin)
-    if python is not None and not _PYTHON_RE.match(python):
+    if python is not None and not _PYTHON_RE.fullmatch(python):
         raise _fail(origin, "python", "Python version must be MAJOR.MINOR", python, 'e.g. "3.11"')
     driver = _opt_str(data, "nvidia_driver", origin)
-    if driver is not None and not _DRIVER_RE.match(driver):
+    if driver is not None and not _DRIVER_RE.fullmatch(driver):
         raise _fail(origin, "nvidia_driver", "not an NVIDIA driver version", driver, 'e.g. "535.104.05"')
     cuda_api = _opt_str(data, "cuda_driver_api", origin)
-    if cuda_api is not None and not re.match(r"^\d+\.\d+$", cuda_api):
+    if cuda_api is not None and not _CUDA_API_RE.fullmatch(cuda_api):
         raise _fail(origin, "cuda_driver_api", "CUDA driver API must be MAJOR.MINOR", cuda_api, 'e.g. "12.4"')
     gpus_raw = data.get("gpus") or []
     if not isinstance(gpus_raw, list):
@@ -275,9 +282,9 @@ def host_from_mapping(data: Any, origin: str = "<host>") -> Host:
         nvidia_driver=driver,
         cuda_driver_api=cuda_api,
         gpus=gpus,
-        cpu_count=_opt_int(data, "cpu_count", origin),
-        memory_mib=_opt_int(data, "memory_mib", origin),
-        disk_free_mib=_opt_int(data, "disk_free_mib", origin),
+        cpu_count=_opt_int(data, "cpu_count", origin, '"cpu_count": 16'),
+        memory_mib=_opt_int(data, "memory_mib", origin, '"memory_mib": 65536 (MiB)'),
+        disk_free_mib=_opt_int(data, "disk_free_mib", origin, '"disk_free_mib": 512000 (MiB)'),
         sources=dict(sources),
     )
 
@@ -397,7 +404,7 @@ def parse_proc_driver_version(text: str) -> KernelModule:
 def parse_sys_module_version(text: str) -> str:
     """`/sys/module/nvidia/version` holds just the version: `535.104.05`."""
     version = text.strip()
-    if not _DRIVER_RE.match(version):
+    if not _DRIVER_RE.fullmatch(version):
         raise ProbeParseError(f"not an NVIDIA driver version: {version!r}")
     return version
 
@@ -460,7 +467,7 @@ def parse_sw_vers(text: str) -> str:
     """macOS `sw_vers` (`ProductVersion:\t14.5`) or `sw_vers -productVersion` (`14.5`)."""
     match = re.search(r"^ProductVersion:\s*(\S+)\s*$", text, re.M)
     version = match.group(1) if match else text.strip()
-    if not _VERSION_RE.match(version):
+    if not _VERSION_RE.fullmatch(version):
         raise ProbeParseError(f"no macOS ProductVersion in {text.strip()[:80]!r}")
     return version
 

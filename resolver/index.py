@@ -137,9 +137,14 @@ def parse_html_listing(text: str, base_url: str) -> tuple[IndexFile, ...]:
     parser = _AnchorParser()
     try:
         parser.feed(text)
+        # html.parser keeps an unterminated tag as unparsed input and drops it at close(): a page
+        # cut off inside a link would otherwise read as a shorter (or empty) listing.
+        unterminated = parser.rawdata.lstrip().startswith("<")
         parser.close()
     except Exception as exc:  # html.parser raises assorted errors on garbage
         raise IndexParseError(f"malformed HTML: {exc}") from None
+    if unterminated or parser._current is not None:
+        raise IndexParseError("malformed HTML: the page ends inside a tag or a link")
     files = []
     for href, attributes, label in parser.anchors:
         url, _, fragment = href.partition("#")
@@ -188,7 +193,7 @@ class IndexClient:
         """The files of one project on one index; one request per (index, project) per run."""
         url = self.project_url(index_url, project)
         if url not in self._memo:
-            body, content_type = self._get(url, _parses)
+            body, content_type = self.page(url)
             try:
                 if JSON_TYPE in content_type or content_type.endswith("json"):
                     listing = parse_json_listing(body, url)
@@ -232,11 +237,67 @@ class IndexClient:
         }
         atomic_write_bytes(path, json.dumps(entry, sort_keys=True).encode())
 
+    def page(self, url: str) -> tuple[str, str]:
+        """A simple-API page (body, content type), validated, cached; a 404 is an empty listing.
+        Also what resolver/offline.py serves to Poetry, so every page Poetry reads is cached."""
+        return self._get(url, _parses)
+
     def metadata(self, file: IndexFile) -> str:
         """The PEP 658 core metadata of a file (`<file URL>.metadata`)."""
-        url = file.url.split("#", 1)[0] + ".metadata"
-        body, _ = self._get(url, lambda text, _type, _url: text.startswith("Metadata-Version"))
+        return self.metadata_at(file.url.split("#", 1)[0] + ".metadata")
+
+    def metadata_at(self, url: str) -> str:
+        """PEP 658 core metadata by its own URL (`<file URL>.metadata`), validated, cached."""
+        body, _ = self._get(url, _is_metadata)
         return body
+
+    def file_sha256(self, url: str) -> str:
+        """The sha256 of the file at `url`, computed while streaming it (never held in memory),
+        under the same policy as listings: retried on 429/5xx, broken or truncated transfers."""
+        url = url.split("#", 1)[0]
+        last_problem = "no attempt made"
+        for attempt in range(self.policy.retries + 1):
+            self.attempts[url] = self.attempts.get(url, 0) + 1
+            delay = min(self.policy.backoff * (2**attempt), self.policy.max_backoff)
+            try:
+                # identity: the bytes hashed are the file's, not a compressed transfer of it
+                with self.session.get(
+                    url, headers={"Accept-Encoding": "identity"}, timeout=self.policy.timeout, stream=True
+                ) as response:
+                    if response.status_code == 200:
+                        digest, size = hashlib.sha256(), 0
+                        for chunk in response.iter_content(1 << 20):
+                            digest.update(chunk)
+                            size += len(chunk)
+                        declared = response.headers.get("Content-Length")
+                        if declared is not None and declared.isdigit() and int(declared) != size:
+                            last_problem = f"truncated response ({size} of {declared} bytes)"
+                        else:
+                            return digest.hexdigest()
+                    elif response.status_code in RETRY_STATUSES:
+                        last_problem = f"HTTP {response.status_code}"
+                        delay = self._retry_after(response, delay)
+                    else:
+                        raise ExternalToolError(
+                            f"{url} answered HTTP {response.status_code}",
+                            hint="check the index URL and your credentials",
+                        )
+            except requests.RequestException as exc:
+                last_problem = f"{type(exc).__name__}: {exc}"
+            if attempt < self.policy.retries:
+                self.sleep(delay)
+        raise ExternalToolError(
+            f"{url} failed after {self.policy.retries + 1} attempts ({last_problem})",
+            hint="the index may be down; retry later, raise STACK_RESOLVER_HTTP_RETRIES, "
+            "or configure a mirror",
+        )
+
+    def _retry_after(self, response: Any, delay: float) -> float:
+        """A `Retry-After: <seconds>` header replaces the backoff, capped at max_backoff."""
+        retry_after = str(response.headers.get("Retry-After", "")).strip()
+        if retry_after.isdigit():
+            return min(float(retry_after), self.policy.max_backoff)
+        return delay
 
     def _get(self, url: str, valid: Callable[[str, str, str], bool]) -> tuple[str, str]:
         cached = self._read_cache(url)
@@ -284,9 +345,7 @@ class IndexClient:
                     return empty, JSON_TYPE
                 elif response.status_code in RETRY_STATUSES:
                     last_problem = f"HTTP {response.status_code}"
-                    retry_after = response.headers.get("Retry-After", "")
-                    if retry_after.isdigit():
-                        delay = min(float(retry_after), self.policy.max_backoff)
+                    delay = self._retry_after(response, delay)
                 else:
                     raise ExternalToolError(
                         f"{url} answered HTTP {response.status_code}",
@@ -310,3 +369,7 @@ def _parses(text: str, content_type: str, url: str) -> bool:
     except IndexParseError:
         return False
     return True
+
+
+def _is_metadata(text: str, content_type: str, url: str) -> bool:
+    return text.startswith("Metadata-Version")

@@ -23,11 +23,13 @@ from resolver.environment import (
     with_formats,
 )
 from resolver.errors import InputError
+from resolver.fsutil import sweep_stale_temps
 from resolver.host import Host
 from resolver.index import HttpPolicy, IndexClient
 from resolver.lock.conda import CondaSettings, channel_gaps, conda_inputs, stage_conda
 from resolver.lock.poetry import PoetryTool
 from resolver.matrix import Matrix
+from resolver.offline import mirrored_tool
 from resolver.solve import Request, Resolution, solve
 
 
@@ -81,6 +83,7 @@ def resolve_and_write(
         if fmt not in ("poetry", "conda"):
             raise InputError("unknown lock format", value=fmt, hint="poetry or conda")
     conda = conda or CondaSettings(channels=team.channels)
+    sweep_stale_temps(envs_dir_for(team))
     if "conda" in formats:
         # Builds the conda channels lack are skipped like builds missing on a pip index.
         gaps, missing_transformers = channel_gaps(matrix, host, team.packages, conda)
@@ -93,7 +96,7 @@ def resolve_and_write(
         resolution = solve_available(host, matrix, request, indexes, client)
     else:
         resolution = solve(host, matrix, request)
-    name = target or target_name_for(host, resolution)
+    name = target or target_name_for(host, resolution.variant, resolution.python)
     directory = envs_dir_for(team) / name
     index_url = indexes.variant_url(resolution.variant) if resolution.local_label else None
     previous = previous_record(directory)
@@ -130,7 +133,6 @@ def _stage_poetry(
     directory: Path,
     index_url: str | None,
 ) -> Staged:
-    tool = tool or PoetryTool(environ=dict(os.environ))
     bound = (
         index_bound_requirements(resolution, matrix, client, index_url, host.platform)
         if index_url is not None
@@ -146,4 +148,8 @@ def _stage_poetry(
         bound,
         frozenset(str(n) for n in owned) if isinstance(owned, list) else frozenset(),
     )
-    return stage_environment(directory, host, matrix, resolution, spec, index_url, tool, tool.version())
+    # Poetry reads the indexes through the tool's cache (resolver/offline.py): what --offline uses.
+    with mirrored_tool(client, tool or PoetryTool(environ=dict(os.environ))) as mirrored:
+        return stage_environment(
+            directory, host, matrix, resolution, spec, index_url, mirrored, mirrored.version(), client=client
+        )

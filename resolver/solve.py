@@ -21,7 +21,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from resolver.arch import ArchTarget, Coverage, TegraRule, coverage, sm_list
-from resolver.errors import Cause, ConstraintError, InputError, NoCompatibleCombination
+from resolver.errors import Cause, ConstraintError, InputError, Location, NoCompatibleCombination
 from resolver.host import DriverVersion, Gpu, Host
 from resolver.matrix import Build, Matrix, TorchRelease, TransformersRelease
 
@@ -66,6 +66,7 @@ def parse_constraint(text: str, origin: str = "--constraint") -> tuple[str, Spec
         first_line = str(exc).splitlines()[0] if str(exc) else "invalid requirement"
         raise ConstraintError(
             f"cannot parse constraint: {first_line}",
+            location=Location(origin),
             value=text,
             hint='write it like "torch>=2.4,<2.7" or "transformers==4.57.6"',
         ) from None
@@ -73,12 +74,14 @@ def parse_constraint(text: str, origin: str = "--constraint") -> tuple[str, Spec
     if name not in MANAGED:
         raise ConstraintError(
             f"'{requirement.name}' is not a package the solver manages",
+            location=Location(origin),
             value=text,
             hint=f"constraints apply to {', '.join(MANAGED)}; list other packages under `packages`",
         )
     if requirement.extras or requirement.marker or requirement.url:
         raise ConstraintError(
             "a constraint takes a version range only (no extras, markers or URLs)",
+            location=Location(origin),
             value=text,
             hint='e.g. "torch>=2.4,<2.7"',
         )
@@ -579,9 +582,20 @@ def explore(host: Host, matrix: Matrix, request: Request, *, exhaustive: bool = 
         release_reasons = _release_reasons(ctx, release)
         variants = sorted(release.variants, key=lambda v: ctx.variant_rank(release, v), reverse=True)
         if python is None and host.platform in release.python and release.python[host.platform]:
-            # Unknown host Python: take the newest non-free-threaded Python with wheels.
-            plain = [p for p in release.python[host.platform] if not p.endswith("t")]
+            # Unknown host Python: take the newest non-free-threaded Python with wheels, within the
+            # python constraint (a known Python was checked against it above).
+            spec = request.spec("python")
+            plain = [p for p in release.python[host.platform] if not p.endswith("t") and Version(p) in spec]
             ctx_python = max(plain, key=_python_key) if plain else None
+            if ctx_python is None:
+                within = f" within python{spec}" if str(spec) else ""
+                release_reasons.append(
+                    Reason(
+                        "python",
+                        f"torch {release.version} has no Python wheel{within} for {host.platform}",
+                        f"has no Python wheel{within}",
+                    )
+                )
         else:
             ctx_python = python
         release_ctx = (
@@ -709,7 +723,9 @@ def binding_summary(host: Host, request: Request, rejections: Sequence[Rejection
     if "platform" in kinds_everywhere:
         return f"no torch release publishes wheels for {host.platform}"
     if "python" in kinds_everywhere:
-        return f"no torch release has wheels for Python {request.python or host.python} on {host.platform}"
+        wanted = request.python or host.python
+        which = f"Python {wanted}" if wanted else f"a Python within python{request.spec('python')}"
+        return f"no torch release has wheels for {which} on {host.platform}"
     if "constraint" in kinds_everywhere:
         specs = ", ".join(f"{name}{spec}" for name, spec in request.constraints.items())
         return f"the constraints ({specs}) exclude every candidate"

@@ -17,8 +17,16 @@ from typing import Any
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from resolver.config import TeamConfig, check_variant
-from resolver.errors import Cause, ConfigError, ConstraintError, InputError, Location, NoCompatibleCombination
+from resolver.config import TeamConfig, check_python, check_variant
+from resolver.errors import (
+    Cause,
+    ConfigError,
+    ConstraintError,
+    HostFileError,
+    InputError,
+    Location,
+    NoCompatibleCombination,
+)
 from resolver.host import Host, host_from_mapping, read_host_file
 from resolver.matrix import Matrix
 from resolver.solve import Rejection, Request, Resolution, explore, merge_constraints, solve
@@ -149,7 +157,12 @@ def _target_from_table(name: str, table: Any, team: TeamConfig, base: Path) -> T
     origin = str(team.path) if team.path else "envs/team.toml"
     key = f"targets.{name}"
     if not isinstance(table, Mapping):
-        raise ConfigError("a target must be a table", location=Location(origin, key=key), value=table)
+        raise ConfigError(
+            "a target must be a table",
+            location=Location(origin, key=key),
+            value=table,
+            hint=f'write [{key}] with host = "hosts/NAME.json" (a host file) or an inline host table',
+        )
     unknown = sorted(set(table) - set(TARGET_KEYS))
     if unknown:
         raise ConfigError(
@@ -162,7 +175,17 @@ def _target_from_table(name: str, table: Any, team: TeamConfig, base: Path) -> T
     if isinstance(raw_host, str):
         host = read_host_file(base / raw_host)
     elif isinstance(raw_host, Mapping):
-        host = host_from_mapping(raw_host, f"{origin} [{key}.host]")
+        try:
+            host = host_from_mapping(raw_host, origin)
+        except HostFileError as exc:
+            # One dotted key: "team.toml [targets.a100.host.arch]".
+            inner = exc.location.key if exc.location is not None and exc.location.key else None
+            raise HostFileError(
+                exc.message,
+                location=Location(origin, key=f"{key}.host" + (f".{inner}" if inner else "")),
+                value=exc.value,
+                hint=exc.hint,
+            ) from None
     else:
         raise ConfigError(
             "a target needs `host`: a host file path or an inline host table",
@@ -186,13 +209,23 @@ def _target_from_table(name: str, table: Any, team: TeamConfig, base: Path) -> T
         ) from None
     variant = table.get("variant")
     python = table.get("python")
-    for field_name, value in (("variant", variant), ("python", python)):
-        if value is not None and not isinstance(value, str):
+    for field_name, value, check, example in (
+        ("variant", variant, check_variant, "cu126"),
+        ("python", python, check_python, "3.11"),
+    ):
+        if value is None:
+            continue
+        try:
+            if not isinstance(value, str):
+                raise InputError(f"'{field_name}' must be a string")
+            check(value)
+        except InputError as exc:
             raise ConfigError(
-                f"'{field_name}' must be a string",
+                exc.message.removeprefix("--python: "),
                 location=Location(origin, key=f"{key}.{field_name}"),
                 value=value,
-            )
+                hint=f'e.g. {field_name} = "{example}"',
+            ) from None
     return Target(
         name=name,
         host=host,

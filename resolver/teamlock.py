@@ -25,6 +25,7 @@ from resolver.config import Indexes, TeamConfig
 from resolver.environment import (
     Staged,
     Written,
+    check_lock_hashes,
     commit,
     environment_spec,
     index_bound_requirements,
@@ -177,6 +178,10 @@ def lock_team(
     workers = max(1, min(jobs or os.cpu_count() or 1, len(targets)))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         staged = list(pool.map(stage, targets))
+    # The index client is not shared across threads: the hash check runs here, before the commit.
+    for target, stage_result in zip(targets, staged, strict=True):
+        if LOCKFILE in stage_result.files:
+            check_lock_hashes(stage_result.files[LOCKFILE], specs[target.name], client)
     written = commit(staged)
     summary = team_json(resolution, indexes)
     for target, item in zip(targets, written, strict=True):

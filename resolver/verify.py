@@ -15,21 +15,23 @@ import shutil
 import sys
 import sysconfig
 import tempfile
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from resolver import smoke
+from resolver.availability import wheel_fits
 from resolver.config import load_toml
 from resolver.environment import RESOLUTION, target_name_for
 from resolver.errors import ExternalToolError, InputError, Location
 from resolver.host import Host
+from resolver.index import IndexClient
 from resolver.lock.poetry import LOCKFILE, PoetryTool
 from resolver.lock.runner import Runner, run_subprocess
 from resolver.matrix import variant_cuda, variant_kind
 from resolver.smoke import PACKAGES, Check
-from resolver.solve import Resolution
 
 __all__ = [
     "Check",
@@ -37,6 +39,7 @@ __all__ = [
     "Report",
     "create_venv",
     "find_target",
+    "hash_checks",
     "install_lock",
     "interpreter_for",
     "list_targets",
@@ -127,21 +130,15 @@ def _record(directory: Path) -> dict[str, Any]:
     return data
 
 
-@dataclass(frozen=True)
-class _Named:
-    variant: str
-    python: str
-
-
 def _derived(host: Host, directory: Path) -> tuple[str, str] | None:
     """(the name `resolve` gives this target on `host`, its variant)."""
     try:
         resolution = _record(directory)["resolution"]
     except InputError:
         return None
-    named = _Named(str(resolution.get("variant")), str(resolution.get("python")))
-    # target_name_for reads only .variant and .python: one naming rule for resolve and verify.
-    return target_name_for(host, cast(Resolution, named)), named.variant
+    variant, python = str(resolution.get("variant")), str(resolution.get("python"))
+    # one naming rule for resolve and verify
+    return target_name_for(host, variant, python), variant
 
 
 def find_target(envs_dir: Path, name: str | None, host: Host) -> Path:
@@ -299,6 +296,61 @@ def install_lock(directory: Path, venv: Path, tool: PoetryTool) -> Check:
     return Check("install the lock", "pass", expected, "installed")
 
 
+def hash_checks(
+    directory: Path, expect: Expectations, platform: str, output: str, client: IndexClient
+) -> list[Check]:
+    """After a failed install: download locked files through the index client (streamed, the
+    sha256 computed on the way) and compare each with poetry.lock. The files Poetry's output
+    names are checked; if it names none, every locked file for this platform and Python. Only
+    packages from a source the lock names (a URL) can be checked."""
+    lock = load_toml(directory / LOCKFILE)
+    candidates: list[tuple[str, str, str, str, str]] = []  # package, version, file, hash, index
+    for package in lock.get("package", []):
+        source = package.get("source") if isinstance(package, dict) else None
+        index = source.get("url") if isinstance(source, dict) else None
+        if not isinstance(index, str):
+            continue
+        name, version = str(package.get("name")), str(package.get("version"))
+        for entry in package.get("files", []):
+            candidates.append((name, version, str(entry.get("file")), str(entry.get("hash", "")), index))
+    named = [c for c in candidates if c[2] in output or urllib.parse.quote(c[2]) in output]
+    chosen = named or [c for c in candidates if wheel_fits(c[2], c[1], expect.python, platform)]
+    checks: list[Check] = []
+    try:
+        for name, version, filename, locked, index in chosen:
+            listed = {f.filename: f for f in client.files(index, name)}
+            if filename not in listed:
+                checks.append(
+                    Check(f"hash of {filename}", "fail", f"{locked} (poetry.lock)", "not listed", index)
+                )
+                continue
+            url = listed[filename].url.split("#", 1)[0]
+            actual = "sha256:" + client.file_sha256(url)
+            if actual != locked:
+                checks.append(
+                    Check(
+                        f"hash of {filename}",
+                        "fail",
+                        f"{locked} (poetry.lock)",
+                        f"{actual} (served)",
+                        f"{name} {version}: the index serves other bytes than were locked: {url}",
+                    )
+                )
+    except ExternalToolError as exc:
+        return [Check("hashes of the locked files", "skip", "-", "-", f"cannot download: {exc.render()}")]
+    if not checks and chosen:
+        checks.append(
+            Check(
+                "hashes of the locked files",
+                "pass",
+                "sha256 as in poetry.lock",
+                f"{len(chosen)} files match",
+                "the install failed for another reason",
+            )
+        )
+    return checks
+
+
 def run_smoke(
     python: Path, expect: Expectations, *, runner: Runner, environ: Mapping[str, str]
 ) -> tuple[str, list[Check]]:
@@ -336,11 +388,14 @@ def verify_target(
     uv: str | None = None,
     keep: Path | None = None,
     which: Callable[[str], str | None] = shutil.which,
+    client: IndexClient | None = None,
 ) -> Report:
     """Install `directory`'s lock into a fresh venv and run the smoke test there.
 
     The venv lives in a scratch folder that is removed afterwards, or at `keep` (which must not
-    exist yet) and stays."""
+    exist yet) and stays. When the install fails, `hash_checks` tells whether an index serves
+    files whose bytes differ from the lock's hashes (through `client`, by default one with the
+    HTTP settings of the environment)."""
     environ = dict(os.environ) if environ is None else dict(environ)
     tool = tool or PoetryTool(runner=runner, environ=environ)
     expect = read_expectations(directory, host)
@@ -364,6 +419,11 @@ def verify_target(
             version, found = run_smoke(venv_python, expect, runner=runner, environ=environ)
             checks.extend(found)
         else:
+            if client is None:
+                from resolver.pipeline import make_client
+
+                client = make_client(environ, offline=False)
+            checks.extend(hash_checks(directory, expect, host.platform, install.detail, client))
             checks.append(Check("smoke test", "skip", "-", "-", "the lock did not install"))
     finally:
         if scratch is not None:
