@@ -138,24 +138,12 @@ def _str_list(value: Any, origin: str, key: str, hint: str) -> tuple[str, ...]:
 
 
 def team_from_mapping(data: Mapping[str, Any], origin: str, base: Path) -> TeamConfig:
-    unknown = sorted(set(data) - set(TOP_KEYS))
-    if unknown:
-        raise ConfigError(
-            "unknown key",
-            location=Location(origin, key=unknown[0]),
-            value=unknown[0],
-            hint=f"allowed keys: {', '.join(TOP_KEYS)}",
-        )
+    reject_unknown_keys(data, TOP_KEYS, origin, "", f"allowed keys: {', '.join(TOP_KEYS)}")
     packages = _str_list(data.get("packages", []), origin, "packages", 'e.g. packages = ["accelerate"]')
     constraint_texts = _str_list(
         data.get("constraints", []), origin, "constraints", 'e.g. constraints = ["torch>=2.4,<2.7"]'
     )
-    try:
-        constraints = merge_constraints(constraint_texts, origin=f"{origin} [constraints]")
-    except ConstraintError as exc:
-        raise ConfigError(
-            exc.message, location=Location(origin, key="constraints"), value=exc.value, hint=exc.hint
-        ) from None
+    constraints = constraint_table(constraint_texts, origin, "constraints")
     formats = _str_list(data.get("formats", ["poetry"]), origin, "formats", 'e.g. formats = ["poetry"]')
     for fmt in formats:
         if fmt not in FORMATS:
@@ -207,14 +195,7 @@ def team_from_mapping(data: Mapping[str, Any], origin: str, base: Path) -> TeamC
         for p in _str_list(data.get("matrix", []), origin, "matrix", 'e.g. matrix = ["internal-matrix"]')
     )
     raw_indexes = _expect(data.get("indexes", {}), dict, origin, "indexes", "a table: [indexes]")
-    unknown_idx = sorted(set(raw_indexes) - set(INDEX_KEYS))
-    if unknown_idx:
-        raise ConfigError(
-            "unknown key",
-            location=Location(origin, key=f"indexes.{unknown_idx[0]}"),
-            value=unknown_idx[0],
-            hint=f"allowed: {', '.join(INDEX_KEYS)}",
-        )
+    reject_unknown_keys(raw_indexes, INDEX_KEYS, origin, "indexes.", f"allowed: {', '.join(INDEX_KEYS)}")
     for key in INDEX_KEYS:
         if key in raw_indexes:
             url = _expect(raw_indexes[key], str, origin, f"indexes.{key}", "a URL string")
@@ -256,6 +237,27 @@ def _directory(base: Path, text: str, origin: str, key: str) -> Path:
         ) from None
 
 
+def reject_unknown_keys(
+    table: Mapping[str, Any], allowed: Sequence[str], origin: str, prefix: str, hint: str
+) -> None:
+    """A team-file table may hold only `allowed` keys; name the first stranger as `prefix + key`."""
+    unknown = sorted(set(table) - set(allowed))
+    if unknown:
+        raise ConfigError(
+            "unknown key", location=Location(origin, key=f"{prefix}{unknown[0]}"), value=unknown[0], hint=hint
+        )
+
+
+def constraint_table(texts: Sequence[str], origin: str, key: str) -> dict[str, SpecifierSet]:
+    """Constraint strings from the team file, with errors located at `key`."""
+    try:
+        return merge_constraints(texts, origin=f"{origin} [{key}]")
+    except ConstraintError as exc:
+        raise ConfigError(
+            exc.message, location=Location(origin, key=key), value=exc.value, hint=exc.hint
+        ) from None
+
+
 def _url_like(text: str) -> bool:
     return text.startswith(("http://", "https://", "file://"))
 
@@ -271,14 +273,7 @@ def _channels(data: Mapping[str, Any], origin: str) -> Channels:
     if not names:
         raise ConfigError("no conda channel", location=Location(origin, key="channels"), value=[], hint=hint)
     conda = _expect(data.get("conda", {}), dict, origin, "conda", "a table: [conda]")
-    unknown = sorted(set(conda) - set(CONDA_KEYS))
-    if unknown:
-        raise ConfigError(
-            "unknown key",
-            location=Location(origin, key=f"conda.{unknown[0]}"),
-            value=unknown[0],
-            hint=f"allowed: {', '.join(CONDA_KEYS)}",
-        )
+    reject_unknown_keys(conda, CONDA_KEYS, origin, "conda.", f"allowed: {', '.join(CONDA_KEYS)}")
     alias = conda.get("channel_alias")
     if alias is not None:
         _expect(alias, str, origin, "conda.channel_alias", "a URL string")

@@ -17,11 +17,10 @@ from typing import Any
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from resolver.config import TeamConfig, check_python, check_variant
+from resolver.config import TeamConfig, check_python, check_variant, constraint_table, reject_unknown_keys
 from resolver.errors import (
     Cause,
     ConfigError,
-    ConstraintError,
     HostFileError,
     InputError,
     Location,
@@ -29,7 +28,7 @@ from resolver.errors import (
 )
 from resolver.host import Host, host_from_mapping, read_host_file
 from resolver.matrix import Matrix
-from resolver.solve import Rejection, Request, Resolution, explore, merge_constraints, solve
+from resolver.solve import Rejection, Request, Resolution, explore, solve
 
 TARGET_KEYS = ("host", "constraints", "variant", "python")
 
@@ -163,14 +162,7 @@ def _target_from_table(name: str, table: Any, team: TeamConfig, base: Path) -> T
             value=table,
             hint=f'write [{key}] with host = "hosts/NAME.json" (a host file) or an inline host table',
         )
-    unknown = sorted(set(table) - set(TARGET_KEYS))
-    if unknown:
-        raise ConfigError(
-            "unknown key",
-            location=Location(origin, key=f"{key}.{unknown[0]}"),
-            value=unknown[0],
-            hint=f"a target takes {', '.join(TARGET_KEYS)}",
-        )
+    reject_unknown_keys(table, TARGET_KEYS, origin, f"{key}.", f"a target takes {', '.join(TARGET_KEYS)}")
     raw_host = table.get("host")
     if isinstance(raw_host, str):
         host = read_host_file(base / raw_host)
@@ -201,12 +193,7 @@ def _target_from_table(name: str, table: Any, team: TeamConfig, base: Path) -> T
             value=texts,
             hint='e.g. constraints = ["torch<2.8"]',
         )
-    try:
-        constraints = merge_constraints(texts, origin=f"{origin} [{key}.constraints]")
-    except ConstraintError as exc:
-        raise ConfigError(
-            exc.message, location=Location(origin, key=f"{key}.constraints"), value=exc.value, hint=exc.hint
-        ) from None
+    constraints = constraint_table(texts, origin, f"{key}.constraints")
     variant = table.get("variant")
     python = table.get("python")
     for field_name, value, check, example in (
