@@ -43,7 +43,7 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def _replace_via_tmpfile(path: Path, data: bytes) -> bool:
+def _replace_via_tmpfile(path: Path, data: bytes, durable: bool) -> bool:
     """Linux: write into an unnamed inode, link it under a temporary name, rename over the target.
     Returns False where O_TMPFILE is unsupported (the caller falls back)."""
     flag = getattr(os, "O_TMPFILE", None)
@@ -57,7 +57,8 @@ def _replace_via_tmpfile(path: Path, data: bytes) -> bool:
         crash_point()
         _write_all(fd, data)
         crash_point()
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
         crash_point()
         # Unique per call: threads of one process may write the same file at once (the cache).
         temp = path.parent / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}-{path.name}"
@@ -79,8 +80,9 @@ def _replace_via_tmpfile(path: Path, data: bytes) -> bool:
     return True
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> bool:
-    """Write `data` to `path` atomically. Returns False (and touches nothing) if unchanged."""
+def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> bool:
+    """Write `data` to `path` atomically. Returns False (and touches nothing) if unchanged.
+    `durable=False` (caches) skips the fsyncs: still all-or-nothing, just not forced to disk."""
     path = Path(path)
     try:
         if path.read_bytes() == data:
@@ -89,10 +91,11 @@ def atomic_write_bytes(path: Path, data: bytes) -> bool:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = _mode_for(path)
-    if _nameless_here(path.parent) and _replace_via_tmpfile(path, data):
+    if _nameless_here(path.parent) and _replace_via_tmpfile(path, data, durable):
         with contextlib.suppress(OSError):
             os.chmod(path, mode)
-        _fsync_dir(path.parent)
+        if durable:
+            _fsync_dir(path.parent)
         return True
     # The pid in the name lets a later run tell a dead writer's leftover from a live one's file.
     fd, tmp_name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=path.parent)
@@ -102,7 +105,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> bool:
             handle.write(data)
             handle.flush()
             crash_point()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.chmod(tmp_name, mode)
         crash_point()
         os.replace(tmp_name, path)
@@ -111,7 +115,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> bool:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
-    _fsync_dir(path.parent)
+    if durable:
+        _fsync_dir(path.parent)
     return True
 
 

@@ -16,6 +16,7 @@ import json
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -72,6 +73,13 @@ class IndexFile:
     has_metadata: bool = False
     # PEP 700 `upload-time` (JSON listings only), e.g. "2025-06-04T17:21:07.123456Z"
     upload_time: str | None = None
+
+
+@dataclass(frozen=True)
+class FileDigests:
+    sha256: str
+    md5: str
+    size: int
 
 
 class _AnchorParser(HTMLParser):
@@ -235,7 +243,7 @@ class IndexClient:
             "etag": headers.get("ETag"),
             "last_modified": headers.get("Last-Modified"),
         }
-        atomic_write_bytes(path, json.dumps(entry, sort_keys=True).encode())
+        atomic_write_bytes(path, json.dumps(entry, sort_keys=True).encode(), durable=False)
 
     def page(self, url: str) -> tuple[str, str]:
         """A simple-API page (body, content type), validated, cached; a 404 is an empty listing.
@@ -254,6 +262,11 @@ class IndexClient:
     def file_sha256(self, url: str) -> str:
         """The sha256 of the file at `url`, computed while streaming it (never held in memory),
         under the same policy as listings: retried on 429/5xx, broken or truncated transfers."""
+        return self.download(url).sha256
+
+    def download(self, url: str, destination: Path | None = None) -> FileDigests:
+        """Stream the file at `url` (into `destination` when given, rewritten on each attempt),
+        computing its sha256 and md5 on the way; retried like `file_sha256`."""
         url = url.split("#", 1)[0]
         last_problem = "no attempt made"
         for attempt in range(self.policy.retries + 1):
@@ -265,15 +278,19 @@ class IndexClient:
                     url, headers={"Accept-Encoding": "identity"}, timeout=self.policy.timeout, stream=True
                 ) as response:
                     if response.status_code == 200:
-                        digest, size = hashlib.sha256(), 0
-                        for chunk in response.iter_content(1 << 20):
-                            digest.update(chunk)
-                            size += len(chunk)
+                        digest, md5, size = hashlib.sha256(), hashlib.md5(usedforsecurity=False), 0
+                        with destination.open("wb") if destination is not None else nullcontext() as sink:
+                            for chunk in response.iter_content(1 << 20):
+                                digest.update(chunk)
+                                md5.update(chunk)
+                                size += len(chunk)
+                                if sink is not None:
+                                    sink.write(chunk)
                         declared = response.headers.get("Content-Length")
                         if declared is not None and declared.isdigit() and int(declared) != size:
                             last_problem = f"truncated response ({size} of {declared} bytes)"
                         else:
-                            return digest.hexdigest()
+                            return FileDigests(digest.hexdigest(), md5.hexdigest(), size)
                     elif response.status_code in RETRY_STATUSES:
                         last_problem = f"HTTP {response.status_code}"
                         delay = self._retry_after(response, delay)
