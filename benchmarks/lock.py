@@ -89,6 +89,9 @@ def main() -> int:
     print(f"stack-resolver resolve (whole run): {ours_t:6.2f} s")
     print(f"plain poetry lock (same pyproject): {plain_t:6.2f} s")
     print(f"overhead over plain Poetry:         {overhead * 100:6.1f} %   (target <= 10 %)")
+    # On loopback Poetry locks in well under a second, so our fixed cost (interpreter start-up and
+    # imports, the matrix, the index look-ups) shows large in relative terms; print it too.
+    print(f"overhead in seconds:                {ours_t - plain_t:6.2f} s")
     print(f"unchanged re-run (lock reused):     {reuse_t:6.2f} s   (target < 1 s)")
     ok = overhead <= 0.10 and reuse_t < 1.0
     print("targets met" if ok else "TARGET MISSED")
