@@ -15,10 +15,11 @@ from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import Version
 
 from resolver.config import Indexes
+from resolver.errors import NoCompatibleCombination
 from resolver.host import Host
 from resolver.index import IndexClient
 from resolver.matrix import Matrix
-from resolver.solve import Request, Resolution, solve
+from resolver.solve import Request, Resolution, explore, solve
 
 # platform key -> (tag prefixes, tag suffixes): manylinux_2_28_x86_64, macosx_14_0_arm64, win_amd64
 _PLATFORM_TAGS = {
@@ -110,6 +111,7 @@ def solve_available(
 
     Raises NoCompatibleCombination (with the "not on <URL>" causes) when none is left.
     """
+    prefetch_listings(host, matrix, request, indexes, client)
     unavailable = dict(request.unavailable)
     unavailable_transformers = {
         **transformers_missing(matrix, indexes, client, request.python or host.python, host.platform),
@@ -127,6 +129,24 @@ def solve_available(
         need, why = missing[0]
         what = "" if need.project == "torch" else f"(its {need.project} {need.version}) "
         unavailable[(str(resolution.release.version), resolution.variant)] = what + why
+
+
+def prefetch_listings(
+    host: Host, matrix: Matrix, request: Request, indexes: Indexes, client: IndexClient, depth: int = 6
+) -> None:
+    """Fetch, in parallel, the listings the check below will most likely read: the transformers
+    listing and the torch-family listings of the best few candidates' indexes."""
+    wanted: list[tuple[str, str]] = []
+    if indexes.general is not None:
+        wanted.append((indexes.general, "transformers"))
+    try:
+        candidates = explore(host, matrix, request, exhaustive=True).best_first()[:depth]
+    except NoCompatibleCombination:
+        candidates = ()
+    for resolution in candidates:
+        for need in required_builds(resolution, indexes, request.packages):
+            wanted.append((need.index_url, need.project))
+    client.prefetch(wanted)
 
 
 def transformers_missing(

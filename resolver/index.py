@@ -11,11 +11,13 @@ can work from the cache alone.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import time
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -189,6 +191,9 @@ class IndexClient:
     sleep: Callable[[float], None] = time.sleep
     attempts: dict[str, int] = field(default_factory=dict)
     _memo: dict[str, tuple[IndexFile, ...]] = field(default_factory=dict)
+    # pages fetched in this run: one request per URL per run, also for the pages Poetry reads
+    # through resolver/offline.py after the tool's own look-ups
+    _fetched: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.session is None:
@@ -248,7 +253,24 @@ class IndexClient:
     def page(self, url: str) -> tuple[str, str]:
         """A simple-API page (body, content type), validated, cached; a 404 is an empty listing.
         Also what resolver/offline.py serves to Poetry, so every page Poetry reads is cached."""
-        return self._get(url, _parses)
+        if url not in self._fetched:
+            self._fetched[url] = self._get(url, _parses)
+        return self._fetched[url]
+
+    def prefetch(self, index_urls_and_projects: Iterable[tuple[str, str]]) -> None:
+        """Fetch several listings at once (they are independent); later `files()` calls find them.
+        Failures are left for those calls to report, with their own retries and messages."""
+        urls = list(dict.fromkeys(self.project_url(i, p) for i, p in index_urls_and_projects))
+        urls = [u for u in urls if u not in self._fetched]
+        if len(urls) < 2 or self.offline:
+            return
+
+        def fetch(url: str) -> None:
+            with contextlib.suppress(ExternalToolError):
+                self.page(url)
+
+        with ThreadPoolExecutor(max_workers=min(8, len(urls))) as pool:
+            list(pool.map(fetch, urls))
 
     def metadata(self, file: IndexFile) -> str:
         """The PEP 658 core metadata of a file (`<file URL>.metadata`)."""
@@ -256,8 +278,9 @@ class IndexClient:
 
     def metadata_at(self, url: str) -> str:
         """PEP 658 core metadata by its own URL (`<file URL>.metadata`), validated, cached."""
-        body, _ = self._get(url, _is_metadata)
-        return body
+        if url not in self._fetched:
+            self._fetched[url] = self._get(url, _is_metadata)
+        return self._fetched[url][0]
 
     def file_sha256(self, url: str) -> str:
         """The sha256 of the file at `url`, computed while streaming it (never held in memory),
