@@ -97,7 +97,7 @@ def refresh_matrix(session: nox.Session) -> None:
 @nox.session
 def verify(session: nox.Session) -> None:
     """Install a target's lock into a fresh venv and smoke-test it (`-- --target NAME --json`)."""
-    _install_tool(session)
+    _install_tool(session, "conda")
     _install_poetry(session)
     session.run("python", "-m", "resolver", "verify", *session.posargs)
 

@@ -116,7 +116,15 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--team", type=Path, metavar="FILE", help="team file (default envs/team.toml)")
     verify.add_argument("--json", action="store_true", help="print the report as JSON")
     verify.add_argument("--python", metavar="EXE", help="interpreter for the venv (default: pythonX.Y)")
-    verify.add_argument("--keep", type=Path, metavar="DIR", help="create the venv here and keep it")
+    verify.add_argument(
+        "--keep", type=Path, metavar="DIR", help="create the venv (conda: the prefix) here and keep it"
+    )
+    verify.add_argument(
+        "--format",
+        dest="lock_format",
+        choices=("poetry", "conda"),
+        help="which lock to install when a target has both (default: poetry.lock when present)",
+    )
 
     matrix = commands.add_parser("matrix", help="validate or query the compatibility matrix")
     matrix_commands = matrix.add_subparsers(
@@ -537,7 +545,9 @@ def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         name = match.target.name if match.target is not None else None
     directory = verify.find_target(envs_dir_for(team), name, host)
     uv = shutil.which("uv")
-    report = verify.verify_target(directory, host, interpreter=args.python, uv=uv, keep=args.keep)
+    report = verify.verify_target(
+        directory, host, interpreter=args.python, uv=uv, keep=args.keep, lock_format=args.lock_format
+    )
     if args.json:
         out.write(json.dumps(verify.report_json(report), indent=2) + "\n")
     else:

@@ -194,6 +194,9 @@ class IndexClient:
     # pages fetched in this run: one request per URL per run, also for the pages Poetry reads
     # through resolver/offline.py after the tool's own look-ups
     _fetched: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # a URL that already failed all its attempts in this run fails again at once, not with a
+    # fresh round of retries
+    _failed: dict[str, ExternalToolError] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.session is None:
@@ -253,8 +256,14 @@ class IndexClient:
     def page(self, url: str) -> tuple[str, str]:
         """A simple-API page (body, content type), validated, cached; a 404 is an empty listing.
         Also what resolver/offline.py serves to Poetry, so every page Poetry reads is cached."""
+        if url in self._failed:
+            raise self._failed[url]
         if url not in self._fetched:
-            self._fetched[url] = self._get(url, _parses)
+            try:
+                self._fetched[url] = self._get(url, _parses)
+            except ExternalToolError as exc:
+                self._failed[url] = exc
+                raise
         return self._fetched[url]
 
     def prefetch(self, index_urls_and_projects: Iterable[tuple[str, str]]) -> None:

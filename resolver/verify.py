@@ -24,7 +24,7 @@ from typing import Any
 from resolver import smoke
 from resolver.availability import wheel_fits
 from resolver.config import load_toml
-from resolver.environment import RESOLUTION, target_name_for
+from resolver.environment import CONDA_LOCKFILE, RESOLUTION, target_name_for
 from resolver.errors import ExternalToolError, InputError, Location
 from resolver.host import Host
 from resolver.index import IndexClient
@@ -44,6 +44,7 @@ __all__ = [
     "interpreter_for",
     "list_targets",
     "lock_checks",
+    "lock_format_for",
     "read_expectations",
     "render_report",
     "report_json",
@@ -53,6 +54,7 @@ __all__ = [
 
 SMOKE_TIMEOUT_S = 600.0
 VENV_TIMEOUT_S = 300.0
+FORMATS = ("poetry", "conda")
 
 
 @dataclass(frozen=True)
@@ -103,10 +105,12 @@ class Report:
 
 
 def list_targets(envs_dir: Path) -> list[str]:
-    """Names of the target folders under `envs_dir` that hold a poetry.lock."""
+    """Names of the target folders under `envs_dir` that hold a poetry.lock or a conda-lock.yml."""
     if not envs_dir.is_dir():
         return []
-    return sorted(p.name for p in envs_dir.iterdir() if (p / LOCKFILE).is_file())
+    return sorted(
+        p.name for p in envs_dir.iterdir() if (p / LOCKFILE).is_file() or (p / CONDA_LOCKFILE).is_file()
+    )
 
 
 def _record(directory: Path) -> dict[str, Any]:
@@ -146,16 +150,11 @@ def find_target(envs_dir: Path, name: str | None, host: Host) -> Path:
     targets = list_targets(envs_dir)
     listed = ", ".join(targets) or "none"
     if name is not None:
-        if name not in targets and (envs_dir / name / "conda-lock.yml").is_file():
-            raise InputError(
-                f"target '{name}' has only a conda-lock.yml; verify installs poetry.lock targets",
-                hint="add poetry to `formats` in envs/team.toml and resolve again",
-            )
         if name not in targets:
             raise InputError(
                 f"no locked target '{name}' in {envs_dir}",
                 value=name,
-                hint=f"targets with a poetry.lock: {listed}; run `stack-resolver resolve --target {name}`",
+                hint=f"locked targets: {listed}; run `stack-resolver resolve --target {name}`",
             )
         return envs_dir / name
     if not targets:
@@ -377,6 +376,22 @@ def parse_smoke_output(stdout: str, stderr: str, returncode: int) -> tuple[str, 
         ]
 
 
+def lock_format_for(directory: Path, requested: str | None) -> str:
+    """`--format`, else poetry when the target has a poetry.lock, else conda."""
+    files = {"poetry": LOCKFILE, "conda": CONDA_LOCKFILE}
+    if requested is not None:
+        if requested not in files:
+            raise InputError("unknown lock format", value=requested, hint=f"one of {', '.join(FORMATS)}")
+        if not (directory / files[requested]).is_file():
+            raise InputError(
+                f"target '{directory.name}' has no {files[requested]}",
+                location=Location(str(directory)),
+                hint=f"resolve it with --format {requested}, or verify another format",
+            )
+        return requested
+    return "poetry" if (directory / LOCKFILE).is_file() else "conda"
+
+
 def verify_target(
     directory: Path,
     host: Host,
@@ -389,13 +404,18 @@ def verify_target(
     keep: Path | None = None,
     which: Callable[[str], str | None] = shutil.which,
     client: IndexClient | None = None,
+    lock_format: str | None = None,
 ) -> Report:
     """Install `directory`'s lock into a fresh venv and run the smoke test there.
 
     The venv lives in a scratch folder that is removed afterwards, or at `keep` (which must not
     exist yet) and stays. When the install fails, `hash_checks` tells whether an index serves
     files whose bytes differ from the lock's hashes (through `client`, by default one with the
-    HTTP settings of the environment)."""
+    HTTP settings of the environment). A conda target goes to `resolver/verify_conda.py`."""
+    if lock_format_for(directory, lock_format) == "conda":
+        from resolver.verify_conda import verify_conda_target
+
+        return verify_conda_target(directory, host, runner=runner, environ=environ, keep=keep, client=client)
     environ = dict(os.environ) if environ is None else dict(environ)
     tool = tool or PoetryTool(runner=runner, environ=environ)
     expect = read_expectations(directory, host)
