@@ -31,6 +31,10 @@ from resolver.fsutil import atomic_write_bytes
 
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 ACCEPT = f"{JSON_TYPE}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.1"
+UNREACHABLE_HINT = (
+    "the index may be down; retry later, raise STACK_RESOLVER_HTTP_RETRIES, or configure a mirror "
+    "([indexes] in envs/team.toml, STACK_RESOLVER_PYTORCH_INDEX, STACK_RESOLVER_INDEX_URL)"
+)
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
@@ -337,8 +341,7 @@ class IndexClient:
                 self.sleep(delay)
         raise ExternalToolError(
             f"{url} failed after {self.policy.retries + 1} attempts ({last_problem})",
-            hint="the index may be down; retry later, raise STACK_RESOLVER_HTTP_RETRIES, "
-            "or configure a mirror",
+            hint=UNREACHABLE_HINT,
         )
 
     def _retry_after(self, response: Any, delay: float) -> float:
@@ -404,8 +407,7 @@ class IndexClient:
                 self.sleep(delay)
         raise ExternalToolError(
             f"{url} failed after {self.policy.retries + 1} attempts ({last_problem})",
-            hint="the index may be down; retry later, raise STACK_RESOLVER_HTTP_RETRIES, "
-            "or configure a mirror",
+            hint=UNREACHABLE_HINT,
         )
 
 

@@ -94,7 +94,10 @@ class PoetryTool:
 def _hint_for(output: str) -> str:
     lowered = output.lower()
     if "connection" in lowered or "max retries" in lowered or "timed out" in lowered:
-        return "an index is unreachable: check the URLs above, your network, or configure a mirror"
+        return (
+            "an index is unreachable: check the URLs above, your network, "
+            "or configure a mirror ([indexes] in envs/team.toml)"
+        )
     if "solving" in lowered or "version solving failed" in lowered:
         return "the index lacks a build the resolution needs; run with --explain, or pin another version"
     return "the previous files were left as they were; fix the problem above and run again"
