@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ from resolver.matrix import load_matrix
 from resolver.solve import Request
 from resolver.team import load_targets, solve_team
 from resolver.teamlock import team_json
+from tests.fixtures.cli import run_cli
 from tests.fixtures.isolation import poetry_available, poetry_env
 from tests.fixtures.pyindex import FixtureIndex
 
@@ -119,24 +118,15 @@ def test_json_markdown_and_svg(matrix: Any, team_setup: Any) -> None:
     assert {c["status"] for c in grid["cpu-laptop"].values()} == {"ok"}
 
 
-def _run(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "resolver", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-
-
 def test_cli_exit_status_gates_the_bump(tmp_path: Path) -> None:
     shutil.copytree(TEAM, tmp_path / "envs")
     env = dict(__import__("os").environ)
-    broken = _run(tmp_path, env, "audit", "--team", "envs/team.toml", "--no-lock", "--json", "torch==2.8.0")
+    broken = run_cli(
+        tmp_path, env, "audit", "--team", "envs/team.toml", "--no-lock", "--json", "torch==2.8.0"
+    )
     assert broken.returncode == 4, broken.stderr
     assert json.loads(broken.stdout)["status"] == "broken"
-    fine = _run(
+    fine = run_cli(
         tmp_path,
         env,
         "audit",
@@ -170,11 +160,11 @@ def test_package_diff_from_a_scratch_lock_leaves_envs_alone(
     env["STACK_RESOLVER_CACHE_DIR"] = str(tmp_path / "http-cache")
     env["STACK_RESOLVER_PYTORCH_INDEX"] = f"{fixture_index.base_url}/whl/{{variant}}/simple"
     env["STACK_RESOLVER_INDEX_URL"] = fixture_index.url()
-    locked = _run(tmp_path, env, "lock", "--team", "envs/team.toml")
+    locked = run_cli(tmp_path, env, "lock", "--team", "envs/team.toml")
     assert locked.returncode == 0, locked.stderr + locked.stdout
     before = {str(p): p.read_bytes() for p in envs.rglob("*") if p.is_file()}
 
-    proc = _run(tmp_path, env, "audit", "--team", "envs/team.toml", "--json", "torch==2.7.1")
+    proc = run_cli(tmp_path, env, "audit", "--team", "envs/team.toml", "--json", "torch==2.7.1")
     assert proc.returncode == 0, proc.stderr + proc.stdout
     payload = json.loads(proc.stdout)
     gtx = payload["targets"]["gtx1080"]["packages"]
@@ -196,10 +186,10 @@ def test_audit_of_a_matrix_update(tmp_path: Path) -> None:
     env = dict(__import__("os").environ)
     env.pop("STACK_RESOLVER_MATRIX", None)
     # the current team lock, made with the shipped matrix
-    current = _run(tmp_path, env, "lock", "--team", "envs/team.toml", "--dry-run", "--json")
+    current = run_cli(tmp_path, env, "lock", "--team", "envs/team.toml", "--dry-run", "--json")
     assert current.returncode == 0, current.stderr
     (tmp_path / "envs" / "team.lock.json").write_text(current.stdout)
-    proc = _run(
+    proc = run_cli(
         tmp_path, env, "audit", "--team", "envs/team.toml", "--no-lock", "--json", "--matrix", str(other)
     )
     assert proc.returncode == 4, proc.stderr

@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from resolver.index import JSON_TYPE, HttpPolicy, IndexClient
 from resolver.offline import IndexMirror
-from tests.fixtures.isolation import poetry_available, poetry_env
+from tests.fixtures.cli import file_tree, loopback_env, run_cli
+from tests.fixtures.isolation import poetry_available
 from tests.fixtures.pyindex import FixtureIndex
 
 needs_poetry = pytest.mark.skipif(
@@ -33,58 +32,35 @@ TEAM = Path(__file__).parent / "data" / "team"
 CPU_HOST = {"os": "linux", "arch": "x86_64", "libc": "glibc", "libc_version": "2.35", "python": "3.11"}
 
 
-def _env(tmp: Path, index: FixtureIndex, home: str) -> dict[str, str]:
-    env = poetry_env(tmp / home)  # a Poetry cache of its own per home
-    env["STACK_RESOLVER_CACHE_DIR"] = str(tmp / "http-cache")  # the tool's cache: shared
-    env["STACK_RESOLVER_PYTORCH_INDEX"] = f"{index.base_url}/whl/{{variant}}/simple"
-    env["STACK_RESOLVER_INDEX_URL"] = index.url()
-    env["STACK_RESOLVER_HTTP_RETRIES"] = "0"
-    return env
-
-
-def _run(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "resolver", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-
-
-def _tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
 @pytest.mark.e2e
 @needs_poetry
 def test_team_lock_offline_is_the_online_lock(tmp_path: Path, fixture_index: FixtureIndex) -> None:
     online = tmp_path / "online"
     shutil.copytree(TEAM, online / "envs")
-    proc = _run(online, _env(tmp_path, fixture_index, "home-online"), "lock", "--team", "envs/team.toml")
+    proc = run_cli(
+        online, loopback_env(tmp_path, fixture_index, home="home-online"), "lock", "--team", "envs/team.toml"
+    )
     assert proc.returncode == 0, proc.stderr + proc.stdout
-    expected = _tree(online / "envs")
+    expected = file_tree(online / "envs")
 
     # From the cache alone, with the index up: it is asked nothing.
     offline = tmp_path / "offline"
     shutil.copytree(TEAM, offline / "envs")
-    env = _env(tmp_path, fixture_index, "home-offline")
+    env = loopback_env(tmp_path, fixture_index, home="home-offline")
     fixture_index.clear_log()
-    proc = _run(offline, env, "lock", "--offline", "--team", "envs/team.toml")
+    proc = run_cli(offline, env, "lock", "--offline", "--team", "envs/team.toml")
     assert proc.returncode == 0, proc.stderr + proc.stdout
     assert fixture_index.requests == []
-    assert _tree(offline / "envs") == expected
+    assert file_tree(offline / "envs") == expected
 
     # With the index down, the same.
-    env_down = _env(tmp_path, fixture_index, "home-down")
+    env_down = loopback_env(tmp_path, fixture_index, home="home-down")
     fixture_index.stop()
     down = tmp_path / "down"
     shutil.copytree(TEAM, down / "envs")
-    proc = _run(down, env_down, "lock", "--offline", "--team", "envs/team.toml")
+    proc = run_cli(down, env_down, "lock", "--offline", "--team", "envs/team.toml")
     assert proc.returncode == 0, proc.stderr + proc.stdout
-    assert _tree(down / "envs") == expected
+    assert file_tree(down / "envs") == expected
 
 
 @pytest.mark.e2e
@@ -93,7 +69,9 @@ def test_offline_lock_fails_fast_naming_the_missing_url(tmp_path: Path, fixture_
     online = tmp_path / "online"
     shutil.copytree(TEAM, online / "envs")
     assert (
-        _run(online, _env(tmp_path, fixture_index, "home"), "lock", "--team", "envs/team.toml").returncode
+        run_cli(
+            online, loopback_env(tmp_path, fixture_index, home="home"), "lock", "--team", "envs/team.toml"
+        ).returncode
         == 0
     )
     # A package no online run has asked for: its listing is not in the cache.
@@ -101,15 +79,20 @@ def test_offline_lock_fails_fast_naming_the_missing_url(tmp_path: Path, fixture_
     team.write_text(
         team.read_text().replace('packages = ["safetensors"]', 'packages = ["safetensors", "accelerate"]')
     )
-    before = _tree(online / "envs")
+    before = file_tree(online / "envs")
     fixture_index.clear_log()
-    proc = _run(
-        online, _env(tmp_path, fixture_index, "home"), "lock", "--offline", "--team", "envs/team.toml"
+    proc = run_cli(
+        online,
+        loopback_env(tmp_path, fixture_index, home="home"),
+        "lock",
+        "--offline",
+        "--team",
+        "envs/team.toml",
     )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert f"--offline: {fixture_index.url()}/accelerate/ is not in the cache" in proc.stderr
     assert fixture_index.requests == []
-    assert _tree(online / "envs") == before
+    assert file_tree(online / "envs") == before
 
 
 @pytest.mark.e2e
@@ -123,22 +106,22 @@ def test_resolve_offline(tmp_path: Path, fixture_index: FixtureIndex) -> None:
 
     args = ("resolve", "--team", "envs/team.toml", "--host", "cpu.json", "--target", "cpu")
     online = setup(tmp_path / "online")
-    proc = _run(online, _env(tmp_path, fixture_index, "home-online"), *args)
+    proc = run_cli(online, loopback_env(tmp_path, fixture_index, home="home-online"), *args)
     assert proc.returncode == 0, proc.stderr
-    env = _env(tmp_path, fixture_index, "home-offline")
+    env = loopback_env(tmp_path, fixture_index, home="home-offline")
     fixture_index.stop()  # nothing to connect to from here on
 
     offline = setup(tmp_path / "offline")
-    proc = _run(offline, env, *args, "--offline")
+    proc = run_cli(offline, env, *args, "--offline")
     assert proc.returncode == 0, proc.stderr
-    assert _tree(offline / "envs") == _tree(online / "envs")
+    assert file_tree(offline / "envs") == file_tree(online / "envs")
 
     # Another torch than the cached one: its files were never asked for.
-    before = _tree(offline / "envs")
-    proc = _run(offline, env, *args, "--offline", "--constraint", "torch<2.8")
+    before = file_tree(offline / "envs")
+    proc = run_cli(offline, env, *args, "--offline", "--constraint", "torch<2.8")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "--offline: http://127.0.0.1:" in proc.stderr and "is not in the cache" in proc.stderr
-    assert _tree(offline / "envs") == before
+    assert file_tree(offline / "envs") == before
 
 
 PAGES = {

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +15,8 @@ from resolver.host import host_from_mapping
 from resolver.matrix import load_matrix
 from resolver.solve import Request
 from resolver.team import Bands, Target, group_hosts, load_targets, machine_class, match_target, solve_team
-from tests.fixtures.isolation import poetry_available, poetry_env
+from tests.fixtures.cli import file_tree, loopback_env, run_cli
+from tests.fixtures.isolation import poetry_available
 from tests.fixtures.pyindex import FixtureIndex
 
 TEAM = Path(__file__).parent / "data" / "team"
@@ -124,39 +123,14 @@ def _copy_team(dest: Path) -> Path:
     return dest / "envs" / "team.toml"
 
 
-def _env(tmp: Path, index: FixtureIndex) -> dict[str, str]:
-    env = poetry_env(tmp / "home")
-    env["STACK_RESOLVER_CACHE_DIR"] = str(tmp / "http-cache")
-    env["STACK_RESOLVER_PYTORCH_INDEX"] = f"{index.base_url}/whl/{{variant}}/simple"
-    env["STACK_RESOLVER_INDEX_URL"] = index.url()
-    env["STACK_RESOLVER_HTTP_RETRIES"] = "0"
-    return env
-
-
-def _run(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "resolver", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-
-
-def _tree(root: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
 @pytest.mark.e2e
 @pytest.mark.skipif(not poetry_available(), reason="Poetry is not installed in this interpreter")
 def test_team_lock_end_to_end_is_deterministic(tmp_path: Path, fixture_index: FixtureIndex) -> None:
-    env = _env(tmp_path, fixture_index)
+    env = loopback_env(tmp_path, fixture_index)
     first, second = tmp_path / "a", tmp_path / "b"
     for root in (first, second):
         _copy_team(root)
-        proc = _run(root, env, "lock", "--team", "envs/team.toml", "--json")
+        proc = run_cli(root, env, "lock", "--team", "envs/team.toml", "--json")
         assert proc.returncode == 0, proc.stderr + proc.stdout
     payload = json.loads(proc.stdout)
     assert payload["versions"]["torch"] == "2.7.1"
@@ -170,7 +144,7 @@ def test_team_lock_end_to_end_is_deterministic(tmp_path: Path, fixture_index: Fi
         "rtx5090": "cu128",
     }
     # Two runs from scratch produce byte-identical files.
-    assert _tree(first / "envs") == _tree(second / "envs")
+    assert file_tree(first / "envs") == file_tree(second / "envs")
     summary = json.loads((first / "envs" / "team.lock.json").read_text())
     for name, entry in summary["targets"].items():
         lock = first / "envs" / name / "poetry.lock"
@@ -184,14 +158,14 @@ def test_team_lock_end_to_end_is_deterministic(tmp_path: Path, fixture_index: Fi
 
     # Re-running with nothing changed rewrites nothing.
     stamps = {p: p.stat().st_mtime_ns for p in (first / "envs").rglob("*") if p.is_file()}
-    again = _run(first, env, "lock", "--team", "envs/team.toml")
+    again = run_cli(first, env, "lock", "--team", "envs/team.toml")
     assert again.returncode == 0, again.stderr
     assert "team.lock.json: unchanged" in again.stdout
     assert {p: p.stat().st_mtime_ns for p in (first / "envs").rglob("*") if p.is_file()} == stamps
 
     # A machine of the team finds its target and uses the team's lock instead of solving afresh.
     env_machine = dict(env, STACK_RESOLVER_HOST=str(first / "envs" / "hosts" / "rtx5090.json"))
-    found = _run(first, env_machine, "resolve", "--team", "envs/team.toml")
+    found = run_cli(first, env_machine, "resolve", "--team", "envs/team.toml")
     assert found.returncode == 0, found.stderr
     assert "target 'rtx5090'" in found.stdout and "no fresh solve" in found.stdout
 
@@ -204,7 +178,7 @@ def test_team_lock_without_common_set_exits_3(tmp_path: Path) -> None:
         f'[targets.gtx1080-py38]\nhost = "{TEAM / "hosts/gtx1080-py38.json"}"\n'
         f'[targets.rtx5090]\nhost = "{TEAM / "hosts/rtx5090.json"}"\n'
     )
-    proc = _run(
+    proc = run_cli(
         tmp_path, dict(__import__("os").environ), "lock", "--team", "envs/team.toml", "--dry-run", "--json"
     )
     assert proc.returncode == 3, proc.stderr

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from resolver.fsutil import TEMP_PREFIX
-from tests.fixtures.isolation import poetry_available, poetry_env
+from tests.fixtures.cli import loopback_env, run_cli
+from tests.fixtures.isolation import poetry_available
 from tests.fixtures.pyindex import Fault, FixtureIndex
 
 pytestmark = [
@@ -34,27 +33,11 @@ CHANGE = ("--constraint", "transformers<5")  # every target's pyproject and lock
 
 
 def _env(tmp: Path, index: FixtureIndex) -> dict[str, str]:
-    env = poetry_env(tmp / "home")
-    env["STACK_RESOLVER_CACHE_DIR"] = str(tmp / "http-cache")
-    env["STACK_RESOLVER_PYTORCH_INDEX"] = f"{index.base_url}/whl/{{variant}}/simple"
-    env["STACK_RESOLVER_INDEX_URL"] = index.url()
-    env["STACK_RESOLVER_HTTP_RETRIES"] = "0"
+    env = loopback_env(tmp, index)
     scratch = tmp / "system-tmp"  # where Poetry's staging folders go
     scratch.mkdir(exist_ok=True)
     env["TMPDIR"] = str(scratch)
     return env
-
-
-def _run(cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "resolver", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
 
 
 def _snapshot(root: Path) -> dict[str, bytes | None]:
@@ -66,7 +49,7 @@ def _snapshot(root: Path) -> dict[str, bytes | None]:
 
 def _locked_team(tmp: Path, env: dict[str, str]) -> Path:
     shutil.copytree(TEAM, tmp / "envs")
-    proc = _run(tmp, env, "lock", "--team", "envs/team.toml")
+    proc = run_cli(tmp, env, "lock", "--team", "envs/team.toml")
     assert proc.returncode == 0, proc.stderr + proc.stdout
     return tmp / "envs"
 
@@ -92,7 +75,7 @@ def test_poetry_error_in_the_last_target_after_the_others_locked(
     before = _snapshot(envs)
     fixture_index.clear_log()
     # One job: the four other targets are locked, one after the other, before mac-laptop fails.
-    proc = _run(tmp_path, env, "lock", "--team", "envs/team.toml", "--jobs", "1", *CHANGE)
+    proc = run_cli(tmp_path, env, "lock", "--team", "envs/team.toml", "--jobs", "1", *CHANGE)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "poetry lock" in proc.stderr and "no-such-package-anywhere" in proc.stderr
     # The others really were locked anew: Poetry read the cu118 torch metadata (a100-old-driver).
@@ -109,7 +92,7 @@ def test_index_fault_only_one_targets_poetry_lock_meets(tmp_path: Path, fixture_
     (envs / "a100-old-driver" / "poetry.lock").unlink()
     before = _snapshot(envs)
     fixture_index.faults.add("/simple/nvidia-cudnn-cu11/", Fault.http(500), times=100)
-    proc = _run(tmp_path, env, "lock", "--team", "envs/team.toml", *CHANGE)
+    proc = run_cli(tmp_path, env, "lock", "--team", "envs/team.toml", *CHANGE)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "/simple/nvidia-cudnn-cu11/" in proc.stderr and "HTTP 500" in proc.stderr
     _assert_untouched(envs, before, env)
@@ -120,7 +103,7 @@ def test_index_down(tmp_path: Path, fixture_index: FixtureIndex) -> None:
     envs = _locked_team(tmp_path, env)
     before = _snapshot(envs)
     fixture_index.stop()
-    proc = _run(tmp_path, env, "lock", "--team", "envs/team.toml", *CHANGE)
+    proc = run_cli(tmp_path, env, "lock", "--team", "envs/team.toml", *CHANGE)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "http://127.0.0.1" in proc.stderr
     _assert_untouched(envs, before, env)
@@ -139,7 +122,7 @@ def test_bad_input(tmp_path: Path, fixture_index: FixtureIndex, path: str, conte
     envs = _locked_team(tmp_path, env)
     (envs / path).write_text(content)
     before = _snapshot(envs)
-    proc = _run(tmp_path, env, "lock", "--team", "envs/team.toml", *CHANGE)
+    proc = run_cli(tmp_path, env, "lock", "--team", "envs/team.toml", *CHANGE)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert path.rsplit("/", 1)[-1] in proc.stderr
     _assert_untouched(envs, before, env)
@@ -153,14 +136,14 @@ def test_resolve_with_bad_input_writes_nothing(tmp_path: Path, fixture_index: Fi
     host = {"os": "linux", "arch": "x86_64", "libc": "glibc", "libc_version": "2.35", "python": "3.11"}
     (tmp_path / "cpu.json").write_text(json.dumps(host))
     args = ("resolve", "--team", "envs/team.toml", "--host", "cpu.json", "--target", "cpu")
-    first = _run(tmp_path, env, *args)
+    first = run_cli(tmp_path, env, *args)
     assert first.returncode == 0, first.stderr
     before = _snapshot(envs)
     for bad in (("--constraint", "torch<<2.8"), ("--variant", "cu9999x"), ("--python", "three")):
-        proc = _run(tmp_path, env, *args, *bad)
+        proc = run_cli(tmp_path, env, *args, *bad)
         assert proc.returncode == 2, (bad, proc.stdout + proc.stderr)
         _assert_untouched(envs, before, env)
     (tmp_path / "cpu.json").write_text('{"os": "linux", ')
-    proc = _run(tmp_path, env, *args, "--constraint", "torch<2.8")
+    proc = run_cli(tmp_path, env, *args, "--constraint", "torch<2.8")
     assert proc.returncode == 2, proc.stdout + proc.stderr
     _assert_untouched(envs, before, env)
