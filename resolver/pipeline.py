@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from resolver.availability import solve_available
 from resolver.config import Indexes, TeamConfig
@@ -26,11 +26,13 @@ from resolver.errors import InputError
 from resolver.fsutil import sweep_stale_temps
 from resolver.host import Host
 from resolver.index import HttpPolicy, IndexClient
-from resolver.lock.conda import CondaSettings, channel_gaps, conda_inputs, stage_conda
 from resolver.lock.poetry import PoetryTool
 from resolver.matrix import Matrix
 from resolver.offline import mirrored_tool
 from resolver.solve import Request, Resolution, solve
+
+if TYPE_CHECKING:
+    from resolver.lock.conda import CondaSettings
 
 
 def default_cache_dir(environ: Mapping[str, str]) -> Path:
@@ -82,6 +84,9 @@ def resolve_and_write(
     for fmt in formats:
         if fmt not in ("poetry", "conda"):
             raise InputError("unknown lock format", value=fmt, hint="poetry or conda")
+    # The conda machinery (asyncio, the lock writer) is loaded only for conda targets.
+    from resolver.lock.conda import CondaSettings, channel_gaps, conda_inputs, stage_conda
+
     conda = conda or CondaSettings(channels=team.channels)
     sweep_stale_temps(envs_dir_for(team))
     if "conda" in formats:
