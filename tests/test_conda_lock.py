@@ -47,6 +47,7 @@ from resolver.lock.conda import (
 from resolver.lock.runner import Completed
 from resolver.matrix import load_matrix
 from resolver.solve import Request, solve
+from tests.fixtures.cli import HOSTS as SHARED_HOSTS
 from tests.fixtures.condachannel import CondaChannel, standard_packages
 from tests.fixtures.isolation import offline_env, poetry_available
 from tests.fixtures.pyindex import FixtureIndex
@@ -59,24 +60,12 @@ else:  # pragma: no cover
 pytestmark = pytest.mark.e2e
 
 HOSTS: dict[str, dict[str, Any]] = {
-    "h100": {
-        "os": "linux",
-        "arch": "x86_64",
-        "libc": "glibc",
-        "libc_version": "2.35",
-        "python": "3.11",
-        "nvidia_driver": "550.54.15",
-        "gpus": [{"index": 0, "name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0"}],
-    },
-    "cpu": {"os": "linux", "arch": "x86_64", "libc": "glibc", "libc_version": "2.35", "python": "3.11"},
+    "h100": SHARED_HOSTS["h100"],
+    "cpu": SHARED_HOSTS["cpu"],
     # a driver below the CUDA 12 floor (525.60.13): __cuda is 11.4
     "a100-old-driver": {
-        "os": "linux",
-        "arch": "x86_64",
-        "libc": "glibc",
-        "libc_version": "2.31",
+        **SHARED_HOSTS["k80"],
         "python": "3.11",
-        "nvidia_driver": "470.82.01",
         "gpus": [{"index": 0, "name": "NVIDIA A100-SXM4-80GB", "compute_capability": "8.0"}],
     },
 }

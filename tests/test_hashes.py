@@ -19,7 +19,6 @@ import subprocess
 import sys
 import urllib.request
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -30,6 +29,7 @@ from resolver.host import parse_host_json
 from resolver.index import HttpPolicy, IndexClient
 from resolver.lock.pyproject import EnvironmentSpec, SourceSpec
 from tests.fixtures.catalog import BuiltCatalog
+from tests.fixtures.cli import HOSTS
 from tests.fixtures.isolation import offline_env, poetry_available, poetry_env
 from tests.fixtures.pyindex import FixtureIndex
 
@@ -42,29 +42,6 @@ SHA256 = re.compile(r"^sha256:[0-9a-f]{64}$")
 needs_poetry = pytest.mark.skipif(
     not poetry_available(), reason="Poetry is not installed in this interpreter"
 )
-
-HOSTS: dict[str, dict[str, Any]] = {
-    "h100": {
-        "os": "linux",
-        "arch": "x86_64",
-        "libc": "glibc",
-        "libc_version": "2.35",
-        "python": "3.11",
-        "nvidia_driver": "550.54.15",
-        "gpus": [{"index": 0, "name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0"}],
-    },
-    "cpu": {"os": "linux", "arch": "x86_64", "libc": "glibc", "libc_version": "2.35", "python": "3.11"},
-    "k80": {
-        "os": "linux",
-        "arch": "x86_64",
-        "libc": "glibc",
-        "libc_version": "2.31",
-        "python": "3.10",
-        "nvidia_driver": "470.82.01",
-        "gpus": [{"index": 0, "name": "Tesla K80", "compute_capability": "3.7"}],
-    },
-    "mac": {"os": "macos", "arch": "arm64", "os_version": "14.5", "python": "3.11"},
-}
 
 
 def write_team(root: Path, index: FixtureIndex, targets: tuple[str, ...] = ()) -> dict[str, str]:

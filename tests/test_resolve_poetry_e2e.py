@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from tests.fixtures.cli import HOSTS
 from tests.fixtures.isolation import poetry_argv, poetry_available, poetry_env
 from tests.fixtures.pyindex import FixtureIndex
 
@@ -29,28 +30,6 @@ pytestmark = [
     pytest.mark.e2e,
     pytest.mark.skipif(not poetry_available(), reason="Poetry is not installed in this interpreter"),
 ]
-
-HOSTS: dict[str, dict[str, Any]] = {
-    "h100": {
-        "os": "linux",
-        "arch": "x86_64",
-        "libc": "glibc",
-        "libc_version": "2.35",
-        "python": "3.11",
-        "nvidia_driver": "550.54.15",
-        "gpus": [{"index": 0, "name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0"}],
-    },
-    "cpu": {"os": "linux", "arch": "x86_64", "libc": "glibc", "libc_version": "2.35", "python": "3.11"},
-    "k80": {
-        "os": "linux",
-        "arch": "x86_64",
-        "libc": "glibc",
-        "libc_version": "2.31",
-        "python": "3.10",
-        "nvidia_driver": "470.82.01",
-        "gpus": [{"index": 0, "name": "Tesla K80", "compute_capability": "3.7"}],
-    },
-}
 
 
 def write_team(root: Path, index: FixtureIndex, packages: list[str]) -> Path:

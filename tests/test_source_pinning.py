@@ -27,6 +27,7 @@ from resolver.errors import ExternalToolError
 from resolver.lock.pyproject import Dependency, EnvironmentSpec, SourceSpec
 from resolver.matrix import Matrix, load_matrix
 from tests.fixtures.catalog import CUDA_MARKER, GENERAL, BuiltCatalog, WheelSpec, default_catalog
+from tests.fixtures.cli import HOSTS
 from tests.fixtures.isolation import poetry_available, poetry_env
 from tests.fixtures.pyindex import FixtureIndex
 
@@ -99,20 +100,6 @@ def pinning_index(pinning_wheels: BuiltCatalog) -> Iterator[FixtureIndex]:
 @pytest.fixture(scope="module")
 def matrix() -> Matrix:
     return load_matrix()
-
-
-HOSTS: dict[str, dict[str, Any]] = {
-    "h100": {
-        "os": "linux",
-        "arch": "x86_64",
-        "libc": "glibc",
-        "libc_version": "2.35",
-        "python": "3.11",
-        "nvidia_driver": "550.54.15",
-        "gpus": [{"index": 0, "name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0"}],
-    },
-    "cpu": {"os": "linux", "arch": "x86_64", "libc": "glibc", "libc_version": "2.35", "python": "3.11"},
-}
 
 
 def resolve(
