@@ -22,7 +22,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, TypeVar
 
 import requests
 
@@ -304,52 +304,26 @@ class IndexClient:
         """Stream the file at `url` (into `destination` when given, rewritten on each attempt),
         computing its sha256 and md5 on the way; retried like `file_sha256`."""
         url = url.split("#", 1)[0]
-        last_problem = "no attempt made"
-        for attempt in range(self.policy.retries + 1):
-            self.attempts[url] = self.attempts.get(url, 0) + 1
-            delay = min(self.policy.backoff * (2**attempt), self.policy.max_backoff)
-            try:
-                # identity: the bytes hashed are the file's, not a compressed transfer of it
-                with self.session.get(
-                    url, headers={"Accept-Encoding": "identity"}, timeout=self.policy.timeout, stream=True
-                ) as response:
-                    if response.status_code == 200:
-                        digest, md5, size = hashlib.sha256(), hashlib.md5(usedforsecurity=False), 0
-                        with destination.open("wb") if destination is not None else nullcontext() as sink:
-                            for chunk in response.iter_content(1 << 20):
-                                digest.update(chunk)
-                                md5.update(chunk)
-                                size += len(chunk)
-                                if sink is not None:
-                                    sink.write(chunk)
-                        declared = response.headers.get("Content-Length")
-                        if declared is not None and declared.isdigit() and int(declared) != size:
-                            last_problem = f"truncated response ({size} of {declared} bytes)"
-                        else:
-                            return FileDigests(digest.hexdigest(), md5.hexdigest(), size)
-                    elif response.status_code in RETRY_STATUSES:
-                        last_problem = f"HTTP {response.status_code}"
-                        delay = self._retry_after(response, delay)
-                    else:
-                        raise ExternalToolError(
-                            f"{url} answered HTTP {response.status_code}",
-                            hint="check the index URL and your credentials",
-                        )
-            except requests.RequestException as exc:
-                last_problem = f"{type(exc).__name__}: {exc}"
-            if attempt < self.policy.retries:
-                self.sleep(delay)
-        raise ExternalToolError(
-            f"{url} failed after {self.policy.retries + 1} attempts ({last_problem})",
-            hint=UNREACHABLE_HINT,
-        )
 
-    def _retry_after(self, response: Any, delay: float) -> float:
-        """A `Retry-After: <seconds>` header replaces the backoff, capped at max_backoff."""
-        retry_after = str(response.headers.get("Retry-After", "")).strip()
-        if retry_after.isdigit():
-            return min(float(retry_after), self.policy.max_backoff)
-        return delay
+        def attempt() -> FileDigests:
+            # identity: the bytes hashed are the file's, not a compressed transfer of it
+            with self.session.get(
+                url, headers={"Accept-Encoding": "identity"}, timeout=self.policy.timeout, stream=True
+            ) as response:
+                if response.status_code != 200:
+                    self._refuse_or_retry(url, response)
+                digest, md5, size = hashlib.sha256(), hashlib.md5(usedforsecurity=False), 0
+                with destination.open("wb") if destination is not None else nullcontext() as sink:
+                    for chunk in response.iter_content(1 << 20):
+                        digest.update(chunk)
+                        md5.update(chunk)
+                        size += len(chunk)
+                        if sink is not None:
+                            sink.write(chunk)
+                _check_length(response, size)
+                return FileDigests(digest.hexdigest(), md5.hexdigest(), size)
+
+        return self._retrying(url, attempt)
 
     def _get(self, url: str, valid: Callable[[str, str, str], bool]) -> tuple[str, str]:
         cached = self._read_cache(url)
@@ -366,49 +340,82 @@ class IndexClient:
                 headers["If-None-Match"] = str(cached["etag"])
             if cached.get("last_modified"):
                 headers["If-Modified-Since"] = str(cached["last_modified"])
+
+        def attempt() -> tuple[str, str]:
+            response = self.session.get(url, headers=headers, timeout=self.policy.timeout)
+            body = response.content
+            if response.status_code == 304 and cached is not None:
+                return str(cached["body"]), str(cached.get("content_type", ""))
+            if response.status_code == 404 and valid is _parses:
+                # A project the index does not have: an empty listing, not an outage. Cached
+                # like any listing, so --offline gives the answer the index gave.
+                empty = '{"meta": {"api-version": "1.0"}, "files": []}'
+                self._write_cache(url, empty, {"Content-Type": JSON_TYPE})
+                return empty, JSON_TYPE
+            if response.status_code != 200:
+                self._refuse_or_retry(url, response)
+            _check_length(response, len(body))
+            text = body.decode(response.encoding or "utf-8", errors="replace")
+            content_type = response.headers.get("Content-Type", "")
+            if not valid(text, content_type, url):
+                raise _TryAgain("response does not parse as a simple-API listing")
+            self._write_cache(url, text, response.headers)
+            return text, content_type
+
+        return self._retrying(url, attempt)
+
+    def _retrying(self, url: str, attempt: Callable[[], _T]) -> _T:
+        """The one retry policy: up to `retries` more attempts after the first, exponential
+        backoff capped at `max_backoff` (a Retry-After header replaces it, capped too)."""
         last_problem = "no attempt made"
-        for attempt in range(self.policy.retries + 1):
+        for number in range(self.policy.retries + 1):
             self.attempts[url] = self.attempts.get(url, 0) + 1
-            delay = min(self.policy.backoff * (2**attempt), self.policy.max_backoff)
+            delay = min(self.policy.backoff * (2**number), self.policy.max_backoff)
             try:
-                response = self.session.get(url, headers=headers, timeout=self.policy.timeout)
-                body = response.content
+                return attempt()
+            except _TryAgain as again:
+                last_problem = again.problem
+                if again.retry_after is not None:
+                    delay = min(again.retry_after, self.policy.max_backoff)
             except requests.RequestException as exc:
                 last_problem = f"{type(exc).__name__}: {exc}"
-            else:
-                if response.status_code == 304 and cached is not None:
-                    return str(cached["body"]), str(cached.get("content_type", ""))
-                if response.status_code == 200:
-                    declared = response.headers.get("Content-Length")
-                    if declared is not None and declared.isdigit() and int(declared) != len(body):
-                        last_problem = f"truncated response ({len(body)} of {declared} bytes)"
-                    else:
-                        text = body.decode(response.encoding or "utf-8", errors="replace")
-                        content_type = response.headers.get("Content-Type", "")
-                        if valid(text, content_type, url):
-                            self._write_cache(url, text, response.headers)
-                            return text, content_type
-                        last_problem = "response does not parse as a simple-API listing"
-                elif response.status_code == 404 and valid is _parses:
-                    # A project the index does not have: an empty listing, not an outage. Cached
-                    # like any listing, so --offline gives the answer the index gave.
-                    empty = '{"meta": {"api-version": "1.0"}, "files": []}'
-                    self._write_cache(url, empty, {"Content-Type": JSON_TYPE})
-                    return empty, JSON_TYPE
-                elif response.status_code in RETRY_STATUSES:
-                    last_problem = f"HTTP {response.status_code}"
-                    delay = self._retry_after(response, delay)
-                else:
-                    raise ExternalToolError(
-                        f"{url} answered HTTP {response.status_code}",
-                        hint="check the index URL and your credentials",
-                    )
-            if attempt < self.policy.retries:
+            if number < self.policy.retries:
                 self.sleep(delay)
         raise ExternalToolError(
             f"{url} failed after {self.policy.retries + 1} attempts ({last_problem})",
             hint=UNREACHABLE_HINT,
         )
+
+    @staticmethod
+    def _refuse_or_retry(url: str, response: Any) -> NoReturn:
+        """A non-200 answer: 429/5xx are worth another attempt; anything else is final."""
+        if response.status_code in RETRY_STATUSES:
+            retry_after = str(response.headers.get("Retry-After", "")).strip()
+            raise _TryAgain(
+                f"HTTP {response.status_code}", float(retry_after) if retry_after.isdigit() else None
+            )
+        raise ExternalToolError(
+            f"{url} answered HTTP {response.status_code}",
+            hint="check the index URL and your credentials",
+        )
+
+
+_T = TypeVar("_T")
+
+
+class _TryAgain(Exception):
+    """This attempt failed in a way another attempt may not (a 5xx, a truncated or garbled body)."""
+
+    def __init__(self, problem: str, retry_after: float | None = None) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.retry_after = retry_after
+
+
+def _check_length(response: Any, size: int) -> None:
+    declared = response.headers.get("Content-Length")
+    if declared is not None and declared.isdigit() and int(declared) != size:
+        raise _TryAgain(f"truncated response ({size} of {declared} bytes)")
 
 
 def _parses(text: str, content_type: str, url: str) -> bool:
