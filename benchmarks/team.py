@@ -24,7 +24,7 @@ from resolver.config import load_team  # noqa: E402
 from resolver.matrix import load_matrix  # noqa: E402
 from resolver.team import load_targets  # noqa: E402
 from tests.fixtures.catalog import default_catalog  # noqa: E402
-from tests.fixtures.isolation import poetry_env  # noqa: E402
+from tests.fixtures.cli import loopback_env  # noqa: E402
 from tests.fixtures.pyindex import FixtureIndex  # noqa: E402
 
 
@@ -66,10 +66,7 @@ def lock_time(scratch: Path, index: FixtureIndex, names: list[str], jobs: int, r
         (project / "envs" / "hosts" / f"{name}.json").write_text(json.dumps(HOSTS[name]))
         lines.append(f'[targets.{name}]\nhost = "hosts/{name}.json"')
     (project / "envs" / "team.toml").write_text("\n".join(lines) + "\n")
-    env = poetry_env(scratch / f"home-{run}")
-    env["STACK_RESOLVER_CACHE_DIR"] = str(scratch / f"http-{run}")
-    env["STACK_RESOLVER_PYTORCH_INDEX"] = f"{index.base_url}/whl/{{variant}}/simple"
-    env["STACK_RESOLVER_INDEX_URL"] = index.url()
+    env = loopback_env(project, index)  # a cold Poetry cache and HTTP cache per run
     start = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, "-m", "resolver", "lock", "--team", "envs/team.toml", "--jobs", str(jobs)],
