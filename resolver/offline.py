@@ -71,7 +71,8 @@ class IndexMirror:
 
     def __enter__(self) -> IndexMirror:
         server = _Server(("127.0.0.1", 0), self)
-        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        # shutdown() waits for the serving loop's next poll: keep that wait short, it ends every lock
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.005}, daemon=True)
         self._server, self._thread = server, thread
         thread.start()
         return self
@@ -131,7 +132,9 @@ class IndexMirror:
     # -- serving -----------------------------------------------------------------------------
 
     def _client(self) -> IndexClient:
-        # One client per handler thread: a requests.Session is not shared across threads.
+        # One client per handler thread: a requests.Session is not shared across threads. The
+        # pages fetched in this run are shared, so a page the tool already read is not fetched
+        # again for Poetry.
         client: IndexClient | None = getattr(self._local, "client", None)
         if client is None:
             template = self._template
@@ -140,6 +143,8 @@ class IndexMirror:
                 cache_dir=template.cache_dir,
                 offline=template.offline,
                 session=self._session_factory(),
+                _fetched=template._fetched,
+                _failed=template._failed,
             )
             self._local.client = client
             with self._lock:

@@ -124,6 +124,28 @@ def test_resolve_offline(tmp_path: Path, fixture_index: FixtureIndex) -> None:
     assert file_tree(offline / "envs") == before
 
 
+
+@pytest.mark.e2e
+@needs_poetry
+def test_poetry_is_not_sent_again_for_what_the_tool_already_read(
+    tmp_path: Path, fixture_index: FixtureIndex
+) -> None:
+    """The tool reads listings and torch's metadata before locking; Poetry, reading through the
+    mirror, gets those from this run's memory: every URL reaches the index once per run."""
+    (tmp_path / "envs").mkdir()
+    (tmp_path / "envs" / "team.toml").write_text('packages = ["torchvision"]\n')
+    (tmp_path / "cpu.json").write_text(json.dumps(CPU_HOST))
+    fixture_index.clear_log()
+    proc = run_cli(
+        tmp_path,
+        loopback_env(tmp_path, fixture_index),
+        *("resolve", "--team", "envs/team.toml", "--host", "cpu.json", "--target", "cpu"),
+    )
+    assert proc.returncode == 0, proc.stderr
+    asked = [(r.method, r.path) for r in fixture_index.requests if r.kind in ("project", "metadata")]
+    assert any(path.endswith("/torch/") for _, path in asked)
+    assert sorted(asked) == sorted(set(asked))
+
 PAGES = {
     "https://idx.example/whl/cu126/torch/": (
         '<a href="/whl/cu126/torch-2.8.0%2Bcu126-cp311-none-any.whl#sha256=ab" '
