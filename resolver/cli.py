@@ -208,10 +208,25 @@ def _load_matrix(directory: Path | None, overlays: Sequence[Path] = ()) -> Any:
 
 
 def cmd_resolve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if args.dry_run or (args.formats and "poetry" not in args.formats):
+        return _resolve(args, out, err, poetry=None)
+    from resolver.lock.poetry import PoetryTool, prestarted
+
+    # Poetry starts loading now, before the team file and the matrix are read: its start-up is
+    # most of a lock's time, and it overlaps the solve and the index checks.
+    with prestarted(PoetryTool(environ=dict(os.environ))) as poetry:
+        return _resolve(args, out, err, poetry)
+
+
+def _resolve(args: argparse.Namespace, out: TextIO, err: TextIO, poetry: Any) -> int:
     from resolver.config import default_pip_config_files, effective_indexes, load_team
+    from resolver.lock.poetry import release
     from resolver.solve import solve
 
     team = load_team(args.team)
+    if poetry is not None and "poetry" not in (args.formats or team.formats):
+        release(poetry)
+        poetry = None
     matrix = _load_matrix(args.matrix, () if args.matrix else team.matrix_overlays)
     request = _request(args, team)
     if team.raw.get("targets") or team.raw.get("inventory"):
@@ -220,11 +235,12 @@ def cmd_resolve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         targets = load_targets(team, matrix)
         forced = [t for t in targets if t.name == args.target]
         if forced or (args.host is None and not args.dry_run):
+            release(poetry)
             return _resolve_team_machine(args, team, matrix, request, targets, forced, out, err)
     host, warnings = _detect(args.host)
     indexes = effective_indexes(team, os.environ, default_pip_config_files(os.environ))
     if not args.dry_run:
-        return _resolve_and_write(args, host, matrix, request, team, indexes, warnings, out, err)
+        return _resolve_and_write(args, host, matrix, request, team, indexes, warnings, out, err, poetry)
     try:
         resolution = solve(host, matrix, request)
     except NoCompatibleCombination as exc:
@@ -420,6 +436,7 @@ def _resolve_and_write(
     warnings: Sequence[str],
     out: TextIO,
     err: TextIO,
+    poetry: Any = None,
 ) -> int:
     from resolver.config import effective_channels
     from resolver.lock.conda import CondaSettings
@@ -442,6 +459,7 @@ def _resolve_and_write(
             indexes,
             target=args.target,
             client=client,
+            tool=poetry,
             formats=args.formats,
             conda=conda,
         )
@@ -581,3 +599,4 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     except KeyboardInterrupt:
         err.write("interrupted\n")
         return 130
+

@@ -318,7 +318,7 @@ class MirroredRunner:
             lock.write_text(_to_mirror(previous.decode("utf-8"), mapping), encoding="utf-8")
         pyproject.write_text(mirrored, encoding="utf-8")
         try:
-            completed = self.inner(argv, cwd=cwd, env=_loopback_unproxied(env), timeout=timeout)
+            completed = self.inner(argv, cwd=cwd, env=env, timeout=timeout)
         finally:
             pyproject.write_text(original, encoding="utf-8")
         problems = self.mirror.problems()
@@ -354,17 +354,6 @@ def _to_mirror(lock_text: str, mapping: Mapping[str, str]) -> str:
         for a, b in ((real, mirrored), (real.rstrip("/"), mirrored.rstrip("/"))):
             lock_text = lock_text.replace(f'url = "{a}"\n', f'url = "{b}"\n')
     return lock_text
-
-
-def _loopback_unproxied(env: Mapping[str, str]) -> dict[str, str]:
-    """A proxy must not stand between Poetry and the mirror on 127.0.0.1."""
-    result = dict(env)
-    for name in ("no_proxy", "NO_PROXY"):
-        current = [part for part in result.get(name, "").split(",") if part.strip()]
-        if "127.0.0.1" not in current:
-            current.append("127.0.0.1")
-        result[name] = ",".join(current)
-    return result
 
 
 @contextlib.contextmanager
