@@ -1,5 +1,5 @@
 from __future__ import annotations
 
-from resolver.cli import main
+from resolver.cli import run
 
-raise SystemExit(main())
+run()

@@ -7,13 +7,14 @@ Exit codes: 0 success; 1 an external tool or index failed; 2 bad input (files, f
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from resolver import __version__
 from resolver.errors import InputError, NoCompatibleCombination, ResolverError
@@ -600,3 +601,14 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         err.write("interrupted\n")
         return 130
 
+
+def run() -> NoReturn:
+    """`python -m resolver` and the `stack-resolver` script: `main`, then exit without the
+    interpreter's teardown. Every file is written atomically and closed, every server and worker
+    stopped, before `main` returns; the teardown would only free each object the run made, which
+    takes about 30 ms, a twentieth of a whole lock (mypy exits the same way)."""
+    status = main()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(status)
