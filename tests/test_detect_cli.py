@@ -172,3 +172,36 @@ def test_doctor_bad_requirement_exits_2(tmp_path: Path) -> None:
     result = cli("doctor", "--host", str(host_file), "--requirements", str(team), cwd=tmp_path)
     assert result.returncode == 2
     assert "[requirements.min_ram]" in result.stderr and "min_ram_gib" in result.stderr
+
+
+@pytest.mark.parametrize("argv", [["-m", "resolver"], ["-c", "from resolver.cli import run; run()"]])
+def test_the_hard_exit_keeps_every_byte_and_the_status(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argv: list[str]
+) -> None:
+    """`python -m resolver` and the console script leave with os._exit (resolver/cli.py `run`):
+    output through a pipe still arrives whole, and the exit status is main()'s."""
+    import io
+
+    from resolver.cli import main
+    from tests.fixtures.cli import HOSTS
+
+    host = tmp_path / "host.json"
+    host.write_text(json.dumps(next(iter(HOSTS.values()))), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    args = ["resolve", "--dry-run", "--explain", "--host", str(host)]
+    expected = io.StringIO()
+    assert main(args, out=expected, err=io.StringIO()) == 0
+
+    def run(*cli: str) -> subprocess.CompletedProcess[str]:
+        # Buffered as usual (no PYTHONUNBUFFERED): the output waits for run()'s flush.
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+        return subprocess.run(
+            [sys.executable, *argv, *cli], cwd=tmp_path, env=env, capture_output=True, text=True, check=False
+        )
+
+    proc = run(*args)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == expected.getvalue()
+    assert len(proc.stdout) > 500  # held in the pipe buffer until the explicit flush
+    bad = run("resolve", "--dry-run", "--host", "absent.json")
+    assert bad.returncode == 2 and "absent.json" in bad.stderr

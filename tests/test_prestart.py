@@ -138,7 +138,9 @@ def test_close_ends_an_unused_process(tmp_path: Path) -> None:
         ("", False),
     ],
 )
-def test_only_a_plain_python_console_script_is_prestarted(tmp_path: Path, first_line: str, usable: bool) -> None:
+def test_only_a_plain_python_console_script_is_prestarted(
+    tmp_path: Path, first_line: str, usable: bool
+) -> None:
     script = tmp_path / "poetry"
     script.write_text(first_line.format(python=sys.executable) + "\nprint('hi')\n", encoding="utf-8")
     assert (_script_interpreter(script) == sys.executable) is usable
