@@ -124,7 +124,6 @@ def test_resolve_offline(tmp_path: Path, fixture_index: FixtureIndex) -> None:
     assert file_tree(offline / "envs") == before
 
 
-
 @pytest.mark.e2e
 @needs_poetry
 def test_poetry_is_not_sent_again_for_what_the_tool_already_read(
@@ -145,6 +144,7 @@ def test_poetry_is_not_sent_again_for_what_the_tool_already_read(
     asked = [(r.method, r.path) for r in fixture_index.requests if r.kind in ("project", "metadata")]
     assert any(path.endswith("/torch/") for _, path in asked)
     assert sorted(asked) == sorted(set(asked))
+
 
 PAGES = {
     "https://idx.example/whl/cu126/torch/": (
