@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
@@ -185,6 +186,26 @@ def normalize(name: str) -> str:
 
 
 @dataclass
+class RunMemory:
+    """The pages and metadata one run has fetched, shared by all of the run's clients: one
+    request per URL per run, and a request already in flight is waited for, not sent again."""
+
+    pages: dict[str, tuple[str, str]] = field(default_factory=dict)
+    _in_flight: dict[str, threading.Lock] = field(default_factory=dict)
+    _guard: threading.Lock = field(default_factory=threading.Lock)
+
+    def once(self, url: str, fetch: Callable[[], tuple[str, str]]) -> tuple[str, str]:
+        if url in self.pages:
+            return self.pages[url]
+        with self._guard:
+            lock = self._in_flight.setdefault(url, threading.Lock())
+        with lock:
+            if url not in self.pages:
+                self.pages[url] = fetch()
+        return self.pages[url]
+
+
+@dataclass
 class IndexClient:
     """Fetch project listings. `session` and `sleep` are injectable for tests."""
 
@@ -195,9 +216,9 @@ class IndexClient:
     sleep: Callable[[float], None] = time.sleep
     attempts: dict[str, int] = field(default_factory=dict)
     _memo: dict[str, tuple[IndexFile, ...]] = field(default_factory=dict)
-    # pages fetched in this run: one request per URL per run, also for the pages Poetry reads
-    # through resolver/offline.py after the tool's own look-ups
-    _fetched: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # pages fetched in this run, shared with the clients that serve Poetry (resolver/offline.py)
+    # and fetch ahead of it (resolver/prefetch.py)
+    run: RunMemory = field(default_factory=lambda: RunMemory())
     # a URL that already failed all its attempts in this run fails again at once, not with a
     # fresh round of retries
     _failed: dict[str, ExternalToolError] = field(default_factory=dict)
@@ -262,19 +283,17 @@ class IndexClient:
         Also what resolver/offline.py serves to Poetry, so every page Poetry reads is cached."""
         if url in self._failed:
             raise self._failed[url]
-        if url not in self._fetched:
-            try:
-                self._fetched[url] = self._get(url, _parses)
-            except ExternalToolError as exc:
-                self._failed[url] = exc
-                raise
-        return self._fetched[url]
+        try:
+            return self.run.once(url, lambda: self._get(url, _parses))
+        except ExternalToolError as exc:
+            self._failed[url] = exc
+            raise
 
     def prefetch(self, index_urls_and_projects: Iterable[tuple[str, str]]) -> None:
         """Fetch several listings at once (they are independent); later `files()` calls find them.
         Failures are left for those calls to report, with their own retries and messages."""
         urls = list(dict.fromkeys(self.project_url(i, p) for i, p in index_urls_and_projects))
-        urls = [u for u in urls if u not in self._fetched]
+        urls = [u for u in urls if u not in self.run.pages]
         if len(urls) < 2 or self.offline:
             return
 
@@ -291,9 +310,7 @@ class IndexClient:
 
     def metadata_at(self, url: str) -> str:
         """PEP 658 core metadata by its own URL (`<file URL>.metadata`), validated, cached."""
-        if url not in self._fetched:
-            self._fetched[url] = self._get(url, _is_metadata)
-        return self._fetched[url][0]
+        return self.run.once(url, lambda: self._get(url, _is_metadata))[0]
 
     def file_sha256(self, url: str) -> str:
         """The sha256 of the file at `url`, computed while streaming it (never held in memory),

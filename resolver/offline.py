@@ -13,6 +13,9 @@ The mirror's URLs exist only inside the staging folder: `MirroredRunner` puts th
 into the poetry.lock Poetry wrote, and its `content-hash` (a hash that covers the source URLs)
 back to the one of the real pyproject, after checking that it reproduces the hash Poetry computed.
 So the committed lock is the one Poetry writes when it talks to the index itself.
+
+While Poetry runs, `IndexMirror.fetching_ahead` fetches what it is about to read into the run's
+memory (resolver/prefetch.py), so Poetry's one-at-a-time requests are mostly answered at once.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from resolver.errors import ExternalToolError
 from resolver.index import JSON_TYPE, IndexClient
 from resolver.lock.poetry import LOCKFILE, PYPROJECT, PoetryTool
 from resolver.lock.runner import Completed, Runner
+from resolver.prefetch import prefetch_for_poetry
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -119,6 +123,35 @@ class IndexMirror:
         pattern = re.escape(self.base_url) + r"/(https?)/"
         return re.sub(pattern, r"\1://", text)
 
+    # -- fetching ahead of Poetry ----------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def fetching_ahead(self, pyproject: Mapping[str, Any]) -> Iterator[None]:
+        """While this lasts, fetch what Poetry will read for `pyproject` into the run's memory,
+        several requests at a time (resolver/prefetch.py). Best effort, one attempt per URL:
+        its failures are not the run's, so Poetry's own request still gets every retry."""
+        if self.offline:
+            yield
+            return
+        template = self._template
+        client = IndexClient(
+            policy=dataclasses.replace(template.policy, retries=0),
+            cache_dir=template.cache_dir,
+            session=self._session_factory(),
+            run=template.run,
+        )
+        stop = threading.Event()
+        walk = threading.Thread(
+            target=prefetch_for_poetry, args=(client, pyproject, stop), name="prefetch", daemon=True
+        )
+        walk.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            walk.join(timeout=template.policy.timeout + 1)
+            client.session.close()
+
     # -- what went wrong -------------------------------------------------------------------------
 
     def problems(self) -> list[ExternalToolError]:
@@ -143,7 +176,7 @@ class IndexMirror:
                 cache_dir=template.cache_dir,
                 offline=template.offline,
                 session=self._session_factory(),
-                _fetched=template._fetched,
+                run=template.run,
                 _failed=template._failed,
             )
             self._local.client = client
@@ -318,7 +351,8 @@ class MirroredRunner:
             lock.write_text(_to_mirror(previous.decode("utf-8"), mapping), encoding="utf-8")
         pyproject.write_text(mirrored, encoding="utf-8")
         try:
-            completed = self.inner(argv, cwd=cwd, env=env, timeout=timeout)
+            with self.mirror.fetching_ahead(tomllib.loads(original)):
+                completed = self.inner(argv, cwd=cwd, env=env, timeout=timeout)
         finally:
             pyproject.write_text(original, encoding="utf-8")
         problems = self.mirror.problems()
