@@ -25,7 +25,7 @@ from tests.fixtures.catalog import default_catalog  # noqa: E402
 from tests.fixtures.isolation import poetry_argv, poetry_env  # noqa: E402
 from tests.fixtures.pyindex import Fault, FixtureIndex  # noqa: E402
 
-RUNS = 3
+RUNS = 5
 HOST = {
     "os": "linux",
     "arch": "x86_64",
