@@ -7,6 +7,7 @@ nox -s refresh_matrix     propose matrix rows from the indexes (-- --write appli
 nox -s verify             install envs/<target>/'s lock into a fresh venv and smoke-test it
 nox -s tests              the test suite (what CI runs)
 nox -s lint               ruff and mypy
+nox -s benchmarks         the performance targets (-- lock: one of them)
 """
 
 from __future__ import annotations
@@ -131,6 +132,23 @@ def tests(session: nox.Session) -> None:
     _install_poetry(session)
     _fetch_test_wheels(session)
     session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session
+def benchmarks(session: nox.Session) -> None:
+    """Every benchmark in benchmarks/, or those named (`-- lock team`); fails when a target is
+    missed. Not run by default: timings belong here, never in the tests."""
+    _install_tool(session, "test")
+    _install_poetry(session)
+    names = session.posargs or sorted(p.stem for p in Path("benchmarks").glob("*.py"))
+    failed = []
+    for name in names:
+        try:
+            session.run("python", f"benchmarks/{name}.py")
+        except nox.command.CommandFailed:
+            failed.append(name)
+    if failed:
+        session.error(f"target missed: {', '.join(failed)}")
 
 
 @nox.session
