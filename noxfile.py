@@ -37,7 +37,11 @@ def _install_poetry(session: nox.Session) -> None:
     if not poetry.exists():
         if shutil.which("uv"):
             session.run("uv", "venv", "--quiet", "--python", sys.executable, str(venv_dir), external=True)
-            session.run("uv", "pip", "install", "--quiet", "--python", str(venv_dir), POETRY, external=True)
+            # Compiled as pip compiles by default: Poetry starts on every lock, and uv skips it.
+            session.run(
+                "uv", "pip", "install", "--quiet", "--compile-bytecode", "--python", str(venv_dir), POETRY,
+                external=True,
+            )  # fmt: skip
         else:
             session.run(sys.executable, "-m", "venv", str(venv_dir), external=True)
             session.run(

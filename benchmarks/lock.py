@@ -37,6 +37,14 @@ HOST = {
 }
 
 
+def bench_env(home: Path) -> dict[str, str]:
+    """The tests' isolated Poetry environment, but with Python caching bytecode as it does by
+    default (the tests turn that off), so no run pays for compiling Poetry or the tool."""
+    env = poetry_env(home)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
 def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
     start = time.perf_counter()
     proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
@@ -61,7 +69,7 @@ def measure(built: object, scratch: Path, latency_ms: int) -> tuple[float, float
                 'packages = ["torchvision"]\n[indexes]\n'
                 f'pytorch = "{index.base_url}/whl/{{variant}}/simple"\ngeneral = "{index.url()}"\n'
             )
-            env = poetry_env(scratch / f"home{tag}")
+            env = bench_env(scratch / f"home{tag}")
             env["STACK_RESOLVER_CACHE_DIR"] = str(scratch / f"http{tag}")
             resolve = [sys.executable, "-m", "resolver", "resolve", "--host", "host.json", "--target", "b"]
             ours.append(timed(resolve, project, env))
@@ -70,7 +78,7 @@ def measure(built: object, scratch: Path, latency_ms: int) -> tuple[float, float
             alone = scratch / f"plain{tag}"
             alone.mkdir()
             shutil.copy(project / "envs" / "b" / "pyproject.toml", alone / "pyproject.toml")
-            plain_env = poetry_env(scratch / f"plain-home{tag}")
+            plain_env = bench_env(scratch / f"plain-home{tag}")
             plain.append(timed([*poetry_argv(), "lock", "--no-interaction"], alone, plain_env))
     ours_t, plain_t, reuse_t = (statistics.median(x) for x in (ours, plain, reuse))
     return ours_t, plain_t, reuse_t

@@ -5,7 +5,6 @@ fetches is what `poetry lock` reads, and a lock made with it is the lock Poetry 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import threading
@@ -126,6 +125,22 @@ priority = "primary"
 """
 
 
+def plain_poetry_lock(folder: Path, pyproject: str) -> bytes:
+    """`poetry lock` on its own in `folder`, with a Poetry home of its own: the lock it writes."""
+    folder.mkdir()
+    (folder / "pyproject.toml").write_text(pyproject, encoding="utf-8")
+    proc = subprocess.run(
+        [*poetry_argv(), "lock", "--no-interaction"],
+        cwd=folder,
+        env=poetry_env(folder / ".home"),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return (folder / "poetry.lock").read_bytes()
+
+
 @pytest.mark.e2e
 @pytest.mark.skipif(not poetry_available(), reason="Poetry is not installed in this interpreter")
 def test_the_walk_fetches_what_poetry_reads(tmp_path: Path, fixture_index: FixtureIndex) -> None:
@@ -135,18 +150,7 @@ def test_the_walk_fetches_what_poetry_reads(tmp_path: Path, fixture_index: Fixtu
     fetched = {urllib.parse.unquote(urllib.parse.urlsplit(url).path) for url in client.run.pages}
 
     fixture_index.clear_log()
-    project = tmp_path / "plain"
-    project.mkdir()
-    (project / "pyproject.toml").write_text(text, encoding="utf-8")
-    proc = subprocess.run(
-        [*poetry_argv(), "lock", "--no-interaction"],
-        cwd=project,
-        env=poetry_env(tmp_path / "home"),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
+    plain_poetry_lock(tmp_path / "plain", text)
     read = {r.path for r in fixture_index.requests if r.kind in ("project", "metadata")}
     assert len(read) > 20
     assert read <= fetched, f"Poetry read what the walk did not fetch: {sorted(read - fetched)}"
@@ -170,19 +174,9 @@ def test_a_lock_made_with_the_walk_is_the_lock_poetry_makes_alone(
     )
     assert proc.returncode == 0, proc.stderr
 
-    alone = tmp_path / "alone"
-    alone.mkdir()
-    shutil.copy(tmp_path / "envs" / "t" / "pyproject.toml", alone / "pyproject.toml")
-    plain = subprocess.run(
-        [*poetry_argv(), "lock", "--no-interaction"],
-        cwd=alone,
-        env=poetry_env(tmp_path / "alone-home"),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert plain.returncode == 0, plain.stderr
-    assert (alone / "poetry.lock").read_bytes() == (tmp_path / "envs" / "t" / "poetry.lock").read_bytes()
+    generated = tmp_path / "envs" / "t"
+    alone = plain_poetry_lock(tmp_path / "alone", (generated / "pyproject.toml").read_text(encoding="utf-8"))
+    assert alone == (generated / "poetry.lock").read_bytes()
 
 
 def test_a_url_in_flight_is_waited_for_not_fetched_twice() -> None:
