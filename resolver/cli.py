@@ -7,6 +7,7 @@ Exit codes: 0 success; 1 an external tool or index failed; 2 bad input (files, f
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import json
 import os
@@ -603,11 +604,13 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
 
 
 def run() -> NoReturn:
-    """`python -m resolver` and the `stack-resolver` script: `main`, then exit without the
-    interpreter's teardown. Every file is written atomically and closed, every server and worker
-    stopped, before `main` returns; the teardown would only free each object the run made, which
-    takes about 30 ms, a twentieth of a whole lock (mypy exits the same way)."""
+    """`python -m resolver` and the `stack-resolver` script: `main`, then the exit handlers (the
+    libraries' own clean-up, such as conda-lock's temporary folders), then exit without the rest
+    of the interpreter's teardown. Every file is written atomically and closed, every server and
+    worker stopped, before `main` returns; the teardown would only free each object the run
+    made, about 30 ms, a twentieth of a whole lock (mypy exits the same way)."""
     status = main()
+    atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):
             stream.flush()

@@ -205,3 +205,18 @@ def test_the_hard_exit_keeps_every_byte_and_the_status(
     assert len(proc.stdout) > 500  # held in the pipe buffer until the explicit flush
     bad = run("resolve", "--dry-run", "--host", "absent.json")
     assert bad.returncode == 2 and "absent.json" in bad.stderr
+
+
+def test_the_hard_exit_still_runs_the_libraries_exit_handlers(tmp_path: Path) -> None:
+    """conda-lock, for one, removes its temporary folders in an atexit handler."""
+    marker = tmp_path / "cleaned"
+    code = (
+        "import atexit, pathlib, sys\n"
+        f"atexit.register(pathlib.Path({str(marker)!r}).write_text, 'yes')\n"
+        "sys.argv = ['stack-resolver', 'matrix', 'validate']\n"
+        "from resolver.cli import run\n"
+        "run()\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert marker.read_text() == "yes"
