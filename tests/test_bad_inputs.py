@@ -21,11 +21,11 @@ import os
 import re
 import shlex
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.fixtures.cli import run_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = sorted(p for p in (Path(__file__).parent / "data" / "bad_inputs").iterdir() if p.is_dir())
@@ -66,14 +66,7 @@ def _run(case: Path, tmp_path: Path) -> tuple[int, str, list[str]]:
     argv = shlex.split("\n".join(line for line in lines if not line.startswith("#")))
     home = tmp_path / "home"
     home.mkdir()
-    result = subprocess.run(
-        [sys.executable, "-m", "resolver", *argv],
-        cwd=workdir,
-        env=_environment(home),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_cli(workdir, _environment(home), *argv, timeout=120)
     stderr = result.stderr.replace(str(workdir.resolve()), "{case}").replace(str(workdir), "{case}")
     return result.returncode, stderr, names
 

@@ -48,6 +48,7 @@ from resolver.lock.runner import Completed
 from resolver.matrix import load_matrix
 from resolver.solve import Request, solve
 from tests.fixtures.cli import HOSTS as SHARED_HOSTS
+from tests.fixtures.cli import run_cli, write_project
 from tests.fixtures.condachannel import CondaChannel, standard_packages
 from tests.fixtures.isolation import offline_env, poetry_available
 from tests.fixtures.pyindex import FixtureIndex
@@ -87,31 +88,19 @@ def tool_env(tmp_path: Path) -> dict[str, str]:
 
 
 def write_team(root: Path, channel: CondaChannel, packages: list[str], formats: list[str]) -> Path:
-    envs = root / "envs"
-    envs.mkdir(parents=True, exist_ok=True)
-    (envs / "team.toml").write_text(
+    return write_project(
+        root,
         f"packages = {json.dumps(packages)}\n"
         f"formats = {json.dumps(formats)}\n"
         'channels = ["conda-forge"]\n\n'
         "[conda]\n"
         f'channel_alias = "{channel.alias}"\n',
-        encoding="utf-8",
+        HOSTS,
     )
-    for name, host in HOSTS.items():
-        (root / f"{name}.json").write_text(json.dumps(host), encoding="utf-8")
-    return envs / "team.toml"
 
 
 def run_resolve(root: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "resolver", "resolve", "--team", "envs/team.toml", *args],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return run_cli(root, env, "resolve", "--team", "envs/team.toml", *args, timeout=300)
 
 
 def snapshot(directory: Path) -> dict[str, bytes]:

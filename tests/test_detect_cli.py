@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from resolver.host import ARCH_NAMES, OS_NAMES, parse_host_json
+from tests.fixtures.cli import HOSTS, run_cli
 from tests.test_probes import SMI_FAILED, data, fake_executable
 
 REPO = Path(__file__).resolve().parent.parent
@@ -26,15 +27,7 @@ def cli(*args: str, cwd: Path, bin_dir: Path | None = None, **extra: str) -> sub
         env["PATH"] = os.pathsep.join([str(bin_dir), env.get("PATH", os.defpath)])
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
     env.update(extra)
-    return subprocess.run(
-        [sys.executable, "-m", "resolver", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_cli(cwd, env, *args, timeout=120)
 
 
 def test_detect_json_on_this_machine(tmp_path: Path) -> None:
@@ -183,7 +176,6 @@ def test_the_hard_exit_keeps_every_byte_and_the_status(
     import io
 
     from resolver.cli import main
-    from tests.fixtures.cli import HOSTS
 
     host = tmp_path / "host.json"
     host.write_text(json.dumps(next(iter(HOSTS.values()))), encoding="utf-8")

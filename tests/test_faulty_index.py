@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import pytest
 from resolver.errors import ExternalToolError, InputError
 from resolver.index import HttpPolicy, IndexClient, IndexFile
 from tests.fixtures.catalog import BuiltCatalog
+from tests.fixtures.cli import run_cli
 from tests.fixtures.isolation import poetry_available, poetry_env
 from tests.fixtures.pyindex import Fault, FixtureIndex
 
@@ -208,15 +208,7 @@ def project_tree(root: Path, index: FixtureIndex, retries: int) -> dict[str, str
 
 
 def resolve(root: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "resolver", "resolve", *("--team", "envs/team.toml"), *TARGET],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    return run_cli(root, env, "resolve", "--team", "envs/team.toml", *TARGET, timeout=600)
 
 
 def tree(root: Path) -> dict[str, bytes]:

@@ -29,7 +29,7 @@ from resolver.host import parse_host_json
 from resolver.index import HttpPolicy, IndexClient
 from resolver.lock.pyproject import EnvironmentSpec, SourceSpec
 from tests.fixtures.catalog import BuiltCatalog
-from tests.fixtures.cli import HOSTS
+from tests.fixtures.cli import HOSTS, run_cli
 from tests.fixtures.isolation import offline_env, poetry_available, poetry_env
 from tests.fixtures.pyindex import FixtureIndex
 
@@ -63,15 +63,7 @@ def write_team(root: Path, index: FixtureIndex, targets: tuple[str, ...] = ()) -
 
 
 def run_tool(root: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "resolver", *args],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    return run_cli(root, env, *args, timeout=600)
 
 
 # --- (a) every package entry of every lock has its hashes -------------------------------------------

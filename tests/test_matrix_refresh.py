@@ -33,6 +33,7 @@ from resolver.refresh import (
     write_proposal,
 )
 from tests.fixtures.catalog import GENERAL, Catalog, WheelSpec
+from tests.fixtures.cli import run_cli
 from tests.fixtures.isolation import offline_env
 from tests.fixtures.pyindex import Fault, FixtureIndex
 
@@ -346,16 +347,8 @@ def test_requirement_readers() -> None:
 # --- command line ------------------------------------------------------------------------------
 
 
-def run_cli(root: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "resolver", "matrix", "refresh", "--matrix", "matrix", *args],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+def run_refresh(root: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return run_cli(root, env, "matrix", "refresh", "--matrix", "matrix", *args, timeout=120)
 
 
 def test_cli_prints_then_writes(setup_for: Any, tmp_path: Path) -> None:
@@ -371,16 +364,16 @@ def test_cli_prints_then_writes(setup_for: Any, tmp_path: Path) -> None:
         }
     )
     before = snapshot(setup.matrix)
-    shown = run_cli(tmp_path, env, "--only", "transformers")
+    shown = run_refresh(tmp_path, env, "--only", "transformers")
     assert shown.returncode == 0, shown.stderr
     assert '+version = "4.53.0"' in shown.stdout and "--write" in shown.stderr
     assert snapshot(setup.matrix) == before
-    offline = run_cli(tmp_path, env, "--only", "transformers", "--offline", "--write")
+    offline = run_refresh(tmp_path, env, "--only", "transformers", "--offline", "--write")
     assert offline.returncode == 0, offline.stderr
     assert offline.stdout == shown.stdout
     assert "wrote" in offline.stderr
     assert 'version = "4.53.0"' in (setup.matrix / "transformers.toml").read_text(encoding="utf-8")
-    again = run_cli(tmp_path, env, "--only", "transformers", "--write")
+    again = run_refresh(tmp_path, env, "--only", "transformers", "--write")
     assert again.returncode == 0 and again.stdout == "" and "up to date" in again.stderr
 
 
@@ -388,6 +381,6 @@ def test_cli_without_general_index(tmp_path: Path) -> None:
     copy_matrix(tmp_path)
     env = offline_env(tmp_path / "home")
     env["STACK_RESOLVER_CACHE_DIR"] = str(tmp_path / "cache")
-    result = run_cli(tmp_path, env)
+    result = run_refresh(tmp_path, env)
     assert result.returncode == 2
     assert "general package index" in result.stderr and "STACK_RESOLVER_INDEX_URL" in result.stderr

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.cli import HOSTS
+from tests.fixtures.cli import run_cli, write_project
 from tests.fixtures.isolation import poetry_argv, poetry_available, poetry_env
 from tests.fixtures.pyindex import FixtureIndex
 
@@ -33,31 +33,17 @@ pytestmark = [
 
 
 def write_team(root: Path, index: FixtureIndex, packages: list[str]) -> Path:
-    envs = root / "envs"
-    envs.mkdir(parents=True, exist_ok=True)
-    base = index.base_url
-    (envs / "team.toml").write_text(
+    return write_project(
+        root,
         f"packages = {json.dumps(packages)}\n\n"
         "[indexes]\n"
-        f'pytorch = "{base}/whl/{{variant}}/simple"\n'
+        f'pytorch = "{index.base_url}/whl/{{variant}}/simple"\n'
         f'general = "{index.url()}"\n',
-        encoding="utf-8",
     )
-    for name, host in HOSTS.items():
-        (root / f"{name}.json").write_text(json.dumps(host), encoding="utf-8")
-    return envs / "team.toml"
 
 
 def run_resolve(root: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "resolver", "resolve", "--team", "envs/team.toml", *args],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    return run_cli(root, env, "resolve", "--team", "envs/team.toml", *args, timeout=600)
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from resolver.errors import ExternalToolError
 from resolver.lock.pyproject import Dependency, EnvironmentSpec, SourceSpec
 from resolver.matrix import Matrix, load_matrix
 from tests.fixtures.catalog import CUDA_MARKER, GENERAL, BuiltCatalog, WheelSpec, default_catalog
-from tests.fixtures.cli import HOSTS
+from tests.fixtures.cli import HOSTS, run_cli
 from tests.fixtures.isolation import poetry_available, poetry_env
 from tests.fixtures.pyindex import FixtureIndex
 
@@ -116,24 +116,18 @@ def resolve(
     env = poetry_env(root / "home")
     env["STACK_RESOLVER_CACHE_DIR"] = str(root / "http-cache")
     env["STACK_RESOLVER_HTTP_RETRIES"] = "0"
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "resolver",
-            "resolve",
-            "--team",
-            "envs/team.toml",
-            "--host",
-            f"{host}.json",
-            *("--target", host, "--json"),
-        ],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
+    return run_cli(
+        root,
+        env,
+        "resolve",
+        "--team",
+        "envs/team.toml",
+        "--host",
+        f"{host}.json",
+        "--target",
+        host,
+        "--json",
         timeout=600,
-        check=False,
     )
 
 

@@ -25,6 +25,7 @@ from resolver.lock.poetry import PoetryTool
 from resolver.lock.runner import Completed
 from resolver.smoke import Check
 from tests.fixtures.catalog import BuiltCatalog
+from tests.fixtures.cli import run_cli
 from tests.fixtures.isolation import poetry_available, poetry_env
 from tests.fixtures.pyindex import FixtureIndex
 
@@ -349,15 +350,7 @@ needs_poetry = pytest.mark.skipif(
 
 
 def run_tool(root: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "resolver", *args],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    return run_cli(root, env, *args, timeout=600)
 
 
 def resolved_target(root: Path, index: FixtureIndex, host: Mapping[str, Any], target: str) -> dict[str, str]:

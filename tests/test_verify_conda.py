@@ -36,6 +36,7 @@ from resolver import verify, verify_conda
 from resolver.errors import InputError
 from resolver.host import parse_host_json
 from resolver.smoke import Check
+from tests.fixtures.cli import run_cli
 from tests.fixtures.condachannel import CondaChannel, FakePackage, standard_packages
 from tests.fixtures.isolation import offline_env
 
@@ -58,15 +59,7 @@ def channel(tmp_path: Path) -> Any:
 
 
 def run_tool(root: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "resolver", *args],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return run_cli(root, env, *args, timeout=300)
 
 
 def resolved(root: Path, channel: CondaChannel, host: dict[str, Any], target: str) -> dict[str, str]:

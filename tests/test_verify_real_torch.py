@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.catalog import GENERAL, BuiltCatalog, BuiltWheel, Catalog, WheelSpec
+from tests.fixtures.cli import run_cli
 from tests.fixtures.isolation import poetry_available, poetry_env
 from tests.fixtures.pyindex import FixtureIndex
 from tests.fixtures.wheels import read_wheel_metadata
@@ -92,15 +93,7 @@ def real_catalog(directory: Path) -> BuiltCatalog:
 
 
 def run_tool(root: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "resolver", *args],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    return run_cli(root, env, *args, timeout=900)
 
 
 def test_verify_installs_real_torch_and_runs_a_tiny_transformers_model(tmp_path: Path) -> None:
