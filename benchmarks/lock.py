@@ -22,19 +22,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.fixtures.catalog import default_catalog  # noqa: E402
+from tests.fixtures.cli import HOSTS  # noqa: E402
 from tests.fixtures.isolation import poetry_argv, poetry_env  # noqa: E402
 from tests.fixtures.pyindex import Fault, FixtureIndex  # noqa: E402
 
 RUNS = 5
-HOST = {
-    "os": "linux",
-    "arch": "x86_64",
-    "libc": "glibc",
-    "libc_version": "2.35",
-    "python": "3.11",
-    "nvidia_driver": "550.54.15",
-    "gpus": [{"index": 0, "name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0"}],
-}
+HOST = HOSTS["h100"]
 
 
 def bench_env(home: Path) -> dict[str, str]:

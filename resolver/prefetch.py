@@ -70,21 +70,15 @@ class PoetrySources:
 def sources_from_pyproject(document: Mapping[str, Any]) -> PoetrySources:
     project = document.get("project", {})
     poetry = document.get("tool", {}).get("poetry", {})
-    urls = {s.get("name"): s.get("url") for s in poetry.get("source", []) if isinstance(s, Mapping)}
-    primary = next(
-        (
-            s["url"]
-            for s in poetry.get("source", [])
-            if isinstance(s, Mapping)
-            and s.get("priority", "primary") == "primary"
-            and isinstance(s.get("url"), str)
-        ),
-        None,
-    )
+    declared = [
+        s for s in poetry.get("source", []) if isinstance(s, Mapping) and isinstance(s.get("url"), str)
+    ]
+    urls = {s.get("name"): s["url"] for s in declared}
+    primary = next((s["url"] for s in declared if s.get("priority", "primary") == "primary"), None)
     bound: dict[str, str] = {}
     for name, spec in poetry.get("dependencies", {}).items():
         url = urls.get(spec.get("source")) if isinstance(spec, Mapping) else None
-        if isinstance(url, str):
+        if url is not None:
             bound[canonicalize_name(name)] = url
     roots = [_wanted(text) for text in project.get("dependencies", []) if isinstance(text, str)]
     return PoetrySources(

@@ -65,12 +65,11 @@ def main(mode: str, target: str) -> int:
     os.close(devnull)
     sys.stdin = open(os.devnull)  # noqa: SIM115 - stays open for Poetry's whole run
     os.chdir(job["cwd"])
+    sys.argv = [target, *job["args"]]
     try:
         if mode == "script":
-            sys.argv = [target, *job["args"]]
             runpy.run_path(target, run_name="__main__")
         else:
-            sys.argv = [target, *job["args"]]
             runpy.run_module(target, run_name="__main__", alter_sys=True)
     except SystemExit as done:
         return _exit_status(done.code)
