@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from resolver.matrix import default_matrix_dir, load_matrix
+from resolver.matrix.load import default_matrix_dir, load_matrix
 
 
 def main() -> None:

@@ -20,9 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from packaging.version import Version
 
 from resolver.errors import NoCompatibleCombination
-from resolver.host import ComputeCapability, Gpu, Host
-from resolver.matrix import Matrix, load_matrix
-from resolver.solve import Request, solve
+from resolver.host.model import ComputeCapability, Gpu, Host
+from resolver.matrix.load import Matrix, load_matrix
+from resolver.solve.search import Request, solve
 
 HOSTS = {
     # A host whose answer sits deep in the matrix: many candidates are examined and rejected.

@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from resolver.config import load_team  # noqa: E402
-from resolver.matrix import load_matrix  # noqa: E402
-from resolver.team import load_targets  # noqa: E402
+from resolver.matrix.load import load_matrix  # noqa: E402
+from resolver.team.solve import load_targets  # noqa: E402
 from tests.fixtures.catalog import default_catalog  # noqa: E402
 from tests.fixtures.cli import loopback_env  # noqa: E402
 from tests.fixtures.pyindex import FixtureIndex  # noqa: E402

@@ -7,8 +7,6 @@ Exit codes: 0 success; 1 an external tool or index failed; 2 bad input (files, f
 from __future__ import annotations
 
 import argparse
-import atexit
-import contextlib
 import json
 import os
 import shutil
@@ -159,8 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _detect(host_file: Path | None) -> tuple[Any, tuple[str, ...]]:
     """Return (host, warnings): read from a file, or probed from this machine."""
-    from resolver import probes
-    from resolver.host import read_host_file
+    from resolver.host import probes
+    from resolver.host.model import read_host_file
 
     if host_file is not None:
         return read_host_file(host_file), ()
@@ -169,9 +167,9 @@ def _detect(host_file: Path | None) -> tuple[Any, tuple[str, ...]]:
 
 
 def cmd_detect(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from resolver import probes
-    from resolver.host import read_host_file
-    from resolver.render_host import render_host
+    from resolver.host import probes
+    from resolver.host.model import read_host_file
+    from resolver.host.render import render_host
 
     if args.host is not None:
         host = read_host_file(args.host)
@@ -188,8 +186,8 @@ def cmd_detect(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from resolver import doctor
     from resolver.config import DEFAULT_TEAM_FILE
+    from resolver.host import doctor
 
     host, warnings = _detect(args.host)
     for warning in warnings:
@@ -204,45 +202,29 @@ def cmd_doctor(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _load_matrix(directory: Path | None, overlays: Sequence[Path] = ()) -> Any:
-    from resolver.matrix import load_matrix
+    from resolver.matrix.load import load_matrix
 
     return load_matrix(directory, overlays=overlays)
 
 
 def cmd_resolve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    if args.dry_run or (args.formats and "poetry" not in args.formats):
-        return _resolve(args, out, err, poetry=None)
-    from resolver.lock.poetry import PoetryTool, prestarted
-
-    # Poetry starts loading now, before the team file and the matrix are read: its start-up is
-    # most of a lock's time, and it overlaps the solve and the index checks.
-    with prestarted(PoetryTool(environ=dict(os.environ))) as poetry:
-        return _resolve(args, out, err, poetry)
-
-
-def _resolve(args: argparse.Namespace, out: TextIO, err: TextIO, poetry: Any) -> int:
     from resolver.config import default_pip_config_files, effective_indexes, load_team
-    from resolver.lock.poetry import release
-    from resolver.solve import solve
+    from resolver.solve.search import solve
 
     team = load_team(args.team)
-    if poetry is not None and "poetry" not in (args.formats or team.formats):
-        release(poetry)
-        poetry = None
     matrix = _load_matrix(args.matrix, () if args.matrix else team.matrix_overlays)
     request = _request(args, team)
     if team.raw.get("targets") or team.raw.get("inventory"):
-        from resolver.team import load_targets
+        from resolver.team.solve import load_targets
 
         targets = load_targets(team, matrix)
         forced = [t for t in targets if t.name == args.target]
         if forced or (args.host is None and not args.dry_run):
-            release(poetry)
             return _resolve_team_machine(args, team, matrix, request, targets, forced, out, err)
     host, warnings = _detect(args.host)
     indexes = effective_indexes(team, os.environ, default_pip_config_files(os.environ))
     if not args.dry_run:
-        return _resolve_and_write(args, host, matrix, request, team, indexes, warnings, out, err, poetry)
+        return _resolve_and_write(args, host, matrix, request, team, indexes, warnings, out, err)
     try:
         resolution = solve(host, matrix, request)
     except NoCompatibleCombination as exc:
@@ -254,7 +236,7 @@ def _resolve(args: argparse.Namespace, out: TextIO, err: TextIO, poetry: Any) ->
 
 def _request(args: argparse.Namespace, team: Any) -> Any:
     from resolver.config import check_python, check_variant
-    from resolver.solve import Request, merge_constraints
+    from resolver.solve.search import Request, merge_constraints
 
     constraints = dict(team.constraints)
     for name, spec in merge_constraints(args.constraint).items():
@@ -283,8 +265,8 @@ def _resolve_team_machine(
     err: TextIO,
 ) -> int:
     """On a machine of the team: find its target and use the team's lock for it."""
-    from resolver.pipeline import envs_dir_for
-    from resolver.team import match_target
+    from resolver.team.solve import match_target
+    from resolver.workflows import envs_dir_for
 
     if forced:
         target, why = forced[0], "chosen with --target"
@@ -313,13 +295,13 @@ def _resolve_team_machine(
 
 
 def cmd_lock(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from resolver import explain
     from resolver.config import default_pip_config_files, effective_indexes, load_team
-    from resolver.lock.poetry import PoetryTool
-    from resolver.offline import mirrored_tool
-    from resolver.pipeline import make_client
-    from resolver.team import load_targets, solve_team
-    from resolver.teamlock import lock_team, render_team, team_json
+    from resolver.explain import render as explain
+    from resolver.lock.poetry.mirror import mirrored_tool
+    from resolver.lock.poetry.tool import PoetryTool
+    from resolver.team.lock import lock_team, render_team, team_json
+    from resolver.team.solve import load_targets, solve_team
+    from resolver.workflows import make_client
 
     team = load_team(args.team)
     matrix = _load_matrix(args.matrix, () if args.matrix else team.matrix_overlays)
@@ -366,12 +348,12 @@ def cmd_lock(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from resolver import audit
     from resolver.config import default_pip_config_files, effective_indexes, load_team
     from resolver.fsutil import atomic_write_text
-    from resolver.pipeline import envs_dir_for, make_client
-    from resolver.team import load_targets
-    from resolver.teamlock import read_team_lock
+    from resolver.team import audit
+    from resolver.team.lock import read_team_lock
+    from resolver.team.solve import load_targets
+    from resolver.workflows import envs_dir_for, make_client
 
     team = load_team(args.team)
     # --matrix here is the matrix to audit (a refreshed one); the team's overlays still apply.
@@ -399,7 +381,7 @@ def cmd_audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _report_failure(exc: NoCompatibleCombination, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from resolver import explain
+    from resolver.explain import render as explain
 
     if args.json:
         out.write(json.dumps(explain.failure_json(exc), indent=2) + "\n")
@@ -416,7 +398,7 @@ def _report_resolution(
     out: TextIO,
     err: TextIO,
 ) -> None:
-    from resolver import explain
+    from resolver.explain import render as explain
 
     if args.json:
         payload = explain.resolution_json(resolution, index_url)
@@ -438,11 +420,10 @@ def _resolve_and_write(
     warnings: Sequence[str],
     out: TextIO,
     err: TextIO,
-    poetry: Any = None,
 ) -> int:
     from resolver.config import effective_channels
     from resolver.lock.conda import CondaSettings
-    from resolver.pipeline import default_conda_cache_dir, make_client, resolve_and_write
+    from resolver.workflows import default_conda_cache_dir, make_client, resolve_and_write
 
     client = make_client(os.environ, offline=args.offline)
     conda = CondaSettings(
@@ -461,7 +442,6 @@ def _resolve_and_write(
             indexes,
             target=args.target,
             client=client,
-            tool=poetry,
             formats=args.formats,
             conda=conda,
         )
@@ -469,7 +449,7 @@ def _resolve_and_write(
         return _report_failure(exc, args, out, err)
     written = outcome.written
     if args.json:
-        from resolver import explain
+        from resolver.explain import render as explain
 
         payload = explain.resolution_json(outcome.resolution, outcome.index_url)
         payload["warnings"] = [*warnings, *payload["warnings"]]
@@ -492,8 +472,8 @@ def _resolve_and_write(
 
 
 def cmd_matrix(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from resolver.matrix import default_matrix_dir, validate_matrix
-    from resolver.matrix_show import show
+    from resolver.matrix.load import default_matrix_dir, validate_matrix
+    from resolver.matrix.show import show
 
     if args.matrix_command == "validate":
         directory = args.matrix or default_matrix_dir()
@@ -516,10 +496,10 @@ def cmd_matrix(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def _matrix_refresh(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from datetime import date
 
-    from resolver import refresh
     from resolver.config import check_variant, default_pip_config_files, effective_indexes, load_team
-    from resolver.matrix import default_matrix_dir
-    from resolver.pipeline import make_client
+    from resolver.matrix.load import default_matrix_dir
+    from resolver.matrix.refresh import propose as refresh
+    from resolver.workflows import make_client
 
     team = load_team(args.team)
     indexes = effective_indexes(team, os.environ, default_pip_config_files(os.environ))
@@ -548,9 +528,9 @@ def _matrix_refresh(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from resolver import verify
     from resolver.config import load_team
-    from resolver.pipeline import envs_dir_for
+    from resolver.verify import poetry as verify
+    from resolver.workflows import envs_dir_for
 
     host, warnings = _detect(None)
     for warning in warnings:
@@ -558,7 +538,7 @@ def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     team = load_team(args.team)
     name = args.target
     if name is None and (team.raw.get("targets") or team.raw.get("inventory")):
-        from resolver.team import load_targets, match_target
+        from resolver.team.solve import load_targets, match_target
 
         matrix = _load_matrix(None, team.matrix_overlays)
         match = match_target(host, load_targets(team, matrix), matrix)
@@ -604,14 +584,5 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
 
 
 def run() -> NoReturn:
-    """`python -m resolver` and the `stack-resolver` script: `main`, then the exit handlers (the
-    libraries' own clean-up, such as conda-lock's temporary folders), then exit without the rest
-    of the interpreter's teardown. Every file is written atomically and closed, every server and
-    worker stopped, before `main` returns; the teardown would only free each object the run
-    made, about 30 ms, a twentieth of a whole lock (mypy exits the same way)."""
-    status = main()
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):
-            stream.flush()
-    os._exit(status)
+    """`python -m resolver` and the `stack-resolver` script."""
+    sys.exit(main())

@@ -21,7 +21,7 @@ from typing import Any
 from packaging.specifiers import SpecifierSet
 
 from resolver.errors import ConfigError, ConstraintError, InputError, Location
-from resolver.solve import PREFERENCE_KEYS, merge_constraints
+from resolver.solve.search import PREFERENCE_KEYS, merge_constraints
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from resolver import audit
 from resolver.config import Indexes, load_team
-from resolver.matrix import load_matrix
-from resolver.solve import Request
-from resolver.team import load_targets, solve_team
-from resolver.teamlock import team_json
+from resolver.matrix.load import load_matrix
+from resolver.solve.search import Request
+from resolver.team import audit
+from resolver.team.lock import team_json
+from resolver.team.solve import load_targets, solve_team
 from tests.fixtures.cli import run_cli
 from tests.fixtures.isolation import poetry_available, poetry_env
 from tests.fixtures.pyindex import FixtureIndex

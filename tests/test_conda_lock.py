@@ -34,7 +34,7 @@ except ImportError as exc:  # absent, or broken (conda-lock 4 needs dulwich<0.25
 
 from resolver.config import Channels, team_from_mapping
 from resolver.errors import ExternalToolError, NoCompatibleCombination
-from resolver.host import host_from_mapping
+from resolver.host.model import host_from_mapping
 from resolver.lock.conda import (
     CONDA_LOCKFILE,
     ENVIRONMENT,
@@ -45,8 +45,8 @@ from resolver.lock.conda import (
     virtual_packages,
 )
 from resolver.lock.runner import Completed
-from resolver.matrix import load_matrix
-from resolver.solve import Request, solve
+from resolver.matrix.load import load_matrix
+from resolver.solve.search import Request, solve
 from tests.fixtures.cli import HOSTS as SHARED_HOSTS
 from tests.fixtures.cli import run_cli, write_project
 from tests.fixtures.condachannel import CondaChannel, standard_packages

@@ -37,7 +37,7 @@ from typing import Any, NamedTuple
 import pytest
 
 from resolver.fsutil import TEMP_PREFIX, supports_nameless_temp, sweep_stale_temps
-from resolver.offline import content_hash
+from resolver.lock.poetry.mirror import content_hash
 from tests.fixtures.isolation import poetry_available, poetry_env
 from tests.fixtures.pyindex import FixtureIndex
 
@@ -130,7 +130,7 @@ def _replay_poetry(tmp: Path, new_envs: Path) -> Path:
             python=sys.executable,
             version=version,
             locks=str(tmp / "replay-locks.json"),
-            # resolver.offline's own function, without importing the tool (5 stand-ins per run)
+            # resolver.lock.poetry.mirror's own function, without importing the tool (5 stand-ins per run)
             content_hash=inspect.getsource(content_hash),
         ),
         encoding="utf-8",

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from resolver.host import ARCH_NAMES, OS_NAMES, parse_host_json
+from resolver.host.model import ARCH_NAMES, OS_NAMES, parse_host_json
 from tests.fixtures.cli import HOSTS, run_cli
 from tests.test_probes import SMI_FAILED, data, fake_executable
 
@@ -168,10 +168,10 @@ def test_doctor_bad_requirement_exits_2(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("argv", [["-m", "resolver"], ["-c", "from resolver.cli import run; run()"]])
-def test_the_hard_exit_keeps_every_byte_and_the_status(
+def test_the_exit_keeps_every_byte_and_the_status(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argv: list[str]
 ) -> None:
-    """`python -m resolver` and the console script leave with os._exit (resolver/cli.py `run`):
+    """`python -m resolver` and the console script exit through sys.exit (resolver/cli.py `run`):
     output through a pipe still arrives whole, and the exit status is main()'s."""
     import io
 
@@ -185,7 +185,7 @@ def test_the_hard_exit_keeps_every_byte_and_the_status(
     assert main(args, out=expected, err=io.StringIO()) == 0
 
     def run(*cli: str) -> subprocess.CompletedProcess[str]:
-        # Buffered as usual (no PYTHONUNBUFFERED): the output waits for run()'s flush.
+        # Buffered as usual (no PYTHONUNBUFFERED).
         env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
         return subprocess.run(
             [sys.executable, *argv, *cli], cwd=tmp_path, env=env, capture_output=True, text=True, check=False
@@ -194,12 +194,12 @@ def test_the_hard_exit_keeps_every_byte_and_the_status(
     proc = run(*args)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == expected.getvalue()
-    assert len(proc.stdout) > 500  # held in the pipe buffer until the explicit flush
+    assert len(proc.stdout) > 500  # more than a pipe write
     bad = run("resolve", "--dry-run", "--host", "absent.json")
     assert bad.returncode == 2 and "absent.json" in bad.stderr
 
 
-def test_the_hard_exit_still_runs_the_libraries_exit_handlers(tmp_path: Path) -> None:
+def test_the_exit_runs_the_libraries_exit_handlers(tmp_path: Path) -> None:
     """conda-lock, for one, removes its temporary folders in an atexit handler."""
     marker = tmp_path / "cleaned"
     code = (

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from resolver import doctor as d
 from resolver.errors import ConfigError
-from resolver.host import ComputeCapability, DriverVersion, Gpu, Host
+from resolver.host import doctor as d
+from resolver.host.model import ComputeCapability, DriverVersion, Gpu, Host
 
 
 def gpu(index: int, name: str, cc: str, memory: int | None) -> Gpu:

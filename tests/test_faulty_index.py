@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from resolver.errors import ExternalToolError, InputError
-from resolver.index import HttpPolicy, IndexClient, IndexFile
+from resolver.index.client import HttpPolicy, IndexClient, IndexFile
 from tests.fixtures.catalog import BuiltCatalog
 from tests.fixtures.cli import run_cli
 from tests.fixtures.isolation import poetry_available, poetry_env

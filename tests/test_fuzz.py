@@ -19,12 +19,19 @@ from hypothesis import strategies as st
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from resolver.arch import ArchTarget
 from resolver.config import TeamConfig, team_from_mapping
 from resolver.errors import ConfigError, ConstraintError, HostFileError, InputError, NoCompatibleCombination
-from resolver.host import ComputeCapability, Gpu, Host, host_from_mapping
-from resolver.matrix import Matrix, load_matrix
-from resolver.solve import PREFERENCE_KEYS, Request, Resolution, merge_constraints, parse_constraint, solve
+from resolver.host.model import ComputeCapability, Gpu, Host, host_from_mapping
+from resolver.matrix.arch import ArchTarget
+from resolver.matrix.load import Matrix, load_matrix
+from resolver.solve.search import (
+    PREFERENCE_KEYS,
+    Request,
+    Resolution,
+    merge_constraints,
+    parse_constraint,
+    solve,
+)
 
 FUZZ = settings(
     derandomize=True,

@@ -22,12 +22,12 @@ from pathlib import Path
 
 import pytest
 
-from resolver import verify
-from resolver.environment import check_lock_hashes
 from resolver.errors import ExternalToolError
-from resolver.host import parse_host_json
-from resolver.index import HttpPolicy, IndexClient
-from resolver.lock.pyproject import EnvironmentSpec, SourceSpec
+from resolver.host.model import parse_host_json
+from resolver.index.client import HttpPolicy, IndexClient
+from resolver.lock.environment import check_lock_hashes
+from resolver.lock.poetry.pyproject import EnvironmentSpec, SourceSpec
+from resolver.verify import poetry as verify
 from tests.fixtures.catalog import BuiltCatalog
 from tests.fixtures.cli import HOSTS, run_cli
 from tests.fixtures.isolation import offline_env, poetry_available, poetry_env

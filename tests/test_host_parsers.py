@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from resolver import host as h
 from resolver.errors import HostFileError
+from resolver.host import model as h
 
 DATA = Path(__file__).parent / "data"
 

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from resolver.matrix import MATRIX_FILES, PLATFORMS, Matrix, default_matrix_dir, load_matrix, validate_matrix
+from resolver.matrix.load import (
+    MATRIX_FILES,
+    PLATFORMS,
+    Matrix,
+    default_matrix_dir,
+    load_matrix,
+    validate_matrix,
+)
 
 SHIPPED = Path(__file__).resolve().parent.parent / "matrices"
 

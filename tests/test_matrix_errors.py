@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from resolver.errors import MatrixError
-from resolver.matrix import load_matrix, validate_matrix
+from resolver.matrix.load import load_matrix, validate_matrix
 
 DATA = Path(__file__).parent / "data"
 MINIMAL = DATA / "matrix_min"

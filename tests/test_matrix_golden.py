@@ -8,9 +8,9 @@ from __future__ import annotations
 import pytest
 from packaging.version import Version
 
-from resolver.arch import ArchTarget
-from resolver.host import ComputeCapability, DriverVersion
-from resolver.matrix import Build, Matrix, TorchRelease, load_matrix
+from resolver.host.model import ComputeCapability, DriverVersion
+from resolver.matrix.arch import ArchTarget
+from resolver.matrix.load import Build, Matrix, TorchRelease, load_matrix
 
 
 @pytest.fixture(scope="module")

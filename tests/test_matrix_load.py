@@ -11,8 +11,8 @@ import pytest
 from packaging.version import Version
 
 from resolver.errors import InputError, MatrixError
-from resolver.host import ComputeCapability
-from resolver.matrix import (
+from resolver.host.model import ComputeCapability
+from resolver.matrix.load import (
     ENV_VAR,
     Matrix,
     Source,
@@ -22,7 +22,7 @@ from resolver.matrix import (
     variant_cuda,
     variant_kind,
 )
-from resolver.matrix_show import show
+from resolver.matrix.show import show
 
 DATA = Path(__file__).parent / "data"
 MINIMAL = DATA / "matrix_min"

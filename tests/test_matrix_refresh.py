@@ -18,9 +18,9 @@ from packaging.version import Version
 
 from resolver.config import Indexes
 from resolver.errors import ResolverError
-from resolver.index import HttpPolicy, IndexClient, IndexFile
-from resolver.matrix import MATRIX_FILES, load_matrix, validate_matrix
-from resolver.refresh import (
+from resolver.index.client import HttpPolicy, IndexClient, IndexFile
+from resolver.matrix.load import MATRIX_FILES, load_matrix, validate_matrix
+from resolver.matrix.refresh.propose import (
     cuda_variant,
     exact_pin,
     platform_facts,

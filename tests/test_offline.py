@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from resolver.index import JSON_TYPE, HttpPolicy, IndexClient
-from resolver.offline import IndexMirror
+from resolver.index.client import JSON_TYPE, HttpPolicy, IndexClient
+from resolver.lock.poetry.mirror import IndexMirror
 from tests.fixtures.cli import file_tree, loopback_env, run_cli
 from tests.fixtures.isolation import poetry_available
 from tests.fixtures.pyindex import FixtureIndex

@@ -17,8 +17,8 @@ import pytest
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from resolver.index import IndexClient, IndexFile, RunMemory
-from resolver.prefetch import (
+from resolver.index.client import IndexClient, IndexFile, RunMemory
+from resolver.lock.poetry.prefetch import (
     Wanted,
     metadata_files,
     newest_allowed,

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from resolver import host as h
-from resolver import probes as p
 from resolver.errors import HostFileError, InputError
-from resolver.render_host import render_gpu, render_host
+from resolver.host import model as h
+from resolver.host import probes as p
+from resolver.host.render import render_gpu, render_host
 
 DATA = Path(__file__).parent / "data"
 SMI_FAILED = (DATA / "nvidia-smi/failed-no-driver.txt").read_text()

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from packaging.requirements import Requirement
 
-from resolver.lock.pyproject import Dependency, EnvironmentSpec, SourceSpec, render_pyproject
+from resolver.lock.poetry.pyproject import Dependency, EnvironmentSpec, SourceSpec, render_pyproject
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -14,10 +14,10 @@ import pytest
 
 from resolver.config import Indexes
 from resolver.errors import NoCompatibleCombination
-from resolver.explain import failure_json, resolution_json
-from resolver.host import host_from_mapping
-from resolver.matrix import load_matrix
-from resolver.solve import Request, merge_constraints, solve
+from resolver.explain.render import failure_json, resolution_json
+from resolver.host.model import host_from_mapping
+from resolver.matrix.load import load_matrix
+from resolver.solve.search import Request, merge_constraints, solve
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -11,10 +11,18 @@ import pytest
 
 from resolver.config import load_team
 from resolver.errors import NoCompatibleCombination
-from resolver.host import host_from_mapping
-from resolver.matrix import load_matrix
-from resolver.solve import Request
-from resolver.team import Bands, Target, group_hosts, load_targets, machine_class, match_target, solve_team
+from resolver.host.model import host_from_mapping
+from resolver.matrix.load import load_matrix
+from resolver.solve.search import Request
+from resolver.team.solve import (
+    Bands,
+    Target,
+    group_hosts,
+    load_targets,
+    machine_class,
+    match_target,
+    solve_team,
+)
 from tests.fixtures.cli import file_tree, loopback_env, run_cli
 from tests.fixtures.isolation import poetry_available
 from tests.fixtures.pyindex import FixtureIndex

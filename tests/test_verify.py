@@ -18,12 +18,13 @@ from typing import Any
 import pytest
 import tomlkit
 
-from resolver import smoke, verify
 from resolver.errors import InputError
-from resolver.host import parse_host_json
-from resolver.lock.poetry import PoetryTool
+from resolver.host.model import parse_host_json
+from resolver.lock.poetry.tool import PoetryTool
 from resolver.lock.runner import Completed
-from resolver.smoke import Check
+from resolver.verify import poetry as verify
+from resolver.verify import smoke
+from resolver.verify.smoke import Check
 from tests.fixtures.catalog import BuiltCatalog
 from tests.fixtures.cli import run_cli
 from tests.fixtures.isolation import poetry_available, poetry_env

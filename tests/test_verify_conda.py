@@ -32,10 +32,11 @@ except ImportError as exc:  # absent, or broken (conda-lock 4 needs dulwich<0.25
         allow_module_level=True,
     )
 
-from resolver import verify, verify_conda
 from resolver.errors import InputError
-from resolver.host import parse_host_json
-from resolver.smoke import Check
+from resolver.host.model import parse_host_json
+from resolver.verify import conda as verify_conda
+from resolver.verify import poetry as verify
+from resolver.verify.smoke import Check
 from tests.fixtures.cli import run_cli
 from tests.fixtures.condachannel import CondaChannel, FakePackage, standard_packages
 from tests.fixtures.isolation import offline_env

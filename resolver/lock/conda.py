@@ -35,10 +35,10 @@ from typing import Any
 from resolver import __version__
 from resolver.config import Channels
 from resolver.errors import Cause, ExternalToolError, InputError, Location, NoCompatibleCombination
-from resolver.host import Host
+from resolver.host.model import Host
 from resolver.lock.runner import Runner, run_subprocess
-from resolver.matrix import Matrix, default_matrix_dir
-from resolver.solve import Resolution
+from resolver.matrix.load import Matrix, default_matrix_dir
+from resolver.solve.search import Resolution
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -32,7 +32,7 @@ import tomlkit
 import tomlkit.exceptions
 
 from resolver.errors import ConfigError, Location
-from resolver.host import ComputeCapability, DriverVersion, Host
+from resolver.host.model import ComputeCapability, DriverVersion, Host
 
 Status = Literal["pass", "fail", "skip"]
 

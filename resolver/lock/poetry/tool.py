@@ -6,19 +6,17 @@ failed or interrupted lock never touches the environment's files; the caller com
 
 from __future__ import annotations
 
-import contextlib
-import dataclasses
 import importlib.util
 import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from resolver.errors import ExternalToolError
-from resolver.lock.runner import Prestarted, Runner, run_subprocess
+from resolver.lock.runner import Runner, run_subprocess
 
 PYPROJECT = "pyproject.toml"
 LOCKFILE = "poetry.lock"
@@ -103,61 +101,6 @@ class PoetryTool:
             out = self.run(["--version"], Path(scratch))
         # "Poetry (version 2.5.1)"
         return out.strip().rsplit(" ", 1)[-1].rstrip(")") or out.strip()
-
-
-@contextlib.contextmanager
-def prestarted(tool: PoetryTool) -> Iterator[PoetryTool]:
-    """`tool`, with a Poetry process started now that loads Poetry while the caller works out what
-    to lock (resolver/lock/poetry_warm.py); the first `run` hands it its job. Poetry's start-up
-    (about half a second) then overlaps the tool's own. A process left unused is ended on exit.
-    Where Poetry is not a plain Python console script, `tool` is returned as it is."""
-    try:
-        command = tool.command
-    except ExternalToolError:
-        yield tool  # the run itself reports that Poetry is missing
-        return
-    boot = _boot_argv(command)
-    if boot is None or tool.runner is not run_subprocess:
-        yield tool
-        return
-    runner = Prestarted(command, boot, env=tool.process_env())
-    try:
-        yield dataclasses.replace(tool, runner=runner)
-    finally:
-        runner.close()
-
-
-def release(tool: PoetryTool | None) -> None:
-    """End `tool`'s prestarted Poetry now, where the run turns out not to need it."""
-    if tool is not None and isinstance(tool.runner, Prestarted):
-        tool.runner.close()
-
-
-def _boot_argv(command: tuple[str, ...]) -> list[str] | None:
-    """How to start resolver/lock/poetry_warm.py under Poetry's interpreter, or None."""
-    source = Path(__file__).with_name("poetry_warm.py").read_text(encoding="utf-8")
-    if command == (sys.executable, "-m", "poetry"):
-        return [sys.executable, "-c", source, "module", "poetry"]
-    if len(command) != 1:
-        return None
-    interpreter = _script_interpreter(Path(command[0]))
-    return None if interpreter is None else [interpreter, "-c", source, "script", command[0]]
-
-
-def _script_interpreter(script: Path) -> str | None:
-    """The Python in a console script's `#!` line: a single absolute path to a Python (not
-    `/usr/bin/env ...`, not the `/bin/sh` trampoline pip writes for long paths)."""
-    try:
-        with script.open("rb") as handle:
-            first = handle.readline(4096)
-    except OSError:
-        return None
-    if not first.startswith(b"#!"):
-        return None
-    interpreter = first[2:].strip().decode("utf-8", errors="replace")
-    if not os.path.isabs(interpreter) or " " in interpreter or "python" not in Path(interpreter).name:
-        return None
-    return interpreter if os.access(interpreter, os.X_OK) else None
 
 
 def _hint_for(output: str) -> str:

@@ -20,9 +20,12 @@ from typing import Any
 
 import tomlkit
 
-from resolver.availability import missing_builds, transformers_missing
 from resolver.config import Indexes, TeamConfig
-from resolver.environment import (
+from resolver.explain.render import resolution_json
+from resolver.fsutil import atomic_write_bytes, sweep_stale_temps
+from resolver.index.availability import missing_builds, transformers_missing
+from resolver.index.client import IndexClient
+from resolver.lock.environment import (
     Staged,
     Written,
     check_lock_hashes,
@@ -32,14 +35,11 @@ from resolver.environment import (
     previous_record,
     stage_environment,
 )
-from resolver.explain import resolution_json
-from resolver.fsutil import atomic_write_bytes, sweep_stale_temps
-from resolver.index import IndexClient
-from resolver.lock.poetry import LOCKFILE, PoetryTool, lock_in_staging
-from resolver.matrix import Matrix
-from resolver.pipeline import envs_dir_for
-from resolver.solve import Request
-from resolver.team import Target, TeamResolution, solve_team
+from resolver.lock.poetry.tool import LOCKFILE, PoetryTool, lock_in_staging
+from resolver.matrix.load import Matrix
+from resolver.solve.search import Request
+from resolver.team.solve import Target, TeamResolution, solve_team
+from resolver.workflows import envs_dir_for
 
 TEAM_LOCK = "team.lock.json"
 

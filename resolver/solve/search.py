@@ -20,10 +20,10 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from resolver.arch import ArchTarget, Coverage, TegraRule, coverage, sm_list
 from resolver.errors import Cause, ConstraintError, InputError, Location, NoCompatibleCombination
-from resolver.host import DriverVersion, Gpu, Host
-from resolver.matrix import Build, Matrix, TorchRelease, TransformersRelease
+from resolver.host.model import DriverVersion, Gpu, Host
+from resolver.matrix.arch import ArchTarget, Coverage, TegraRule, coverage, sm_list
+from resolver.matrix.load import Build, Matrix, TorchRelease, TransformersRelease
 
 MANAGED = ("torch", "torchvision", "torchaudio", "transformers", "python")
 PREFERENCE_KEYS = ("torch", "variant", "transformers")

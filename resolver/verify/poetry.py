@@ -21,17 +21,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from resolver import smoke
-from resolver.availability import wheel_fits
 from resolver.config import load_toml
-from resolver.environment import CONDA_LOCKFILE, RESOLUTION, target_name_for
 from resolver.errors import ExternalToolError, InputError, Location
-from resolver.host import Host
-from resolver.index import IndexClient
-from resolver.lock.poetry import LOCKFILE, PoetryTool
+from resolver.host.model import Host
+from resolver.index.availability import wheel_fits
+from resolver.index.client import IndexClient
+from resolver.lock.environment import CONDA_LOCKFILE, RESOLUTION, target_name_for
+from resolver.lock.poetry.tool import LOCKFILE, PoetryTool
 from resolver.lock.runner import Runner, run_subprocess
-from resolver.matrix import variant_cuda, variant_kind
-from resolver.smoke import PACKAGES, Check
+from resolver.matrix.load import variant_cuda, variant_kind
+from resolver.verify import smoke
+from resolver.verify.smoke import PACKAGES, Check
 
 __all__ = [
     "Check",
@@ -413,7 +413,7 @@ def verify_target(
     files whose bytes differ from the lock's hashes (through `client`, by default one with the
     HTTP settings of the environment). A conda target goes to `resolver/verify_conda.py`."""
     if lock_format_for(directory, lock_format) == "conda":
-        from resolver.verify_conda import verify_conda_target
+        from resolver.verify.conda import verify_conda_target
 
         return verify_conda_target(directory, host, runner=runner, environ=environ, keep=keep, client=client)
     environ = dict(os.environ) if environ is None else dict(environ)
@@ -440,7 +440,7 @@ def verify_target(
             checks.extend(found)
         else:
             if client is None:
-                from resolver.pipeline import make_client
+                from resolver.workflows import make_client
 
                 client = make_client(environ, offline=False)
             checks.extend(hash_checks(directory, expect, host.platform, install.detail, client))

@@ -13,7 +13,7 @@ import re
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
-from resolver.host import ComputeCapability
+from resolver.host.model import ComputeCapability
 
 _TARGET_RE = re.compile(r"^(\d{1,2})\.(\d)(\+PTX)?$")
 

@@ -16,10 +16,10 @@ from packaging.version import Version
 
 from resolver.config import Indexes
 from resolver.errors import NoCompatibleCombination
-from resolver.host import Host
-from resolver.index import IndexClient
-from resolver.matrix import Matrix
-from resolver.solve import Request, Resolution, explore, solve
+from resolver.host.model import Host
+from resolver.index.client import IndexClient
+from resolver.matrix.load import Matrix
+from resolver.solve.search import Request, Resolution, explore, solve
 
 # platform key -> (tag prefixes, tag suffixes): manylinux_2_28_x86_64, macosx_14_0_arm64, win_amd64
 _PLATFORM_TAGS = {

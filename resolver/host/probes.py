@@ -48,8 +48,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from resolver import host as h
 from resolver.errors import InputError, Location
+from resolver.host import model as h
 
 SUBPROCESS_TIMEOUT_S = 10.0
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from resolver.host import Gpu, Host
-from resolver.probes import Detection
+from resolver.host.model import Gpu, Host
+from resolver.host.probes import Detection
 
 _WIDTH = 11
 

@@ -29,15 +29,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from resolver.environment import RESOLUTION
 from resolver.errors import ExternalToolError, InputError, Location
-from resolver.host import Host
-from resolver.index import IndexClient
+from resolver.host.model import Host
+from resolver.index.client import IndexClient
 from resolver.lock.conda import CONDA_LOCKFILE, INSTALL_HINT, check_lockfile, load_conda_facts
+from resolver.lock.environment import RESOLUTION
 from resolver.lock.runner import Runner, run_subprocess
-from resolver.matrix import variant_cuda, variant_kind
-from resolver.smoke import PACKAGES, Check
-from resolver.verify import Expectations, Report, _record, run_smoke
+from resolver.matrix.load import variant_cuda, variant_kind
+from resolver.verify.poetry import Expectations, Report, _record, run_smoke
+from resolver.verify.smoke import PACKAGES, Check
 
 __all__ = [
     "CondaExpectations",
@@ -455,7 +455,7 @@ def verify_conda_target(
             "the prefix folder already exists", value=str(keep), hint="give a new path to --keep"
         )
     if client is None:
-        from resolver.pipeline import make_client
+        from resolver.workflows import make_client
 
         client = make_client(environ, offline=False)
     python_record = expect.locked("python")

@@ -23,12 +23,12 @@ from packaging.version import Version
 
 from resolver.config import Indexes, TeamConfig
 from resolver.errors import NoCompatibleCombination
-from resolver.explain import render_causes
-from resolver.index import IndexClient
-from resolver.lock.poetry import LOCKFILE, PYPROJECT, PoetryTool
-from resolver.matrix import Matrix
-from resolver.solve import Request, Resolution, merge_constraints, solve
-from resolver.team import Target, solve_team, target_request
+from resolver.explain.render import render_causes
+from resolver.index.client import IndexClient
+from resolver.lock.poetry.tool import LOCKFILE, PYPROJECT, PoetryTool
+from resolver.matrix.load import Matrix
+from resolver.solve.search import Request, Resolution, merge_constraints, solve
+from resolver.team.solve import Target, solve_team, target_request
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -251,7 +251,7 @@ def with_package_diffs(
 ) -> Audit:
     """Lock the proposed set into a scratch copy of envs/ and diff it against the current locks.
     envs/ itself is only read."""
-    from resolver.teamlock import lock_team
+    from resolver.team.lock import lock_team
 
     valid = [t for t in targets if next(a for a in audit.targets if a.name == t.name).status != BROKEN]
     if not valid or audit.team_causes:

@@ -20,15 +20,14 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from resolver import __version__
-from resolver.availability import wheel_fits
 from resolver.config import Indexes
 from resolver.errors import ExternalToolError
-from resolver.explain import resolution_json
+from resolver.explain.render import resolution_json
 from resolver.fsutil import atomic_write_bytes
-from resolver.host import Host
-from resolver.index import IndexClient
-from resolver.lock.poetry import LOCKFILE, PYPROJECT, PoetryTool, lock_in_staging
-from resolver.lock.pyproject import (
+from resolver.host.model import Host
+from resolver.index.availability import wheel_fits
+from resolver.index.client import IndexClient
+from resolver.lock.poetry.pyproject import (
     GENERAL_SOURCE,
     PYTORCH_SOURCE_PREFIX,
     Dependency,
@@ -38,8 +37,9 @@ from resolver.lock.pyproject import (
     render_pyproject,
     requires_python_for,
 )
-from resolver.matrix import Matrix
-from resolver.solve import Resolution
+from resolver.lock.poetry.tool import LOCKFILE, PYPROJECT, PoetryTool, lock_in_staging
+from resolver.matrix.load import Matrix
+from resolver.solve.search import Resolution
 
 if sys.version_info >= (3, 11):
     import tomllib

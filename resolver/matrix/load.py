@@ -20,9 +20,9 @@ from typing import Any, Generic, TypeVar
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from resolver.arch import ArchTarget, TegraRule
 from resolver.errors import Location, MatrixError, MatrixProblem
-from resolver.host import ComputeCapability, DriverVersion
+from resolver.host.model import ComputeCapability, DriverVersion
+from resolver.matrix.arch import ArchTarget, TegraRule
 
 # Platform keys, `{os}-{arch}` exactly as `Host.platform` builds them.
 PLATFORMS = ("linux-x86_64", "linux-aarch64", "windows-x86_64", "macos-arm64", "macos-x86_64")
@@ -299,7 +299,7 @@ def default_matrix_dir() -> Path:
     env = os.environ.get(ENV_VAR)
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent / "matrices"
+    return Path(__file__).resolve().parents[2] / "matrices"
 
 
 def _split_dotted(text: str) -> list[str]:

@@ -35,7 +35,7 @@ from packaging.utils import (
 from packaging.version import Version
 
 from resolver.errors import ExternalToolError
-from resolver.index import IndexClient, IndexFile
+from resolver.index.client import IndexClient, IndexFile
 
 _EXTRA = re.compile(r"""\bextra\s*==\s*["']([^"']+)["']""")
 _SDIST_SUFFIXES = (".tar.gz", ".zip", ".bz2", ".xz", ".Z", ".tar")

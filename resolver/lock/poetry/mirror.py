@@ -40,10 +40,10 @@ import requests
 import tomlkit
 
 from resolver.errors import ExternalToolError
-from resolver.index import JSON_TYPE, IndexClient
-from resolver.lock.poetry import LOCKFILE, PYPROJECT, PoetryTool
+from resolver.index.client import JSON_TYPE, IndexClient
+from resolver.lock.poetry.prefetch import prefetch_for_poetry
+from resolver.lock.poetry.tool import LOCKFILE, PYPROJECT, PoetryTool
 from resolver.lock.runner import Completed, Runner
-from resolver.prefetch import prefetch_for_poetry
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -9,7 +9,7 @@ from typing import Any
 from packaging.version import Version
 
 from resolver.errors import Cause, NoCompatibleCombination
-from resolver.solve import Reason, Rejection, Resolution
+from resolver.solve.search import Reason, Rejection, Resolution
 
 
 @dataclass(frozen=True)

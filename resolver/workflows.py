@@ -8,9 +8,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from resolver.availability import solve_available
 from resolver.config import Indexes, TeamConfig
-from resolver.environment import (
+from resolver.errors import InputError
+from resolver.fsutil import sweep_stale_temps
+from resolver.host.model import Host
+from resolver.index.availability import solve_available
+from resolver.index.client import HttpPolicy, IndexClient
+from resolver.lock.environment import (
     Staged,
     Written,
     base_record,
@@ -22,14 +26,10 @@ from resolver.environment import (
     target_name_for,
     with_formats,
 )
-from resolver.errors import InputError
-from resolver.fsutil import sweep_stale_temps
-from resolver.host import Host
-from resolver.index import HttpPolicy, IndexClient
-from resolver.lock.poetry import PoetryTool
-from resolver.matrix import Matrix
-from resolver.offline import mirrored_tool
-from resolver.solve import Request, Resolution, solve
+from resolver.lock.poetry.mirror import mirrored_tool
+from resolver.lock.poetry.tool import PoetryTool
+from resolver.matrix.load import Matrix
+from resolver.solve.search import Request, Resolution, solve
 
 if TYPE_CHECKING:
     from resolver.lock.conda import CondaSettings

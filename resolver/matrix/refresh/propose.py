@@ -38,12 +38,12 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 from tomlkit.items import AoT, Table
 
-from resolver.arch import ArchTarget
 from resolver.config import Indexes
 from resolver.errors import ExternalToolError, InputError, Location, MatrixError, MatrixProblem
 from resolver.fsutil import atomic_write_text
-from resolver.index import IndexClient, IndexFile
-from resolver.matrix import (
+from resolver.index.client import IndexClient, IndexFile
+from resolver.matrix.arch import ArchTarget
+from resolver.matrix.load import (
     MATRIX_FILES,
     PLATFORMS,
     Build,

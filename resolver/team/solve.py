@@ -26,9 +26,9 @@ from resolver.errors import (
     Location,
     NoCompatibleCombination,
 )
-from resolver.host import Host, host_from_mapping, read_host_file
-from resolver.matrix import Matrix
-from resolver.solve import Rejection, Request, Resolution, explore, solve
+from resolver.host.model import Host, host_from_mapping, read_host_file
+from resolver.matrix.load import Matrix
+from resolver.solve.search import Rejection, Request, Resolution, explore, solve
 
 TARGET_KEYS = ("host", "constraints", "variant", "python")
 

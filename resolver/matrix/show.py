@@ -9,10 +9,10 @@ from collections.abc import Iterable
 
 from packaging.version import InvalidVersion, Version
 
-from resolver.arch import Coverage, coverage, sm_list
 from resolver.errors import InputError
-from resolver.host import ComputeCapability
-from resolver.matrix import Build, Matrix
+from resolver.host.model import ComputeCapability
+from resolver.matrix.arch import Coverage, coverage, sm_list
+from resolver.matrix.load import Build, Matrix
 
 KINDS = ("torch", "cuda", "gpu", "transformers")
 
