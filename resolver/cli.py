@@ -1,7 +1,8 @@
 """Command line: parse arguments, call plain functions, print, and map errors to exit codes.
 
-Exit codes: 0 success; 1 an external tool or index failed; 2 bad input (files, flags, constraints);
-3 no valid combination; 4 an audit found a broken target.
+Exit codes are `resolver.errors.ExitCode`: 0 success; 1 an external tool or index failed; 2 bad
+input (files, flags, constraints); 3 no valid combination; 4 an audit found a broken target;
+5 a check failed (doctor, verify).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from resolver import __version__
-from resolver.errors import InputError, NoCompatibleCombination, ResolverError
+from resolver.errors import ExitCode, InputError, NoCompatibleCombination, ResolverError
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -198,7 +199,7 @@ def cmd_doctor(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     requirements = doctor.read_requirements(path) if path is not None else doctor.Requirements()
     checks = doctor.check(host, requirements)
     out.write(doctor.render_checks(checks))
-    return 1 if any(c.status == "fail" for c in checks) else 0
+    return ExitCode.CHECK_FAILED if any(c.status == "fail" for c in checks) else ExitCode.OK
 
 
 def _load_matrix(directory: Path | None, overlays: Sequence[Path] = ()) -> Any:
@@ -482,7 +483,7 @@ def cmd_matrix(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             for problem in problems:
                 err.write(problem.render() + "\n")
             err.write(f"{len(problems)} problem(s) in {directory}\n")
-            return 2
+            return ExitCode.BAD_INPUT
         out.write(f"matrix OK: {directory}\n")
         return 0
     if args.matrix_command == "show":
@@ -552,7 +553,7 @@ def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         out.write(json.dumps(verify.report_json(report), indent=2) + "\n")
     else:
         out.write(verify.render_report(report))
-    return 0 if report.ok else 1
+    return ExitCode.OK if report.ok else ExitCode.CHECK_FAILED
 
 
 COMMANDS = {
@@ -573,14 +574,14 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         args = build_parser().parse_args(argv)
         if args.command is None:
             build_parser().print_help(out)
-            return 2
+            return ExitCode.BAD_INPUT
         return COMMANDS[args.command](args, out, err)
     except ResolverError as exc:
         err.write(f"error: {exc.render()}\n")
         return exc.exit_code
     except KeyboardInterrupt:
         err.write("interrupted\n")
-        return 130
+        return ExitCode.INTERRUPTED
 
 
 def run() -> NoReturn:

@@ -1,4 +1,4 @@
-"""The tool's own exceptions. `cli.py` maps each kind to an exit code.
+"""The tool's own exceptions and the exit codes they map to: the one place both are defined.
 
 Each error renders as one paragraph: what is wrong, where (file, line, key), the bad value,
 and a hint. Nothing here prints.
@@ -8,12 +8,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """What the process's exit status means: one meaning each (scripts and CI depend on them)."""
+
+    OK = 0
+    EXTERNAL_FAILURE = 1  # an external tool (Poetry, pip, py-rattler) or a package index failed
+    BAD_INPUT = 2  # a file, flag, variable or constraint is malformed or cannot be meant
+    NO_SOLUTION = 3  # no valid combination for the host and the request
+    AUDIT_BROKEN = 4  # an audit found a target the proposed change breaks
+    CHECK_FAILED = 5  # a check fell short: a doctor requirement, a verify or check finding
+    INTERRUPTED = 130  # SIGINT, SIGTERM or SIGHUP: the run stopped and left nothing half-written
 
 
 class ResolverError(Exception):
     """Base of every error the tool reports without a traceback."""
 
-    exit_code = 1
+    exit_code: ExitCode = ExitCode.EXTERNAL_FAILURE
 
     def render(self) -> str:
         return str(self)
@@ -39,7 +52,7 @@ class Location:
 class InputError(ResolverError):
     """Bad input from the user: a file, a flag, a constraint. Exit status 2."""
 
-    exit_code = 2
+    exit_code = ExitCode.BAD_INPUT
 
     def __init__(
         self,
@@ -127,7 +140,7 @@ class Cause:
 class NoCompatibleCombination(ResolverError):
     """The solver found nothing valid. Exit status 3."""
 
-    exit_code = 3
+    exit_code = ExitCode.NO_SOLUTION
 
     def __init__(self, summary: str, causes: Sequence[Cause]) -> None:
         self.summary = summary
@@ -138,7 +151,7 @@ class NoCompatibleCombination(ResolverError):
 class ExternalToolError(ResolverError):
     """An external program (Poetry, pip, conda-lock) or a package index failed."""
 
-    exit_code = 1
+    exit_code = ExitCode.EXTERNAL_FAILURE
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         self.message = message

@@ -127,8 +127,8 @@ def test_malformed_host_file_names_file_and_key(tmp_path: Path) -> None:
     ("requirements", "code", "line"),
     [
         ('min_compute_capability = "8.0"\nmin_gpu_memory_gib = 40\n', 0, "PASS  compute capability"),
-        ('min_compute_capability = "9.0"\n', 1, "FAIL  compute capability"),
-        ("min_gpu_memory_gib = 96\n", 1, "FAIL  GPU memory"),
+        ('min_compute_capability = "9.0"\n', 5, "FAIL  compute capability"),
+        ("min_gpu_memory_gib = 96\n", 5, "FAIL  GPU memory"),
     ],
 )
 def test_doctor(tmp_path: Path, requirements: str, code: int, line: str) -> None:

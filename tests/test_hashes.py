@@ -188,7 +188,7 @@ def test_verify_names_a_tampered_file(
     url = fixture_index.file_url(filename, index)
 
     proc = run_tool(tmp_path, env, "verify", "--team", "envs/team.toml", "--target", "cpu", "--json")
-    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.returncode == 5, proc.stdout + proc.stderr
     checks = {c["name"]: c for c in json.loads(proc.stdout)["checks"]}
     assert checks["install the lock"]["status"] == "fail"
     check = checks[f"hash of {filename}"]
@@ -202,7 +202,7 @@ def test_verify_names_a_tampered_file(
     assert checks["smoke test"]["status"] == "skip"
 
     text = run_tool(tmp_path, env, "verify", "--team", "envs/team.toml", "--target", "cpu")
-    assert text.returncode == 1
+    assert text.returncode == 5
     line = next(line for line in text.stdout.splitlines() if f"hash of {filename}" in line)
     for part in (package, filename, url, f"sha256:{expected}", f"sha256:{actual}"):
         assert part in line, (part, line)

@@ -418,12 +418,12 @@ def test_verify_passes_then_names_an_edited_lock(
     assert checks["transformers forward pass"].status == "skip"
 
     # The lock edited to another torch (files and hashes too, so Poetry installs it): the report
-    # names the package, what the resolution expects and what the lock holds; exit status 1.
+    # names the package, what the resolution expects and what the lock holds; exit status 5.
     lock = tmp_path / "envs" / "cpu" / "poetry.lock"
     original = lock.read_text(encoding="utf-8")
     retarget_lock(lock, "torch", "2.7.1+cpu", fixture_wheels, "cpu")
     proc = run_tool(tmp_path, env, "verify", "--team", "envs/team.toml", "--target", "cpu")
-    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.returncode == 5, proc.stdout + proc.stderr
     named = (
         "torch locked as resolved         expected 2.8.0+cpu (resolution.json), found 2.7.1+cpu (poetry.lock)"
     )
@@ -435,7 +435,7 @@ def test_verify_passes_then_names_an_edited_lock(
         original.replace('name = "torch"\nversion = "2.8.0+cpu"', 'name = "torch"\nversion = "2.7.1+cpu"')
     )
     code, checks, shown = verify_json(tmp_path, env, "cpu")
-    assert code == 1
+    assert code == 5
     install = checks["install the lock"]
     assert install.status == "fail" and "torch (2.7.1+cpu)" in install.detail, shown
     assert checks["torch locked as resolved"].found == "2.7.1+cpu (poetry.lock)"

@@ -22,7 +22,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from resolver.config import Indexes, TeamConfig
-from resolver.errors import NoCompatibleCombination
+from resolver.errors import ExitCode, NoCompatibleCombination
 from resolver.explain.render import render_causes
 from resolver.index.client import IndexClient
 from resolver.lock.poetry.tool import LOCKFILE, PYPROJECT, PoetryTool
@@ -87,7 +87,7 @@ class Audit:
 
     @property
     def exit_code(self) -> int:
-        return 4 if self.broken else 0
+        return ExitCode.AUDIT_BROKEN if self.broken else ExitCode.OK
 
 
 def parse_proposal(specs: Sequence[str]) -> dict[str, SpecifierSet]:
