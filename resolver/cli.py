@@ -162,7 +162,7 @@ def _detect(host_file: Path | None) -> tuple[Any, tuple[str, ...]]:
     from resolver.host.model import read_host_file
 
     if host_file is not None:
-        return read_host_file(host_file), ()
+        return probes.with_overrides(read_host_file(host_file), os.environ), ()
     detection = probes.detect(probes.Probes.system(Path.cwd()))
     return detection.host, detection.warnings
 
@@ -173,7 +173,7 @@ def cmd_detect(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from resolver.host.render import render_host
 
     if args.host is not None:
-        host = read_host_file(args.host)
+        host = probes.with_overrides(read_host_file(args.host), os.environ)
         detection = probes.Detection(host=host, warnings=())
     else:
         detection = probes.detect(probes.Probes.system(Path.cwd()))
@@ -236,16 +236,23 @@ def cmd_resolve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _request(args: argparse.Namespace, team: Any) -> Any:
-    from resolver.config import check_python, check_variant
-    from resolver.solve.search import Request, merge_constraints
+    from resolver.config import check_python, check_variant, labelled_constraints
+    from resolver.solve.search import Request
 
     constraints = dict(team.constraints)
-    for name, spec in merge_constraints(args.constraint).items():
+    flagged, pinned_variant = labelled_constraints(args.constraint, "--constraint")
+    for name, spec in flagged.items():
         constraints[name] = constraints[name] & spec if name in constraints else spec
-    variant = args.variant or team.variant
+    variant = check_variant(args.variant, "--variant") if args.variant else None
+    if pinned_variant is not None and variant not in (None, pinned_variant):
+        raise InputError(
+            f"--constraint pins variant {pinned_variant}, --variant asks for {variant}",
+            hint="make them agree, or drop one",
+        )
+    variant = variant or pinned_variant or team.variant
     return Request(
         constraints=constraints,
-        variant=check_variant(variant, "--variant" if args.variant else None) if variant else None,
+        variant=variant,
         python=check_python(args.python) if args.python else team.python,
         allow_ptx=args.allow_ptx or team.allow_ptx,
         allow_unverified=args.allow_unverified or team.allow_unverified,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,13 +21,10 @@ from typing import Any
 
 from packaging.specifiers import SpecifierSet
 
+from resolver import files
 from resolver.errors import ConfigError, ConstraintError, InputError, Location
+from resolver.host.spellings import python_series, split_local_label
 from resolver.solve.search import PREFERENCE_KEYS, merge_constraints
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
 
 DEFAULT_PYTORCH_INDEX = "https://download.pytorch.org/whl"
 DEFAULT_TEAM_FILE = Path("envs") / "team.toml"
@@ -55,31 +53,9 @@ CONDA_KEYS = ("channel_alias",)
 DEFAULT_CHANNELS = ("conda-forge",)
 
 
-def load_toml(path: Path) -> dict[str, Any]:
-    """Read a TOML file; a syntax error names the file and line."""
-    try:
-        with open(path, "rb") as handle:
-            data: dict[str, Any] = tomllib.load(handle)
-            return data
-    except FileNotFoundError:
-        raise ConfigError("file not found", location=Location(str(path)), hint="check the path") from None
-    except tomllib.TOMLDecodeError as exc:
-        line = _line_of(str(exc))
-        raise ConfigError(
-            f"not valid TOML: {exc}",
-            location=Location(str(path), line=line),
-            hint="see https://toml.io for the syntax",
-        ) from None
-
-
-def _line_of(message: str) -> int | None:
-    marker = "(at line "
-    if marker in message:
-        tail = message.split(marker, 1)[1]
-        digits = tail.split(",", 1)[0]
-        if digits.isdigit():
-            return int(digits)
-    return None
+def load_toml(path: Path, what: str = "team file") -> dict[str, Any]:
+    """Read a TOML file (resolver/files.py); a syntax error names the file and line."""
+    return files.load_toml(path, what, error=ConfigError)
 
 
 @dataclass(frozen=True)
@@ -143,7 +119,7 @@ def team_from_mapping(data: Mapping[str, Any], origin: str, base: Path) -> TeamC
     constraint_texts = _str_list(
         data.get("constraints", []), origin, "constraints", 'e.g. constraints = ["torch>=2.4,<2.7"]'
     )
-    constraints = constraint_table(constraint_texts, origin, "constraints")
+    constraints, pinned_variant = labelled_constraints(constraint_texts, origin, "constraints")
     formats = _str_list(data.get("formats", ["poetry"]), origin, "formats", 'e.g. formats = ["poetry"]')
     for fmt in formats:
         if fmt not in FORMATS:
@@ -160,16 +136,25 @@ def team_from_mapping(data: Mapping[str, Any], origin: str, base: Path) -> TeamC
     if variant is not None:
         _expect(variant, str, origin, "variant", 'e.g. variant = "cu126"')
         try:
-            check_variant(variant)
+            variant = check_variant(variant)
         except InputError as exc:
             raise ConfigError(
                 exc.message, location=Location(origin, key="variant"), value=variant, hint=exc.hint
             ) from None
+    if pinned_variant is not None:
+        if variant is not None and variant != pinned_variant:
+            raise ConfigError(
+                f"the pins choose variant {pinned_variant}, `variant` another",
+                location=Location(origin, key="variant"),
+                value=variant,
+                hint="make them agree, or drop one",
+            )
+        variant = pinned_variant
     python = data.get("python")
     if python is not None:
         _expect(python, str, origin, "python", 'e.g. python = "3.11"')
         try:
-            check_python(python)
+            python = check_python(python)
         except InputError:
             raise ConfigError(
                 "not a Python version",
@@ -250,12 +235,41 @@ def reject_unknown_keys(
 
 def constraint_table(texts: Sequence[str], origin: str, key: str) -> dict[str, SpecifierSet]:
     """Constraint strings from the team file, with errors located at `key`."""
+    return labelled_constraints(texts, origin, key)[0]
+
+
+def labelled_constraints(
+    texts: Sequence[str], origin: str, key: str | None = None
+) -> tuple[dict[str, SpecifierSet], str | None]:
+    """Constraints, and the variant their local labels name (`torch==2.8.0+cpu`, what the tool
+    prints, pins 2.8.0 and chooses cpu). `origin` is a file (with `key`) or a flag."""
+    plain: list[str] = []
+    variants: set[str] = set()
     try:
-        return merge_constraints(texts, origin=f"{origin} [{key}]")
+        for text in texts:
+            try:
+                stripped, label = split_local_label(text)
+                if label is not None:
+                    variants.add(check_variant(label))
+            except (ValueError, InputError):
+                raise ConstraintError(
+                    "a local label must name a variant, the same one in every pin",
+                    value=text,
+                    hint='e.g. "torch==2.8.0+cpu" or "torch==2.8.0+cu128"',
+                ) from None
+            plain.append(stripped)
+        if len(variants) > 1:
+            raise ConstraintError(
+                "pins name different variants",
+                value=sorted(variants),
+                hint="pin one variant (the part after '+'), or drop the labels and use --variant",
+            )
+        table = merge_constraints(plain, origin=f"{origin} [{key}]" if key else origin)
     except ConstraintError as exc:
-        raise ConfigError(
-            exc.message, location=Location(origin, key=key), value=exc.value, hint=exc.hint
-        ) from None
+        location = Location(origin, key=key) if key else Location(origin)
+        error = ConfigError if key else ConstraintError
+        raise error(exc.message, location=location, value=exc.value, hint=exc.hint) from None
+    return table, (variants.pop() if variants else None)
 
 
 def _url_like(text: str) -> bool:
@@ -355,17 +369,27 @@ def default_pip_config_files(environ: Mapping[str, str]) -> tuple[Path, ...]:
 
 
 def check_python(text: str, origin: str = "--python") -> str:
-    """A Python version as the matrix writes it: "3.11", or "3.13t" for a free-threaded build."""
-    major, _, minor = text.rstrip("t").partition(".")
-    if not (major.isdigit() and minor.isdigit() and text.count(".") == 1):
-        raise InputError(f"{origin}: not a Python version", value=text, hint='write MAJOR.MINOR, e.g. "3.11"')
-    return text
+    """A Python version in any spelling `host/spellings.py` accepts ("3.11", "3.11.9", "3.13t"),
+    as the series the matrix and wheels are keyed by ("3.11", "3.13t")."""
+    try:
+        return python_series(text)
+    except ValueError:
+        raise InputError(
+            f"{origin}: not a Python 3 version",
+            value=text,
+            hint='write MAJOR.MINOR, e.g. "3.11" (or "3.11.9")',
+        ) from None
+
+
+_VARIANT_RE = re.compile(r"cpu|cu\d{2,4}|rocm\d+(?:\.\d+){0,2}", re.ASCII)
 
 
 def check_variant(text: str, origin: str | None = None) -> str:
-    """A variant name: cpu, cuXYZ, rocmX.Y. `origin` (a flag, or a file and key) is named on error."""
-    if text == "cpu" or (text.startswith("cu") and text[2:].isdigit()) or text.startswith("rocm"):
-        return text
+    """A variant name: cpu, cuXYZ, rocmX.Y (any case). `origin` (a flag, or a file and key) is
+    named on error."""
+    normal = text.strip().lower()
+    if _VARIANT_RE.fullmatch(normal):
+        return normal
     raise InputError(
         "not a variant name",
         location=Location(origin) if origin else None,
