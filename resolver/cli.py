@@ -586,6 +586,12 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     except ResolverError as exc:
         err.write(f"error: {exc.render()}\n")
         return exc.exit_code
+    except OSError as exc:
+        # A file operation outside the one read and write paths (a folder the run creates):
+        # still one line naming the file, never a traceback.
+        where = f"{exc.filename}: " if exc.filename else ""
+        err.write(f"error: {where}{exc.strerror or exc}; nothing was half-written.\n")
+        return ExitCode.EXTERNAL_FAILURE
     except KeyboardInterrupt:
         err.write("interrupted\n")
         return ExitCode.INTERRUPTED

@@ -10,7 +10,6 @@ with none of these, it is left to Poetry's built-in source.
 
 from __future__ import annotations
 
-import configparser
 import os
 import re
 import sys
@@ -338,18 +337,14 @@ def effective_indexes(
     return Indexes(pytorch=pytorch, general=general or None)
 
 
-def _pip_config_index(environ: Mapping[str, str], files: Sequence[Path]) -> str | None:
+def _pip_config_index(environ: Mapping[str, str], config_files: Sequence[Path]) -> str | None:
     config_file = environ.get("PIP_CONFIG_FILE")
-    candidates = [Path(config_file)] if config_file else list(files)
+    candidates = [Path(config_file)] if config_file else list(config_files)
     found: str | None = None
     for candidate in candidates:
-        if str(candidate) == os.devnull or not candidate.is_file():
+        if str(candidate) == os.devnull or not candidate.exists():
             continue
-        parser = configparser.ConfigParser()
-        try:
-            parser.read(candidate)
-        except configparser.Error:
-            continue
+        parser = files.load_ini(candidate, "pip configuration file")
         for section in ("global", "install"):
             if parser.has_option(section, "index-url"):
                 found = parser.get(section, "index-url").strip()  # later files win, as in pip

@@ -10,6 +10,7 @@ NUL bytes every ASCII character then carries), are accepted too.
 from __future__ import annotations
 
 import codecs
+import configparser
 import json
 import sys
 from pathlib import Path
@@ -98,6 +99,9 @@ def parse_json(
         raise error(f"not valid JSON: {exc}", location=Location(origin), hint=hint) from None
 
 
+_TOML_HINT = "see https://toml.io for the syntax"
+
+
 def parse_toml(text: str, origin: str, what: str, *, error: type[InputError] = InputError) -> dict[str, Any]:
     try:
         data: dict[str, Any] = tomllib.loads(text)
@@ -106,12 +110,12 @@ def parse_toml(text: str, origin: str, what: str, *, error: type[InputError] = I
         raise error(
             f"not valid TOML: {message}",
             location=Location(origin, line=line),
-            hint="see https://toml.io for the syntax",
+            hint=_TOML_HINT,
         ) from None
     except RecursionError:
-        raise error(f"{what} nests too deeply", location=Location(origin)) from None
+        raise error(f"{what} nests too deeply", location=Location(origin), hint=_TOML_HINT) from None
     except ValueError as exc:
-        raise error(f"not valid TOML: {exc}", location=Location(origin)) from None
+        raise error(f"not valid TOML: {exc}", location=Location(origin), hint=_TOML_HINT) from None
     return data
 
 
@@ -132,3 +136,23 @@ def load_json(path: Path, what: str, *, error: type[InputError] = InputError, hi
 
 def load_toml(path: Path, what: str, *, error: type[InputError] = InputError) -> dict[str, Any]:
     return parse_toml(read_text(path, what, error=error), str(path), what, error=error)
+
+
+def load_ini(path: Path, what: str, *, error: type[InputError] = InputError) -> configparser.ConfigParser:
+    """An INI file (pip.conf) read the way pip reads it; a syntax error names the file and line."""
+    text = read_text(path, what, error=error)
+    parser = configparser.ConfigParser(interpolation=None)
+    try:
+        parser.read_string(text, source=str(path))
+    except configparser.ParsingError as exc:
+        errors = getattr(exc, "errors", None)  # MissingSectionHeaderError has a `lineno` instead
+        line = errors[0][0] if errors else getattr(exc, "lineno", None)
+        raise error(
+            f"not a valid {what}", location=Location(str(path), line=line), hint="fix the INI syntax"
+        ) from None
+    except configparser.Error as exc:
+        line = getattr(exc, "lineno", None)
+        message = exc.message.splitlines()[0] if exc.message else type(exc).__name__
+        location = Location(str(path), line=line)
+        raise error(f"not a valid {what}: {message}", location=location, hint="fix the INI syntax") from None
+    return parser

@@ -32,7 +32,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from resolver import __version__
+from resolver import __version__, files
 from resolver.config import Channels
 from resolver.errors import Cause, ExternalToolError, InputError, Location, NoCompatibleCombination
 from resolver.host.model import Host
@@ -41,9 +41,9 @@ from resolver.matrix.load import Matrix, default_matrix_dir
 from resolver.solve.search import Resolution
 
 if sys.version_info >= (3, 11):
-    import tomllib
+    pass
 else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
+    pass
 
 ENVIRONMENT = "environment.yml"
 CONDA_LOCKFILE = "conda-lock.yml"
@@ -103,12 +103,7 @@ def load_conda_facts(path: Path | None = None) -> CondaFacts:
     """Read `conda.toml` (default: the shipped matrix directory's)."""
     path = path or default_matrix_dir() / FACTS_FILE
     origin = str(path)
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError("conda facts file not found", location=Location(origin), hint="restore it") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"not valid TOML: {exc}", location=Location(origin)) from None
+    data = files.load_toml(Path(path), "conda facts file")
     platforms = {}
     for i, row in enumerate(data.get("platform", [])):
         where = f"platform[{i}]"

@@ -19,7 +19,7 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from resolver import __version__
+from resolver import __version__, files
 from resolver.config import Indexes
 from resolver.errors import ExternalToolError
 from resolver.explain.render import resolution_json
@@ -203,10 +203,10 @@ class Written:
 
 
 def _read(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
+    """A file's bytes; None when absent; an InputError naming it when it cannot be read."""
+    if not path.exists():
         return None
+    return files.read_bytes(path, path.name)
 
 
 def previous_record(directory: Path) -> dict[str, Any]:
@@ -215,7 +215,7 @@ def previous_record(directory: Path) -> dict[str, Any]:
         return {}
     try:
         data = json.loads(raw)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # damaged: no record, so the target is locked again
         return {}
     return data if isinstance(data, dict) else {}
 

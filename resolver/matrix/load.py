@@ -20,7 +20,8 @@ from typing import Any, Generic, TypeVar
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
-from resolver.errors import Location, MatrixError, MatrixProblem
+from resolver import files
+from resolver.errors import InputError, Location, MatrixError, MatrixProblem
 from resolver.host.model import ComputeCapability, DriverVersion
 from resolver.matrix.arch import ArchTarget, TegraRule
 
@@ -1286,7 +1287,11 @@ def _parse_file(path: Path, layer: int, state: _State) -> _File | None:
     except OSError as exc:
         state.problems.append(MatrixProblem(Location(str(path)), f"cannot read matrix file: {exc.strerror}"))
         return None
-    text = raw.decode("utf-8", errors="replace")
+    try:
+        text = files.decode(raw, str(path), "matrix file")
+    except InputError as exc:
+        state.problems.append(MatrixProblem(exc.location or Location(str(path)), exc.message, None, exc.hint))
+        return None
     file = _File(path, layer, text, {}, state.problems)
     try:
         file.data = tomllib.loads(text)

@@ -20,7 +20,9 @@ from typing import Any
 
 import tomlkit
 
+from resolver import files
 from resolver.config import Indexes, TeamConfig
+from resolver.errors import InputError, Location
 from resolver.explain.render import resolution_json
 from resolver.fsutil import atomic_write_bytes, sweep_stale_temps
 from resolver.index.availability import missing_builds, transformers_missing
@@ -217,5 +219,8 @@ def read_team_lock(envs: Path) -> Mapping[str, Any] | None:
     path = envs / TEAM_LOCK
     if not path.exists():
         return None
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return data if isinstance(data, dict) else None
+    hint = "run `stack-resolver lock` to write it again (or restore it from version control)"
+    data = files.load_json(path, "team lock", hint=hint)
+    if not isinstance(data, dict):
+        raise InputError("a team lock must hold one JSON object", location=Location(str(path)), hint=hint)
+    return data
