@@ -27,6 +27,17 @@ class _ArgumentParser(argparse.ArgumentParser):
         raise InputError(f"{self.prog}: {message}", hint=f"run `{self.prog} --help`")
 
 
+def _positive_int(text: str) -> int:
+    """A count of at least 1 (`--jobs`): 0 or -1 would lock nothing, or mean something unstated."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
+
+
 def _add_host_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", type=Path, metavar="FILE", help="read the host from a host JSON file")
 
@@ -93,7 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     lock.add_argument("--dry-run", action="store_true", help="print the team's version set; write nothing")
     lock.add_argument("--json", action="store_true", help="print JSON")
     lock.add_argument("--offline", action="store_true", help="use only the index cache; no network")
-    lock.add_argument("--jobs", type=int, metavar="N", help="targets locked at once (default: CPU count)")
+    lock.add_argument(
+        "--jobs", type=_positive_int, metavar="N", help="targets locked at once (default: CPU count)"
+    )
 
     audit = commands.add_parser(
         "audit", help="what a proposed upgrade (or matrix update) does to every target"

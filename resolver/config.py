@@ -18,12 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
 
 from resolver import files
 from resolver.errors import ConfigError, ConstraintError, InputError, Location
 from resolver.host.spellings import python_series, split_local_label
-from resolver.solve.search import PREFERENCE_KEYS, merge_constraints
+from resolver.solve.search import MANAGED, PREFERENCE_KEYS, merge_constraints
 
 DEFAULT_PYTORCH_INDEX = "https://download.pytorch.org/whl"
 DEFAULT_TEAM_FILE = Path("envs") / "team.toml"
@@ -114,7 +116,9 @@ def _str_list(value: Any, origin: str, key: str, hint: str) -> tuple[str, ...]:
 
 def team_from_mapping(data: Mapping[str, Any], origin: str, base: Path) -> TeamConfig:
     reject_unknown_keys(data, TOP_KEYS, origin, "", f"allowed keys: {', '.join(TOP_KEYS)}")
-    packages = _str_list(data.get("packages", []), origin, "packages", 'e.g. packages = ["accelerate"]')
+    packages = _packages(
+        _str_list(data.get("packages", []), origin, "packages", 'e.g. packages = ["accelerate"]'), origin
+    )
     constraint_texts = _str_list(
         data.get("constraints", []), origin, "constraints", 'e.g. constraints = ["torch>=2.4,<2.7"]'
     )
@@ -207,6 +211,41 @@ def team_from_mapping(data: Mapping[str, Any], origin: str, base: Path) -> TeamC
         raw=dict(data),
         **flags,
     )
+
+
+def _packages(texts: Sequence[str], origin: str) -> tuple[str, ...]:
+    """`packages`: requirement strings. A version limit on a package the solver chooses belongs in
+    `constraints` (here it would be ignored); a package listed twice would lose one of its lines."""
+    seen: dict[str, str] = {}
+    for text in texts:
+        try:
+            requirement = Requirement(text)
+        except InvalidRequirement:
+            raise ConfigError(
+                "not a valid requirement",
+                location=Location(origin, key="packages"),
+                value=text,
+                hint='e.g. packages = ["accelerate", "datasets>=2"]',
+            ) from None
+        name = canonicalize_name(requirement.name)
+        if name in MANAGED and (
+            requirement.specifier or requirement.extras or requirement.marker or requirement.url
+        ):
+            raise ConfigError(
+                f"the solver chooses {name}'s version: a limit on it goes in `constraints`",
+                location=Location(origin, key="packages"),
+                value=text,
+                hint=f'list "{name}" in packages and put constraints = ["{text}"]',
+            )
+        if name in seen:
+            raise ConfigError(
+                f"{name} is listed twice",
+                location=Location(origin, key="packages"),
+                value=[seen[name], text],
+                hint="keep one line per package (join version limits with a comma)",
+            )
+        seen[name] = text
+    return tuple(texts)
 
 
 def _directory(base: Path, text: str, origin: str, key: str) -> Path:

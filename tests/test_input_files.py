@@ -108,3 +108,18 @@ def test_read_errors_name_the_file(tmp_path: Path, mode: str) -> None:
     with pytest.raises(InputError) as caught:
         files.load_json(path, "host file")
     assert str(path) in caught.value.render()
+
+
+def test_tool_timeout_is_read(tmp_path: Path) -> None:
+    """The hint on a tool that runs too long names STACK_RESOLVER_TOOL_TIMEOUT: it is read."""
+    from resolver.errors import ExternalToolError
+    from resolver.lock.runner import run_subprocess
+
+    env = {"PATH": os.environ["PATH"], "STACK_RESOLVER_TOOL_TIMEOUT": "0.5"}
+    with pytest.raises(ExternalToolError) as caught:
+        run_subprocess(["sleep", "30"], cwd=tmp_path, env=env, timeout=900)
+    assert "within 0 s" in caught.value.render() or "within 1 s" in caught.value.render()
+    assert "STACK_RESOLVER_TOOL_TIMEOUT" in caught.value.render()
+    for bad in ("0", "-3", "soon", "nan"):
+        with pytest.raises(InputError, match="STACK_RESOLVER_TOOL_TIMEOUT"):
+            run_subprocess(["true"], cwd=tmp_path, env={**env, "STACK_RESOLVER_TOOL_TIMEOUT": bad}, timeout=9)

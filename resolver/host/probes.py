@@ -272,7 +272,7 @@ def parse_gpus_override(text: str, name: str = ENV_GPUS) -> tuple[h.Gpu, ...]:
             ) from None
         memory: int | None = None
         if memory_text:
-            if not memory_text.strip().isdigit():
+            if not re.fullmatch(r"\s*[0-9]+\s*", memory_text, re.ASCII):  # not "²", which isdigit()
                 raise _bad_env(
                     name,
                     text,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import threading
 import time
 import urllib.parse
@@ -27,7 +28,7 @@ from typing import Any, NoReturn, TypeVar
 
 import requests
 
-from resolver.errors import ExternalToolError, InputError
+from resolver.errors import ExternalToolError, InputError, Location
 from resolver.fsutil import atomic_write_bytes
 
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
@@ -48,22 +49,30 @@ class HttpPolicy:
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> HttpPolicy:
-        def number(name: str, default: float, kind: type = float) -> Any:
-            text = environ.get(name)
-            if text is None or text == "":
+        def number(name: str, default: float, kind: type = float, *, positive: bool = False) -> Any:
+            text = environ.get(name, "").strip()
+            if text == "":
                 return default
             try:
                 value = kind(text)
             except ValueError:
                 raise InputError(
-                    f"{name} must be a number", value=text, hint="e.g. 15 (seconds) or 3 (retries)"
+                    "not a number", location=Location(f"${name}"), value=text, hint=f"e.g. {name}={default:g}"
                 ) from None
-            if value < 0:
-                raise InputError(f"{name} must not be negative", value=text, hint="use 0 to disable")
+            if not math.isfinite(value) or value < 0 or (positive and value == 0):
+                need = (
+                    "more than 0 seconds: a request cannot go without a deadline" if positive else "0 or more"
+                )
+                raise InputError(
+                    f"must be {need}",
+                    location=Location(f"${name}"),
+                    value=text,
+                    hint=f"e.g. {name}={default:g}",
+                )
             return value
 
         return cls(
-            timeout=number("STACK_RESOLVER_HTTP_TIMEOUT", cls.timeout),
+            timeout=number("STACK_RESOLVER_HTTP_TIMEOUT", cls.timeout, positive=True),
             retries=number("STACK_RESOLVER_HTTP_RETRIES", cls.retries, int),
             backoff=number("STACK_RESOLVER_HTTP_BACKOFF", cls.backoff),
             max_backoff=number("STACK_RESOLVER_HTTP_MAX_BACKOFF", cls.max_backoff),
