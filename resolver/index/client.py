@@ -1,8 +1,10 @@
 """A small client for simple-API package indexes (PEP 503 HTML, PEP 691 JSON, PEP 658 metadata).
 
-Every request is bounded: a timeout per attempt, a fixed number of retries with exponential
-backoff for 429/5xx and broken connections (a Retry-After header is honoured up to the backoff
-cap), and a response that does not parse is retried too, never half-used. Settings come from
+Every request is bounded: a deadline per attempt (STACK_RESOLVER_HTTP_TIMEOUT seconds for the
+connection and the whole body, so an index that trickles a byte a second, or never ends its body,
+cannot stall a run), a fixed number of retries with exponential backoff for 429/5xx, broken
+connections and missed deadlines (a Retry-After header is honoured up to the backoff cap), and a
+response that does not parse is retried too, never half-used. Settings come from
 `HttpPolicy.from_environ` (STACK_RESOLVER_HTTP_TIMEOUT, _RETRIES, _BACKOFF, _MAX_BACKOFF).
 
 Listings are cached in memory per run and on disk (with ETag / Last-Modified) so `--offline`
@@ -18,7 +20,7 @@ import math
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import requests
+import urllib3
 
 from resolver.errors import ExternalToolError, InputError, Location
 from resolver.fsutil import atomic_write_bytes
@@ -332,15 +335,17 @@ class IndexClient:
         url = url.split("#", 1)[0]
 
         def attempt() -> FileDigests:
+            deadline = Deadline(self.policy.timeout)
             # identity: the bytes hashed are the file's, not a compressed transfer of it
             with self.session.get(
-                url, headers={"Accept-Encoding": "identity"}, timeout=self.policy.timeout, stream=True
+                url, headers={"Accept-Encoding": "identity"}, timeout=deadline.timeout(), stream=True
             ) as response:
                 if response.status_code != 200:
                     self._refuse_or_retry(url, response)
+                deadline.extend(_transfer_time(response))
                 digest, md5, size = hashlib.sha256(), hashlib.md5(usedforsecurity=False), 0
                 with destination.open("wb") if destination is not None else nullcontext() as sink:
-                    for chunk in response.iter_content(1 << 20):
+                    for chunk in deadline.chunks(response):
                         digest.update(chunk)
                         md5.update(chunk)
                         size += len(chunk)
@@ -368,8 +373,9 @@ class IndexClient:
                 headers["If-Modified-Since"] = str(cached["last_modified"])
 
         def attempt() -> tuple[str, str]:
-            response = self.session.get(url, headers=headers, timeout=self.policy.timeout)
-            body = response.content
+            deadline = Deadline(self.policy.timeout)
+            with self.session.get(url, headers=headers, timeout=deadline.timeout(), stream=True) as response:
+                body = b"".join(deadline.chunks(response))
             if response.status_code == 304 and cached is not None:
                 return str(cached["body"]), str(cached.get("content_type", ""))
             if response.status_code == 404 and valid is _parses:
@@ -380,7 +386,7 @@ class IndexClient:
                 return empty, JSON_TYPE
             if response.status_code != 200:
                 self._refuse_or_retry(url, response)
-            _check_length(response, len(body))
+            _check_length(response, _wire_size(response, len(body)))
             text = body.decode(response.encoding or "utf-8", errors="replace")
             content_type = response.headers.get("Content-Type", "")
             if not valid(text, content_type, url):
@@ -436,6 +442,64 @@ class _TryAgain(Exception):
         super().__init__(problem)
         self.problem = problem
         self.retry_after = retry_after
+
+
+class Deadline:
+    """One request's deadline: the connection and the whole body within `seconds`. Each read
+    waits at most the time left (the socket's timeout is shortened as it runs out), and the
+    body is read as it arrives, so a trickling or endless body ends the attempt on time."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.ends = time.monotonic() + seconds
+
+    def left(self) -> float:
+        left = self.ends - time.monotonic()
+        if left <= 0:
+            raise _TryAgain(f"no complete response within {self.seconds:g} s (STACK_RESOLVER_HTTP_TIMEOUT)")
+        return left
+
+    def timeout(self) -> float:
+        return self.left()
+
+    def extend(self, seconds: float) -> None:
+        self.seconds += seconds
+        self.ends += seconds
+
+    def chunks(self, response: Any) -> Iterator[bytes]:
+        raw = response.raw
+        while True:
+            left = self.left()
+            connection = getattr(raw, "connection", None)
+            sock = getattr(connection, "sock", None)
+            if sock is not None:
+                sock.settimeout(left)
+            try:
+                chunk = raw.read1(1 << 16, decode_content=True)
+            except (OSError, urllib3.exceptions.HTTPError) as exc:
+                if time.monotonic() >= self.ends:
+                    self.left()
+                raise requests.ConnectionError(f"the body broke off: {exc}") from None
+            if not chunk:
+                return
+            yield chunk
+
+
+# A file download (a wheel, for its hash) may take its size at this rate on top of the deadline;
+# one that does not say its size gets an hour.
+DOWNLOAD_MIN_RATE = 1 << 20  # bytes per second
+DOWNLOAD_UNSIZED_S = 3600.0
+
+
+def _transfer_time(response: Any) -> float:
+    declared = str(response.headers.get("Content-Length", ""))
+    return int(declared) / DOWNLOAD_MIN_RATE if declared.isdigit() else DOWNLOAD_UNSIZED_S
+
+
+def _wire_size(response: Any, fallback: int) -> int:
+    """Bytes as sent (before any Content-Encoding is undone): what Content-Length counts."""
+    tell = getattr(response.raw, "tell", None)
+    return int(tell()) if callable(tell) else fallback
 
 
 def _check_length(response: Any, size: int) -> None:
