@@ -337,7 +337,7 @@ def cmd_lock(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             else:
                 out.write(render_team(resolution, targets))
             return 0
-        client = make_client(os.environ, offline=getattr(args, "offline", False))
+        client = make_client(os.environ, offline=getattr(args, "offline", False), indexes=indexes)
         # Poetry reads the indexes through the tool's cache: what --offline locks from.
         with mirrored_tool(client, PoetryTool(environ=dict(os.environ))) as tool:
             outcome = lock_team(
@@ -388,7 +388,7 @@ def cmd_audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     result = audit.audit_team(targets, matrix, request, args.specs, current)
     if not args.no_lock:
         indexes = effective_indexes(team, os.environ, default_pip_config_files(os.environ))
-        client = make_client(os.environ, offline=args.offline)
+        client = make_client(os.environ, offline=args.offline, indexes=indexes)
         result = audit.with_package_diffs(result, targets, matrix, request, team, indexes, client, envs)
     if args.report is not None:
         atomic_write_text(args.report, audit.render_markdown(result))
@@ -446,7 +446,7 @@ def _resolve_and_write(
     from resolver.lock.conda import CondaSettings
     from resolver.workflows import default_conda_cache_dir, make_client, resolve_and_write
 
-    client = make_client(os.environ, offline=args.offline)
+    client = make_client(os.environ, offline=args.offline, indexes=indexes)
     conda = CondaSettings(
         channels=effective_channels(team, os.environ),
         cache_dir=default_conda_cache_dir(os.environ),
@@ -528,7 +528,7 @@ def _matrix_refresh(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     proposal = refresh.propose(
         args.matrix or default_matrix_dir(),
         indexes,
-        make_client(os.environ, offline=args.offline),
+        make_client(os.environ, offline=args.offline, indexes=indexes),
         today=date.today(),
         only=only,
         extra_variants=[check_variant(v, "--variant") for v in args.variant],

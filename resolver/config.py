@@ -25,6 +25,7 @@ from packaging.utils import canonicalize_name
 from resolver import files
 from resolver.errors import ConfigError, ConstraintError, InputError, Location
 from resolver.host.spellings import python_series, split_local_label
+from resolver.index.credentials import Credentials, redact
 from resolver.solve.search import MANAGED, PREFERENCE_KEYS, merge_constraints
 
 DEFAULT_PYTORCH_INDEX = "https://download.pytorch.org/whl"
@@ -61,8 +62,11 @@ def load_toml(path: Path, what: str = "team file") -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Indexes:
+    """Index URLs, never with credentials in them: those are in `credentials` (memory only)."""
+
     pytorch: str = DEFAULT_PYTORCH_INDEX
     general: str | None = None
+    credentials: Credentials = field(default_factory=Credentials, compare=False, repr=False)
 
     def variant_url(self, variant: str) -> str:
         """The simple-API root for one variant: `{variant}` in the base is replaced (mirrors with
@@ -191,7 +195,7 @@ def team_from_mapping(data: Mapping[str, Any], origin: str, base: Path) -> TeamC
                 raise ConfigError(
                     "index URL must be http(s) or file",
                     location=Location(origin, key=f"indexes.{key}"),
-                    value=url,
+                    value=redact(url),
                     hint="e.g. https://mirror.example.org/simple",
                 )
     channels = _channels(data, origin)
@@ -363,7 +367,8 @@ def load_team(path: Path | None) -> TeamConfig:
 def effective_indexes(
     team: TeamConfig, environ: Mapping[str, str], pip_config_files: Sequence[Path]
 ) -> Indexes:
-    """Apply the precedence documented above. `pip_config_files` is injectable for tests."""
+    """Apply the precedence documented above. `pip_config_files` is injectable for tests.
+    Credentials in a URL (`https://user:token@host/...`) move to `Indexes.credentials`."""
     pytorch = environ.get("STACK_RESOLVER_PYTORCH_INDEX") or team.indexes.pytorch
     general = (
         environ.get("STACK_RESOLVER_INDEX_URL")
@@ -373,20 +378,69 @@ def effective_indexes(
         or environ.get("UV_INDEX_URL")
         or _pip_config_index(environ, pip_config_files)
     )
-    return Indexes(pytorch=pytorch, general=general or None)
+    for name, url in (("STACK_RESOLVER_PYTORCH_INDEX", pytorch), ("the general index", general)):
+        if url and not _url_like(url):
+            raise InputError(
+                "index URL must be http(s) or file",
+                location=Location(f"${name}" if name.startswith("STACK") else name),
+                value=redact(url),
+                hint="e.g. https://mirror.example.org/simple",
+            )
+    credentials = team.indexes.credentials
+    pytorch, credentials = credentials.with_url(pytorch)
+    if general:
+        general, credentials = credentials.with_url(general)
+    return Indexes(pytorch=pytorch, general=general or None, credentials=credentials)
+
+
+CA_VARIABLES = ("PIP_CERT", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")
+
+
+def effective_ca_bundle(environ: Mapping[str, str], pip_config_files: Sequence[Path]) -> str | None:
+    """The CA certificates to trust for HTTPS, as pip would choose them: `PIP_CERT`, then `cert`
+    in pip's configuration, then `REQUESTS_CA_BUNDLE`, `CURL_CA_BUNDLE`, `SSL_CERT_FILE`; None:
+    the default (certifi's bundle). A named file that is missing is bad input."""
+    candidates: list[tuple[str, str]] = []
+    if environ.get("PIP_CERT", "").strip():
+        candidates.append(("$PIP_CERT", environ["PIP_CERT"].strip()))
+    configured = _pip_config_value(environ, pip_config_files, "cert")
+    if configured is not None:
+        candidates.append(configured)
+    for name in CA_VARIABLES[1:]:
+        if environ.get(name, "").strip():
+            candidates.append((f"${name}", environ[name].strip()))
+    if not candidates:
+        return None
+    where, path = candidates[0]
+    if not Path(path).expanduser().exists():
+        raise InputError(
+            "CA certificate file not found",
+            location=Location(where),
+            value=path,
+            hint="point it at a PEM bundle (or a folder of certificates), or unset it",
+        )
+    return str(Path(path).expanduser())
 
 
 def _pip_config_index(environ: Mapping[str, str], config_files: Sequence[Path]) -> str | None:
+    found = _pip_config_value(environ, config_files, "index-url")
+    return found[1] if found is not None else None
+
+
+def _pip_config_value(
+    environ: Mapping[str, str], config_files: Sequence[Path], option: str
+) -> tuple[str, str] | None:
+    """(`file [section] option`, value) of the pip configuration's `option`; later files win."""
     config_file = environ.get("PIP_CONFIG_FILE")
     candidates = [Path(config_file)] if config_file else list(config_files)
-    found: str | None = None
+    found: tuple[str, str] | None = None
     for candidate in candidates:
         if str(candidate) == os.devnull or not candidate.exists():
             continue
         parser = files.load_ini(candidate, "pip configuration file")
         for section in ("global", "install"):
-            if parser.has_option(section, "index-url"):
-                found = parser.get(section, "index-url").strip()  # later files win, as in pip
+            if parser.has_option(section, option):
+                found = (f"{candidate} [{section}.{option}]", parser.get(section, option).strip())
     return found
 
 

@@ -8,12 +8,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from resolver.config import Indexes, TeamConfig
+from resolver.config import Indexes, TeamConfig, default_pip_config_files, effective_ca_bundle
 from resolver.errors import InputError
 from resolver.fsutil import sweep_stale_temps
 from resolver.host.model import Host
 from resolver.index.availability import solve_available
 from resolver.index.client import HttpPolicy, IndexClient
+from resolver.index.credentials import Credentials
 from resolver.lock.environment import (
     Staged,
     Written,
@@ -47,10 +48,15 @@ def default_conda_cache_dir(environ: Mapping[str, str]) -> Path:
     return default_cache_dir(environ).parent / "conda"
 
 
-def make_client(environ: Mapping[str, str], offline: bool) -> IndexClient:
-    return IndexClient(
-        policy=HttpPolicy.from_environ(environ), cache_dir=default_cache_dir(environ), offline=offline
+def make_client(environ: Mapping[str, str], offline: bool, indexes: Indexes | None = None) -> IndexClient:
+    """The run's index client: the HTTP policy from `environ`, the CA certificates pip would use,
+    and the credentials `indexes` took out of their URLs (memory only)."""
+    policy = replace(
+        HttpPolicy.from_environ(environ),
+        credentials=indexes.credentials if indexes is not None else Credentials(),
+        ca_bundle=effective_ca_bundle(environ, default_pip_config_files(environ)),
     )
+    return IndexClient(policy=policy, cache_dir=default_cache_dir(environ), offline=offline)
 
 
 def envs_dir_for(team: TeamConfig) -> Path:

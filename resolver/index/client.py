@@ -33,6 +33,7 @@ import urllib3
 
 from resolver.errors import ExternalToolError, InputError, Location
 from resolver.fsutil import atomic_write_bytes
+from resolver.index.credentials import Credential, Credentials, keyring_credential, origin_of
 
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 ACCEPT = f"{JSON_TYPE}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.1"
@@ -49,6 +50,9 @@ class HttpPolicy:
     retries: int = 3
     backoff: float = 0.5
     max_backoff: float = 8.0
+    # How to talk to the indexes, not how hard to try: kept out of comparisons and reprs.
+    credentials: Credentials = field(default_factory=Credentials, compare=False, repr=False)
+    ca_bundle: str | None = field(default=None, compare=False)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> HttpPolicy:
@@ -234,6 +238,8 @@ class IndexClient:
     # a URL that already failed all its attempts in this run fails again at once, not with a
     # fresh round of retries
     _failed: dict[str, ExternalToolError] = field(default_factory=dict)
+    # credentials keyring gave after a 401, by origin
+    _from_keyring: dict[str, Credential] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.session is None:
@@ -337,9 +343,7 @@ class IndexClient:
         def attempt() -> FileDigests:
             deadline = Deadline(self.policy.timeout)
             # identity: the bytes hashed are the file's, not a compressed transfer of it
-            with self.session.get(
-                url, headers={"Accept-Encoding": "identity"}, timeout=deadline.timeout(), stream=True
-            ) as response:
+            with self._send(url, {"Accept-Encoding": "identity"}, deadline) as response:
                 if response.status_code != 200:
                     self._refuse_or_retry(url, response)
                 deadline.extend(_transfer_time(response))
@@ -374,7 +378,7 @@ class IndexClient:
 
         def attempt() -> tuple[str, str]:
             deadline = Deadline(self.policy.timeout)
-            with self.session.get(url, headers=headers, timeout=deadline.timeout(), stream=True) as response:
+            with self._send(url, headers, deadline) as response:
                 body = b"".join(deadline.chunks(response))
             if response.status_code == 304 and cached is not None:
                 return str(cached["body"]), str(cached.get("content_type", ""))
@@ -395,6 +399,23 @@ class IndexClient:
             return text, content_type
 
         return self._retrying(url, attempt)
+
+    def _send(self, url: str, headers: Mapping[str, str], deadline: Deadline) -> Any:
+        """One GET, streamed, with the origin's credentials (else requests reads ~/.netrc); after
+        a 401 without configured credentials, once more with keyring's, as pip does."""
+        configured = self.policy.credentials.for_url(url) or self._from_keyring.get(origin_of(url))
+        options: dict[str, Any] = {"headers": dict(headers), "stream": True}
+        if self.policy.ca_bundle is not None:
+            options["verify"] = self.policy.ca_bundle
+        auth = configured.auth() if configured is not None else None
+        response = self.session.get(url, auth=auth, timeout=deadline.timeout(), **options)
+        if response.status_code == 401 and configured is None:
+            found = keyring_credential(url)
+            if found is not None:
+                self._from_keyring[origin_of(url)] = found
+                response.close()
+                response = self.session.get(url, auth=found.auth(), timeout=deadline.timeout(), **options)
+        return response
 
     def _retrying(self, url: str, attempt: Callable[[], _T]) -> _T:
         """The one retry policy: up to `retries` more attempts after the first, exponential
@@ -428,7 +449,9 @@ class IndexClient:
             )
         raise ExternalToolError(
             f"{url} answered HTTP {response.status_code}",
-            hint="check the index URL and your credentials",
+            hint="check the index URL and your credentials (in the URL, ~/.netrc or keyring)"
+            if response.status_code in (401, 403)
+            else "check the index URL",
         )
 
 

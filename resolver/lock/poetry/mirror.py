@@ -41,6 +41,7 @@ import tomlkit
 
 from resolver.errors import ExternalToolError
 from resolver.index.client import JSON_TYPE, IndexClient
+from resolver.index.credentials import poetry_environment
 from resolver.lock.poetry.prefetch import prefetch_for_poetry
 from resolver.lock.poetry.tool import LOCKFILE, PYPROJECT, PoetryTool
 from resolver.lock.runner import Completed, Runner
@@ -70,6 +71,20 @@ class IndexMirror:
     @property
     def offline(self) -> bool:
         return self._template.offline
+
+    def direct_environment(self, pyproject: Mapping[str, Any]) -> dict[str, str]:
+        """What Poetry needs to talk to the pyproject's sources itself (not through the mirror):
+        their credentials in its per-source variables, and the CA certificates the tool uses."""
+        sources = pyproject.get("tool", {}).get("poetry", {}).get("source", [])
+        urls = {
+            str(s["name"]): str(s["url"])
+            for s in sources
+            if isinstance(s, dict) and isinstance(s.get("name"), str) and isinstance(s.get("url"), str)
+        }
+        env = poetry_environment(urls, self._template.policy.credentials)
+        if self._template.policy.ca_bundle is not None:
+            env["REQUESTS_CA_BUNDLE"] = self._template.policy.ca_bundle
+        return env
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -338,13 +353,14 @@ class MirroredRunner:
             return self.inner(argv, cwd=cwd, env=env, timeout=timeout)
         original = pyproject.read_text(encoding="utf-8")
         mirrored, mapping = _mirrored_pyproject(original, self.mirror)
+        direct_env = {**env, **self.mirror.direct_environment(tomllib.loads(original))}
         if not mapping:
             if self.mirror.offline:
                 raise ExternalToolError(
                     "--offline: Poetry would use its built-in default index, which the cache cannot serve",
                     hint="configure a general index (STACK_RESOLVER_INDEX_URL or [indexes] general)",
                 )
-            return self.inner(argv, cwd=cwd, env=env, timeout=timeout)
+            return self.inner(argv, cwd=cwd, env=direct_env, timeout=timeout)
         lock = cwd / LOCKFILE
         previous = lock.read_bytes() if lock.exists() else None
         if previous is not None:
@@ -375,7 +391,7 @@ class MirroredRunner:
                     lock.write_bytes(previous)
                 else:
                     lock.unlink()
-                return self.inner(argv, cwd=cwd, env=env, timeout=timeout)
+                return self.inner(argv, cwd=cwd, env=direct_env, timeout=timeout)
             real = content_hash(tomllib.loads(original))
             text = text[: found.start(1)] + real + text[found.end(1) :]
         lock.write_text(text, encoding="utf-8")
