@@ -369,28 +369,45 @@ def effective_indexes(
 ) -> Indexes:
     """Apply the precedence documented above. `pip_config_files` is injectable for tests.
     Credentials in a URL (`https://user:token@host/...`) move to `Indexes.credentials`."""
-    pytorch = environ.get("STACK_RESOLVER_PYTORCH_INDEX") or team.indexes.pytorch
-    general = (
-        environ.get("STACK_RESOLVER_INDEX_URL")
-        or team.indexes.general
-        or environ.get("PIP_INDEX_URL")
-        or environ.get("UV_DEFAULT_INDEX")
-        or environ.get("UV_INDEX_URL")
-        or _pip_config_index(environ, pip_config_files)
+    team_file = str(team.path) if team.path else "envs/team.toml"
+    pytorch = _first(
+        [
+            ("$STACK_RESOLVER_PYTORCH_INDEX", environ.get("STACK_RESOLVER_PYTORCH_INDEX")),
+            (f"{team_file} [indexes.pytorch]", team.indexes.pytorch),
+        ]
+    ) or ("", DEFAULT_PYTORCH_INDEX)
+    general = _first(
+        [
+            ("$STACK_RESOLVER_INDEX_URL", environ.get("STACK_RESOLVER_INDEX_URL")),
+            (f"{team_file} [indexes.general]", team.indexes.general),
+            ("$PIP_INDEX_URL", environ.get("PIP_INDEX_URL")),
+            ("$UV_DEFAULT_INDEX", environ.get("UV_DEFAULT_INDEX")),
+            ("$UV_INDEX_URL", environ.get("UV_INDEX_URL")),
+            _pip_config_value(environ, pip_config_files, "index-url"),
+        ]
     )
-    for name, url in (("STACK_RESOLVER_PYTORCH_INDEX", pytorch), ("the general index", general)):
+    for where, url in (pytorch, general or ("", "")):
         if url and not _url_like(url):
             raise InputError(
                 "index URL must be http(s) or file",
-                location=Location(f"${name}" if name.startswith("STACK") else name),
+                location=Location(where),
                 value=redact(url),
                 hint="e.g. https://mirror.example.org/simple",
             )
     credentials = team.indexes.credentials
-    pytorch, credentials = credentials.with_url(pytorch)
-    if general:
-        general, credentials = credentials.with_url(general)
-    return Indexes(pytorch=pytorch, general=general or None, credentials=credentials)
+    pytorch_url, credentials = credentials.with_url(pytorch[1])
+    general_url = None
+    if general is not None:
+        general_url, credentials = credentials.with_url(general[1])
+    return Indexes(pytorch=pytorch_url, general=general_url, credentials=credentials)
+
+
+def _first(candidates: Sequence[tuple[str, str | None] | None]) -> tuple[str, str] | None:
+    """The first (where, value) with a value: the precedence of its sources."""
+    for candidate in candidates:
+        if candidate is not None and candidate[1]:
+            return candidate[0], candidate[1]
+    return None
 
 
 CA_VARIABLES = ("PIP_CERT", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")
@@ -420,11 +437,6 @@ def effective_ca_bundle(environ: Mapping[str, str], pip_config_files: Sequence[P
             hint="point it at a PEM bundle (or a folder of certificates), or unset it",
         )
     return str(Path(path).expanduser())
-
-
-def _pip_config_index(environ: Mapping[str, str], config_files: Sequence[Path]) -> str | None:
-    found = _pip_config_value(environ, config_files, "index-url")
-    return found[1] if found is not None else None
 
 
 def _pip_config_value(
