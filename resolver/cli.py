@@ -18,6 +18,7 @@ from typing import Any, NoReturn, TextIO
 
 from resolver import __version__
 from resolver.errors import ExitCode, InputError, NoCompatibleCombination, ResolverError
+from resolver.index.credentials import redact
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -597,7 +598,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
             return ExitCode.BAD_INPUT
         return COMMANDS[args.command](args, out, err)
     except ResolverError as exc:
-        err.write(f"error: {exc.render()}\n")
+        # Credentials never reach a message, whatever a tool or an index echoed back.
+        err.write(f"error: {redact(exc.render())}\n")
         return exc.exit_code
     except OSError as exc:
         # A file operation outside the one read and write paths (a folder the run creates):

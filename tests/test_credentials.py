@@ -150,3 +150,28 @@ def test_netrc_and_keyring_are_read_as_pip_reads_them(
                 assert client.files(index.url(), "torchvision")
     finally:
         keyring.set_keyring(previous)
+
+
+def test_mirror_hands_poetry_files_it_fetched_with_the_credentials(
+    tmp_path: Path, fixture_wheels: BuiltCatalog
+) -> None:
+    """Poetry reads through the tool's mirror. A file it needs from an index with credentials is
+    fetched by the tool (with them) and passed on, not redirected to an index that would answer
+    401 to Poetry, which does not have them."""
+    import hashlib
+
+    import requests
+
+    from resolver.index.client import HttpPolicy, IndexClient
+    from resolver.lock.poetry.mirror import IndexMirror
+
+    with FixtureIndex(fixture_wheels, basic_auth=(USER, SECRET)) as index:
+        _, credentials = Credentials().with_url(index.url().replace("http://", f"http://{USER}:{SECRET}@"))
+        client = IndexClient(policy=HttpPolicy(retries=0, credentials=credentials), cache_dir=tmp_path)
+        wheel = client.files(index.url(), "torchvision")[0]
+        with IndexMirror(client) as mirror:
+            response = requests.get(
+                mirror.url_for(wheel.url.split("#")[0]), timeout=30, allow_redirects=False
+            )
+        assert response.status_code == 200
+        assert hashlib.sha256(response.content).hexdigest() == wheel.sha256

@@ -27,6 +27,7 @@ import html
 import json
 import re
 import sys
+import tempfile
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -199,7 +200,7 @@ class IndexMirror:
                 self._clients.append(client)
         return client
 
-    def respond(self, target: str) -> tuple[int, bytes, dict[str, str]]:
+    def respond(self, target: str) -> tuple[int, bytes | _Download, dict[str, str]]:
         upstream = self.upstream_for(target)
         if upstream is None:
             return 404, b"not a mirrored URL\n", {}
@@ -228,6 +229,10 @@ class IndexMirror:
                 )
             )
             return 404, b"not in the cache\n", {}
+        if self._template.policy.credentials.for_url(upstream) is not None:
+            # Poetry would follow a redirect without the credentials (they are the tool's, in
+            # memory): fetch the file with them, and hand it over from a temporary file.
+            return 200, _Download(self._client(), upstream), {"Content-Type": "application/octet-stream"}
         return 302, b"", {"Location": upstream}
 
     def _rewrite_page(self, text: str, content_type: str, page_url: str) -> tuple[str, bool]:
@@ -276,6 +281,16 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self, *, head: bool) -> None:
         status, body, headers = self.server.mirror.respond(self.path)
         try:
+            if isinstance(body, _Download):
+                with body.fetched() as (size, chunks):
+                    self.send_response(status)
+                    for name, value in headers.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", str(size))
+                    self.end_headers()
+                    for chunk in chunks if not head else ():
+                        self.wfile.write(chunk)
+                return
             self.send_response(status)
             for name, value in headers.items():
                 self.send_header(name, value)
@@ -283,8 +298,33 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             if not head:
                 self.wfile.write(body)
+        except ExternalToolError as exc:
+            self.server.mirror._record(exc)
+            with contextlib.suppress(OSError):
+                self.send_error(502)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+
+
+@dataclass(frozen=True)
+class _Download:
+    """A distribution file the mirror fetches with the index's credentials and passes on."""
+
+    client: IndexClient
+    url: str
+
+    @contextlib.contextmanager
+    def fetched(self) -> Iterator[tuple[int, Iterator[bytes]]]:
+        with tempfile.TemporaryDirectory(prefix="stack-resolver-file-") as scratch:
+            path = Path(scratch) / "file"
+            digests = self.client.download(self.url, path)
+
+            def chunks() -> Iterator[bytes]:
+                with path.open("rb") as handle:
+                    while block := handle.read(1 << 20):
+                        yield block
+
+            yield digests.size, chunks()
 
 
 # -- Poetry through the mirror ----------------------------------------------------------------
