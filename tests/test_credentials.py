@@ -63,6 +63,7 @@ def test_resolve_with_credentials_in_the_url_writes_and_prints_no_secret(
     for name, data in {**written, **printed}.items():
         for secret in SECRET_FORMS:
             assert secret.encode() not in data, name
+            assert secret not in name  # nor in a file's name (the cache's are hashes of URLs)
     # and the records name the index without them
     record = json.loads((tmp_path / "envs" / "cpu" / "resolution.json").read_text())
     assert f"{base_url}/whl/cpu/simple" in json.dumps(record)
