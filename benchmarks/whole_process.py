@@ -18,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -80,20 +79,14 @@ def main() -> int:
                     env["PYTHONPATH"] = str(tree)
                     env["STACK_RESOLVER_CACHE_DIR"] = str(project / "http-cache")
                     tool = [sys.executable, "-m", "resolver"]
-                    steps: dict[str, Callable[[], float]] = {
-                        "python -c pass": lambda: timed([sys.executable, "-c", "pass"], project, env),
-                        "detect --host": lambda: timed(
-                            [*tool, "detect", "--host", "host.json"], project, env
-                        ),
-                        "resolve --dry-run": lambda: timed(
-                            [*tool, "resolve", "--host", "host.json", "--dry-run"], project, env
-                        ),
-                        "resolve (lock, cold)": lambda: timed(
-                            [*tool, "resolve", "--host", "host.json", "--target", "b"], project, env
-                        ),
+                    steps = {
+                        "python -c pass": [sys.executable, "-c", "pass"],
+                        "detect --host": [*tool, "detect", "--host", "host.json"],
+                        "resolve --dry-run": [*tool, "resolve", "--host", "host.json", "--dry-run"],
+                        "resolve (lock, cold)": [*tool, "resolve", "--host", "host.json", "--target", "b"],
                     }
-                    for step, run_step in steps.items():
-                        samples.setdefault((label, step), []).append(run_step())
+                    for step, argv in steps.items():
+                        samples.setdefault((label, step), []).append(timed(argv, project, env))
         names = list(trees)
         print(f"whole-process medians of {args.runs} interleaved runs (loopback index, 0 ms latency)")
         print(f"{'command':24s} {names[0]:>12s} {names[1]:>12s} {'ratio':>7s}")
