@@ -6,14 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from resolver.matrix.load import (
-    MATRIX_FILES,
-    PLATFORMS,
-    Matrix,
-    default_matrix_dir,
-    load_matrix,
-    validate_matrix,
-)
+from resolver.matrix.load import MATRIX_FILES, default_matrix_dir, load_matrix, validate_matrix
+from resolver.matrix.model import PLATFORMS, Matrix
 
 SHIPPED = Path(__file__).resolve().parent.parent / "matrices"
 

@@ -12,16 +12,8 @@ from packaging.version import Version
 
 from resolver.errors import InputError, MatrixError
 from resolver.host.model import ComputeCapability
-from resolver.matrix.load import (
-    ENV_VAR,
-    Matrix,
-    Source,
-    default_matrix_dir,
-    load_matrix,
-    validate_matrix,
-    variant_cuda,
-    variant_kind,
-)
+from resolver.matrix.load import ENV_VAR, default_matrix_dir, load_matrix, validate_matrix
+from resolver.matrix.model import Matrix, Source, variant_cuda, variant_kind
 from resolver.matrix.show import show
 
 DATA = Path(__file__).parent / "data"

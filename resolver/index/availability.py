@@ -18,7 +18,7 @@ from resolver.config import Indexes
 from resolver.errors import NoCompatibleCombination
 from resolver.host.model import Host
 from resolver.index.client import IndexClient
-from resolver.matrix.load import Matrix
+from resolver.matrix.model import Matrix
 from resolver.solve.search import Request, Resolution, explore, solve
 
 # platform key -> (tag prefixes, tag suffixes): manylinux_2_28_x86_64, macosx_14_0_arm64, win_amd64

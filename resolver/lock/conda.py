@@ -37,7 +37,8 @@ from resolver.config import Channels
 from resolver.errors import Cause, ExternalToolError, InputError, Location, NoCompatibleCombination
 from resolver.host.model import Host
 from resolver.lock.runner import Runner, run_subprocess
-from resolver.matrix.load import Matrix, default_matrix_dir
+from resolver.matrix.load import default_matrix_dir
+from resolver.matrix.model import Matrix
 from resolver.solve.search import Resolution
 
 if sys.version_info >= (3, 11):

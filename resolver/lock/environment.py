@@ -38,7 +38,7 @@ from resolver.lock.poetry.pyproject import (
     requires_python_for,
 )
 from resolver.lock.poetry.tool import LOCKFILE, PYPROJECT, PoetryTool, lock_in_staging
-from resolver.matrix.load import Matrix
+from resolver.matrix.model import Matrix
 from resolver.solve.search import Resolution
 
 if sys.version_info >= (3, 11):

@@ -12,7 +12,7 @@ from packaging.version import InvalidVersion, Version
 from resolver.errors import InputError
 from resolver.host.model import ComputeCapability
 from resolver.matrix.arch import Coverage, coverage, sm_list
-from resolver.matrix.load import Build, Matrix
+from resolver.matrix.model import Build, Matrix
 
 KINDS = ("torch", "cuda", "gpu", "transformers")
 

@@ -23,7 +23,7 @@ from packaging.version import InvalidVersion, Version
 from resolver.errors import Cause, ConstraintError, InputError, Location, NoCompatibleCombination
 from resolver.host.model import DriverVersion, Gpu, Host
 from resolver.matrix.arch import ArchTarget, Coverage, TegraRule, coverage, sm_list
-from resolver.matrix.load import Build, Matrix, TorchRelease, TransformersRelease
+from resolver.matrix.model import Build, Matrix, TorchRelease, TransformersRelease
 
 MANAGED = ("torch", "torchvision", "torchaudio", "transformers", "python")
 PREFERENCE_KEYS = ("torch", "variant", "transformers")

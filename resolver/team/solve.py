@@ -27,7 +27,7 @@ from resolver.errors import (
     NoCompatibleCombination,
 )
 from resolver.host.model import Host, host_from_mapping, read_host_file
-from resolver.matrix.load import Matrix
+from resolver.matrix.model import Matrix
 from resolver.solve.search import Rejection, Request, Resolution, explore, solve
 
 TARGET_KEYS = ("host", "constraints", "variant", "python")

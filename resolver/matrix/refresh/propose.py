@@ -43,15 +43,13 @@ from resolver.errors import ExternalToolError, InputError, Location, MatrixError
 from resolver.fsutil import atomic_write_text
 from resolver.index.client import IndexClient, IndexFile
 from resolver.matrix.arch import ArchTarget
-from resolver.matrix.load import (
-    MATRIX_FILES,
+from resolver.matrix.load import MATRIX_FILES, load_matrix, validate_matrix
+from resolver.matrix.model import (
     PLATFORMS,
     Build,
     Matrix,
     TorchRelease,
     TransformersRelease,
-    load_matrix,
-    validate_matrix,
     variant_cuda,
     variant_kind,
 )
