@@ -102,6 +102,10 @@ def test_every_source_is_cited(matrix: Matrix) -> None:
     ):
         for row in rows:
             cited.update(row.sources)
+    assert matrix.conda is not None
+    cited.update(matrix.conda.sources)
+    for conda_row in (*matrix.conda.platforms.values(), *matrix.conda.packages.values()):
+        cited.update(conda_row.sources)
     assert sorted(set(matrix.sources) - cited) == []
 
 

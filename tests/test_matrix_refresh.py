@@ -20,18 +20,16 @@ from resolver.config import Indexes
 from resolver.errors import ResolverError
 from resolver.index.client import HttpPolicy, IndexClient, IndexFile
 from resolver.matrix.load import MATRIX_FILES, load_matrix, validate_matrix
-from resolver.matrix.refresh.propose import (
+from resolver.matrix.refresh.propose import propose, write_proposal
+from resolver.matrix.refresh.wheels import (
     cuda_variant,
     exact_pin,
     platform_facts,
-    propose,
     read_wheel,
-    tag_platforms,
-    tag_python,
     torch_extra,
     torch_pin,
-    write_proposal,
 )
+from resolver.matrix.wheeltags import tag_platforms, tag_python
 from tests.fixtures.catalog import GENERAL, Catalog, WheelSpec
 from tests.fixtures.cli import run_cli
 from tests.fixtures.isolation import offline_env

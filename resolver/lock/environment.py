@@ -25,7 +25,6 @@ from resolver.errors import ExternalToolError
 from resolver.explain.render import resolution_json
 from resolver.fsutil import atomic_write_bytes
 from resolver.host.model import Host
-from resolver.index.availability import wheel_fits
 from resolver.index.client import IndexClient
 from resolver.lock.poetry.pyproject import (
     GENERAL_SOURCE,
@@ -39,6 +38,7 @@ from resolver.lock.poetry.pyproject import (
 )
 from resolver.lock.poetry.tool import LOCKFILE, PYPROJECT, PoetryTool, lock_in_staging
 from resolver.matrix.model import Matrix
+from resolver.matrix.wheeltags import wheel_fits
 from resolver.solve.search import Resolution
 
 if sys.version_info >= (3, 11):

@@ -9,6 +9,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from resolver.errors import Location, MatrixError, MatrixProblem
+from resolver.matrix.conda import FILE as CONDA_FILE
+from resolver.matrix.conda import TOP_KEYS as CONDA_TOP_KEYS
+from resolver.matrix.conda import conda_facts, read_conda
 from resolver.matrix.consistency import check_consistency
 from resolver.matrix.located import (
     File,
@@ -16,6 +19,7 @@ from resolver.matrix.located import (
     short,
 )
 from resolver.matrix.model import (
+    CondaFacts,
     Matrix,
 )
 from resolver.matrix.releases import read_build, read_release, synthesize_builds
@@ -48,8 +52,8 @@ MATRIX_FILES = (
     "companions.toml",
     "transformers.toml",
 )
-# Data files beside the matrix that other modules read and validate (conda.toml: lock/conda.py).
-AUXILIARY_FILES = ("conda.toml",)
+# Optional matrix files: read and validated when present (conda.toml: only conda locks need it).
+OPTIONAL_FILES = (CONDA_FILE,)
 OS_KEYS = ("linux", "windows")
 GLIBC_ARCHES = ("x86_64", "aarch64")
 MACOS_ARCHES = ("arm64", "x86_64")
@@ -61,6 +65,7 @@ _TOP_KEYS = {
     "gpus.toml": ("gpu",),
     "companions.toml": ("pair",),
     "transformers.toml": ("release",),
+    CONDA_FILE: CONDA_TOP_KEYS,
 }
 
 
@@ -133,10 +138,10 @@ def _layer_files(directory: Path, layer: int, state: State) -> list[File]:
         )
         return []
     files = []
-    for name in MATRIX_FILES:
+    for name in (*MATRIX_FILES, *OPTIONAL_FILES):
         path = directory / name
         if not path.exists():
-            if layer == 0:
+            if layer == 0 and name not in OPTIONAL_FILES:
                 state.problems.append(
                     MatrixProblem(
                         Location(str(path)),
@@ -150,7 +155,7 @@ def _layer_files(directory: Path, layer: int, state: State) -> list[File]:
         if parsed is not None:
             files.append(parsed)
     for path in sorted(directory.glob("*.toml")):
-        if path.name not in MATRIX_FILES and path.name not in AUXILIARY_FILES:
+        if path.name not in MATRIX_FILES and path.name not in OPTIONAL_FILES:
             state.problems.append(
                 MatrixProblem(
                     Location(str(path)),
@@ -176,6 +181,8 @@ def _load(
             read_sources(file, state)
         elif file.path.name == "torch.toml":
             read_platforms(file, state)
+        elif file.path.name == CONDA_FILE:
+            read_conda(file, state.conda, state.citations)
         for key, reader in _ROW_READERS.get(file.path.name, ()):
             for index, data in enumerate(file.data.get(key, [])):
                 reader(file, index, data, state)
@@ -196,6 +203,7 @@ def _load(
         rocm_platforms=frozenset(state.rocm_platforms),
         unlabelled_platforms=frozenset(state.unlabelled_platforms),
         index_bound_packages=tuple(dict.fromkeys(state.index_bound or ())),
+        conda=state.conda.facts(),
     )
     if consistency and not state.problems:
         check_consistency(matrix, state)
@@ -220,3 +228,8 @@ def validate_matrix(directory: Path | None = None, overlays: Sequence[Path] = ()
     """Every problem in a matrix directory (and overlays): syntax, rows, and cross-file consistency."""
     problems, _ = _load(directory, overlays, True)
     return problems
+
+
+def load_conda_facts(directory: Path | None = None, overlays: Sequence[Path] = ()) -> CondaFacts:
+    """The conda facts of a matrix directory and its overlays (the matrix is loaded and checked)."""
+    return conda_facts(load_matrix(directory, overlays))

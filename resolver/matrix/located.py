@@ -300,6 +300,25 @@ def parse_platform(text: str) -> str:
     return text
 
 
+# rows waiting for every sources.toml to be read, with the source keys they cite
+Citations = list[tuple[Row, list[str]]]
+
+
+def cite(row: Row, citations: Citations) -> tuple[str, ...]:
+    """Read a row's `source`; the keys are checked once every sources.toml has been read."""
+    value = row.raw("source")
+    if value is None:
+        row.fail((), "row has no source", None, SOURCE_HINT, key="source")
+        return ()
+    items = value if isinstance(value, list) else [value]
+    if not items or not all(isinstance(item, str) and item for item in items):
+        row.fail(("source",), "expected a source key, a URL, or a list of these", short(value), SOURCE_HINT)
+        return ()
+    keys = [str(item) for item in items]
+    citations.append((row, keys))
+    return tuple(keys)
+
+
 @dataclass
 class Origin:
     file: File

@@ -181,6 +181,40 @@ class TransformersRelease:
 
 
 @dataclass(frozen=True)
+class CondaPlatform:
+    platform: str
+    subdir: str
+    archspec: str
+    virtual: tuple[str, ...]
+    sources: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CondaPackage:
+    name: str
+    conda: str
+    build_cuda: str | None = None
+    build_cpu: str | None = None
+    unverified: bool = False
+    sources: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CondaFacts:
+    platforms: Mapping[str, CondaPlatform]
+    packages: Mapping[str, CondaPackage]
+    cuda_package: str
+    cuda_pin: str
+    defaults: Mapping[str, str]
+    # sources of the [cuda] and [defaults] tables
+    sources: tuple[str, ...] = ()
+
+    def conda_name(self, name: str) -> str:
+        row = self.packages.get(name)
+        return row.conda if row is not None else name
+
+
+@dataclass(frozen=True)
 class Matrix:
     version: str
     directories: tuple[Path, ...]
@@ -197,6 +231,8 @@ class Matrix:
     unlabelled_platforms: frozenset[str]
     # packages torch wheels of the PyTorch download index require that only that index serves
     index_bound_packages: tuple[str, ...]
+    # what the choices are called on conda channels; None: the matrix has no conda.toml
+    conda: CondaFacts | None = None
 
     def transformers_release(self, version: Version) -> TransformersRelease | None:
         return next((t for t in self.transformers if t.version == version), None)

@@ -19,6 +19,7 @@ from resolver.matrix.located import (
     KeyPath,
     Origin,
     Row,
+    cite,
     parse_python,
     parse_version,
 )
@@ -29,7 +30,7 @@ from resolver.matrix.model import (
     variant_cuda,
     variant_kind,
 )
-from resolver.matrix.rows import State, cite
+from resolver.matrix.rows import State
 
 _T = TypeVar("_T")
 _SERIES = re.compile(r"^\d+\.\d+$")
@@ -187,7 +188,7 @@ def read_release(file: File, index: int, data: object, state: State) -> None:
                         item,
                         "drop the version, or correct requires_python",
                     )
-    sources = cite(row, state)
+    sources = cite(row, state.citations)
     note = row.text("note")
     unverified = row.flag("unverified")
     replace = row.flag("replace")
@@ -288,7 +289,7 @@ def read_build(file: File, index: int, data: object, state: State) -> None:
                 platform,
                 "list only platforms under [build.arch]",
             )
-    sources = cite(row, state)
+    sources = cite(row, state.citations)
     note = row.text("note")
     unverified = row.flag("unverified")
     replace = row.flag("replace")

@@ -11,16 +11,17 @@ from packaging.version import Version
 
 from resolver.errors import MatrixProblem
 from resolver.host.model import ComputeCapability, DriverVersion
+from resolver.matrix.conda import CondaState
 from resolver.matrix.located import (
     CC_HINT,
     DRIVER_HINT,
     PLATFORM_HINT,
-    SOURCE_HINT,
     File,
     Keyed,
     KeyPath,
     Origin,
     Row,
+    cite,
     did_you_mean,
     parse_date,
     parse_platform,
@@ -61,6 +62,7 @@ class State:
     rocm_platforms: set[str] = field(default_factory=set)
     unlabelled_platforms: set[str] = field(default_factory=set)
     index_bound: list[str] | None = None
+    conda: CondaState = field(default_factory=CondaState.empty)
     # citations waiting for every sources.toml to be read: (row, cited keys)
     citations: list[tuple[Row, list[str]]] = field(default_factory=list)
 
@@ -116,21 +118,6 @@ _TRANSFORMERS_KEYS = (
     "note",
     "replace",
 )
-
-
-def cite(row: Row, state: State) -> tuple[str, ...]:
-    """Read a row's `source`; the keys are checked once every sources.toml has been read."""
-    value = row.raw("source")
-    if value is None:
-        row.fail((), "row has no source", None, SOURCE_HINT, key="source")
-        return ()
-    items = value if isinstance(value, list) else [value]
-    if not items or not all(isinstance(item, str) and item for item in items):
-        row.fail(("source",), "expected a source key, a URL, or a list of these", short(value), SOURCE_HINT)
-        return ()
-    keys = [str(item) for item in items]
-    state.citations.append((row, keys))
-    return tuple(keys)
 
 
 def check_citations(state: State) -> None:
@@ -257,7 +244,7 @@ def read_family(file: File, index: int, data: object, state: State) -> None:
     cc_min, cc_max = row.cc("cc_min"), row.cc("cc_max")
     if cc_min is not None and cc_max is not None and cc_min > cc_max:
         row.fail(("cc_max",), f"cc_max is below cc_min {cc_min}", str(cc_max), "swap them")
-    sources = cite(row, state)
+    sources = cite(row, state.citations)
     note = row.text("note")
     replace = row.flag("replace")
     if row.ok and major is not None and cc_min is not None and cc_max is not None:
@@ -281,7 +268,7 @@ def read_toolkit(file: File, index: int, data: object, state: State) -> None:
                     None,
                     f'add {os_name} = "...", or list "{os_name}" in unverified_os if it is unknown',
                 )
-    sources = cite(row, state)
+    sources = cite(row, state.citations)
     note = row.text("note")
     replace = row.flag("replace")
     if row.ok and version is not None:
@@ -308,7 +295,7 @@ def read_gpu(file: File, index: int, data: object, state: State) -> None:
             str(removed),
             "removed_in_cuda names the first toolkit that can no longer target it",
         )
-    sources = cite(row, state)
+    sources = cite(row, state.citations)
     tegra, unverified, replace = row.flag("tegra"), row.flag("unverified"), row.flag("replace")
     note = row.text("note")
     if row.ok and cc is not None and architecture is not None:
@@ -344,7 +331,7 @@ def read_pair(file: File, index: int, data: object, state: State) -> None:
                 'a version or "none"',
                 f'write the {name} version, or "none" if no release pairs with it',
             )
-    sources = cite(row, state)
+    sources = cite(row, state.citations)
     note = row.text("note")
     unverified, replace = row.flag("unverified"), row.flag("replace")
     if row.ok and torch is not None:
@@ -362,7 +349,7 @@ def read_transformers(file: File, index: int, data: object, state: State) -> Non
     torch = row.spec("torch")
     runtime_min = row.version("runtime_min_torch")
     upload = row.date("upload_date")
-    sources = cite(row, state)
+    sources = cite(row, state.citations)
     note = row.text("note")
     yanked, unverified, replace = row.flag("yanked"), row.flag("unverified"), row.flag("replace")
     if row.ok and version is not None and requires is not None and torch is not None:
