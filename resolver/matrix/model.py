@@ -92,6 +92,8 @@ class TorchRelease:
     note: str | None = None
     # CPU arch ("arm64", "x86_64") -> minimum macOS of that arch's wheels; `macos_min` is the lowest
     macos_min_arch: Mapping[str, Version] = field(default_factory=dict)
+    # CPU arch -> Python tag -> macOS floor of the wheels tagged higher than the arch's floor
+    macos_min_python: Mapping[str, Mapping[str, Version]] = field(default_factory=dict)
 
     @functools.cached_property
     def series(self) -> str:
@@ -100,6 +102,14 @@ class TorchRelease:
     @property
     def platforms(self) -> frozenset[str]:
         return frozenset(self.python)
+
+    def macos_floor(self, arch: str, python: str | None) -> Version | None:
+        """The minimum macOS of the wheel for this arch and Python (the arch's floor when the
+        Python is not known, or its wheel carries no higher tag); None: no macOS wheels."""
+        floor = self.macos_min_arch.get(arch)
+        if python is not None:
+            return self.macos_min_python.get(arch, {}).get(python, floor)
+        return floor
 
 
 @dataclass(frozen=True)

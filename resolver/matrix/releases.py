@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -22,6 +22,7 @@ from resolver.matrix.located import (
     cite,
     parse_python,
     parse_version,
+    short,
 )
 from resolver.matrix.model import (
     PLATFORMS,
@@ -44,6 +45,7 @@ _RELEASE_KEYS = (
     "variants",
     "glibc_min",
     "macos_min",
+    "macos_min_python",
     "python",
     "default_variant",
     "source",
@@ -178,6 +180,7 @@ def read_release(file: File, index: int, data: object, state: State) -> None:
             arch,
             "drop it, or add the platform to [release.python]",
         )
+    wheel_floors = _macos_wheel_floors(row, python, macos)
     if requires is not None:
         for platform, items in python.items():
             for item in items:
@@ -206,8 +209,50 @@ def read_release(file: File, index: int, data: object, state: State) -> None:
             unverified=unverified,
             note=note,
             macos_min_arch=macos,
+            macos_min_python=wheel_floors,
         )
         state.releases.add(version, release, Origin(file, path), replace, f"torch {version}")
+
+
+def _macos_wheel_floors(
+    row: Row, python: Mapping[str, tuple[str, ...]], macos: Mapping[str, Version]
+) -> dict[str, dict[str, Version]]:
+    """`[release.macos_min_python.<arch>]`: Python tag -> macOS floor of the wheels whose tag is
+    higher than the arch's `macos_min` (e.g. 2.10.0's cp314 wheels are macosx_14_0)."""
+    key = "macos_min_python"
+    table = row.table(key)
+    out: dict[str, dict[str, Version]] = {}
+    for arch, floors in (table or {}).items():
+        platform = f"macos-{arch}"
+        if arch not in MACOS_ARCHES or platform not in python:
+            row.fail((key, arch), "macos_min_python for an arch without macOS wheels", arch, "drop it")
+            continue
+        if not isinstance(floors, dict):
+            row.fail((key, arch), "expected a table of Python version -> macOS version", short(floors))
+            continue
+        for tag in floors:
+            where = (arch, tag)
+            if tag not in python[platform]:
+                row.fail(
+                    (key, *where), f"no {platform} wheel for Python {tag}", tag, "list it in [release.python]"
+                )
+                continue
+            text: str | None = row.typed(key, str, "a version string", where)
+            floor = row.parse(
+                key, text, parse_version, "a version", "write the macOS version, e.g. 14.0", where
+            )
+            if floor is None:
+                continue
+            if arch in macos and floor <= macos[arch]:
+                row.fail(
+                    (key, *where),
+                    f"not above macos_min {macos[arch]} for {arch}",
+                    text,
+                    "list only the wheels whose floor is higher than the release's",
+                )
+                continue
+            out.setdefault(arch, {})[tag] = floor
+    return out
 
 
 def keys_of(value: object) -> set[str]:

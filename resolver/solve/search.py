@@ -289,9 +289,8 @@ def _release_reasons(ctx: _Context, release: TorchRelease) -> list[Reason]:
                     f"needs glibc >= {floor}",
                 )
             )
-    macos_min = release.macos_min
-    too_old = host.os == "macos" and macos_min is not None and host.os_version is not None
-    if too_old and macos_min is not None and Version(str(host.os_version)) < macos_min:
+    macos_min = release.macos_floor(host.arch, ctx.python) if host.os == "macos" else None
+    if macos_min is not None and host.os_version is not None and Version(host.os_version) < macos_min:
         reasons.append(
             Reason(
                 "macos",
@@ -585,7 +584,11 @@ def explore(host: Host, matrix: Matrix, request: Request, *, exhaustive: bool = 
             # Unknown host Python: take the newest non-free-threaded Python with wheels, within the
             # python constraint (a known Python was checked against it above).
             spec = request.spec("python")
-            plain = [p for p in release.python[host.platform] if not p.endswith("t") and Version(p) in spec]
+            plain = [
+                p
+                for p in release.python[host.platform]
+                if not p.endswith("t") and Version(p) in spec and _macos_fits(host, release, p)
+            ]
             ctx_python = max(plain, key=_python_key) if plain else None
             if ctx_python is None:
                 within = f" within python{spec}" if str(spec) else ""
@@ -652,6 +655,12 @@ def explore(host: Host, matrix: Matrix, request: Request, *, exhaustive: bool = 
             # Releases come newest first, so no older release can outrank this one.
             break
     return Exploration(tuple(valid), tuple(rejections))
+
+
+def _macos_fits(host: Host, release: TorchRelease, python: str) -> bool:
+    """Whether this Python's macOS wheel installs on the host's macOS (per-wheel floors differ)."""
+    floor = release.macos_floor(host.arch, python) if host.os == "macos" else None
+    return floor is None or host.os_version is None or Version(host.os_version) >= floor
 
 
 def _rank_key(
