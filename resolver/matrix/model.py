@@ -155,6 +155,9 @@ class GpuArch:
     unverified: bool = False
     sources: tuple[str, ...] = ()
     note: str | None = None
+    # an integrated part that, in builds of this CUDA or later, runs same-major cubins like any
+    # other GPU (Jetson/SBSA unification: sm_80/sm_86 cubins run on Orin 8.7 from CUDA 13.2)
+    unified_from_cuda: Version | None = None
 
     def targetable_by(self, cuda: Version) -> bool:
         """Whether a toolkit of version `cuda` can compile for this architecture."""
@@ -256,7 +259,17 @@ class Matrix:
 
     @property
     def tegra_rule(self) -> TegraRule:
-        tegra = frozenset(cc for cc, gpu in self.gpus.items() if gpu.tegra)
+        """The integrated parts for a build of unknown CUDA (none counted as unified)."""
+        return self.tegra_rule_for(None)
+
+    def tegra_rule_for(self, cuda: Version | None) -> TegraRule:
+        """The integrated parts as a build of CUDA `cuda` sees them: a part unified from that CUDA
+        on runs same-major cubins like any other GPU."""
+        tegra = frozenset(
+            cc
+            for cc, gpu in self.gpus.items()
+            if gpu.tegra and (gpu.unified_from_cuda is None or cuda is None or cuda < gpu.unified_from_cuda)
+        )
         aliases = frozenset(frozenset({cc, *gpu.aliases}) for cc, gpu in self.gpus.items() if gpu.aliases)
         return TegraRule(tegra=tegra | frozenset(a for g in aliases for a in g), aliases=aliases)
 

@@ -97,6 +97,7 @@ _GPU_KEYS = (
     "architecture",
     "products",
     "tegra",
+    "unified_from_cuda",
     "aliases",
     "first_cuda",
     "removed_in_cuda",
@@ -295,6 +296,14 @@ def read_gpu(file: File, index: int, data: object, state: State) -> None:
             str(removed),
             "removed_in_cuda names the first toolkit that can no longer target it",
         )
+    unified = row.version("unified_from_cuda")
+    if unified is not None and not row.flag("tegra"):
+        row.fail(
+            ("unified_from_cuda",),
+            "only an integrated (tegra = true) part can be unified",
+            str(unified),
+            "drop it",
+        )
     sources = cite(row, state.citations)
     tegra, unverified, replace = row.flag("tegra"), row.flag("unverified"), row.flag("replace")
     note = row.text("note")
@@ -310,6 +319,7 @@ def read_gpu(file: File, index: int, data: object, state: State) -> None:
             unverified,
             sources,
             note,
+            unified,
         )
         state.gpus.add(cc, gpu, Origin(file, path), replace, f"compute capability {cc}")
 

@@ -186,7 +186,6 @@ def _gpu(matrix: Matrix, cc: ComputeCapability) -> str:
         out.append("targetable " + " ".join(span))
     if gpu.note:
         out.append(f"note: {gpu.note}")
-    rule = matrix.tegra_rule
     native: dict[str, list[str]] = {}
     ptx: dict[str, list[str]] = {}
     builds = sorted(matrix.builds.values(), key=lambda b: (Version(b.series), b.variant), reverse=True)
@@ -194,7 +193,7 @@ def _gpu(matrix: Matrix, cc: ComputeCapability) -> str:
         if build.kind != "cuda":
             continue
         for platform, targets in build.arch.items():
-            how = coverage(targets, cc, rule)
+            how = coverage(targets, cc, matrix.tegra_rule_for(build.cuda))
             label = f"{build.series} {build.variant}{_flag(build.is_unverified_on(platform))}"
             if how is Coverage.CUBIN:
                 native.setdefault(platform, []).append(label)

@@ -359,7 +359,7 @@ def _fit_gpus(
     fits: list[GpuFit] = []
     for gpu in ctx.host.gpus:
         cc = gpu.compute_capability
-        how = coverage(targets, cc, ctx.rule)
+        how = coverage(targets, cc, ctx.matrix.tegra_rule_for(build.cuda))
         label = f"GPU {gpu.index} ({gpu.name or 'unnamed'}, {cc.sm})"
         if how is Coverage.NONE:
             reasons.append(
