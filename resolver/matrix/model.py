@@ -294,6 +294,16 @@ class Matrix:
             return toolkit.driver.get(os_name)
         return family.min_driver.get(os_name) if family else None
 
+    def driver_floor_bound(self, cuda: Version, os_name: str) -> DriverVersion | None:
+        """What bounds an unknown floor from below: the highest known floor of an older CUDA major
+        on that OS (a newer CUDA major never runs on an older driver). None if nothing is known."""
+        known = [
+            family.min_driver[os_name]
+            for major, family in self.cuda_families.items()
+            if major < cuda.major and os_name in family.min_driver
+        ]
+        return max(known) if known else None
+
 
 def variant_kind(variant: str) -> str | None:
     """ "cuda", "rocm" or "cpu" for a well-formed variant name, else None."""

@@ -484,12 +484,25 @@ def _build_reasons(ctx: _Context, release: TorchRelease, variant: str) -> tuple[
         needed_by = f"CUDA {family}"
     else:
         needed_by = f"CUDA {build.cuda}"
-    if floor is None:
+    bound = matrix.driver_floor_bound(build.cuda, host.os) if floor is None else None
+    if floor is None and bound is not None and host.driver is not None and host.driver < bound:
+        # An unknown floor is never below the previous CUDA major's known floor on this OS.
+        reasons.append(
+            Reason(
+                "driver",
+                f"driver {host.nvidia_driver} is below {bound}; the {host.os} floor for {needed_by} "
+                f"is not known but is at least that (the floor of the previous CUDA major)",
+                f"needs driver >= {bound} ({needed_by.removeprefix('CUDA ')}, at least)",
+                (("floor", str(bound)), ("family", needed_by.removeprefix("CUDA "))),
+            )
+        )
+    elif floor is None:
         if not request.allow_unverified:
+            at_least = f"; it is at least {bound}" if bound is not None else ""
             reasons.append(
                 Reason(
                     "unverified",
-                    f"the minimum {host.os} driver for {needed_by} is not known "
+                    f"the minimum {host.os} driver for {needed_by} is not known{at_least} "
                     "(pass --allow-unverified to accept it)",
                     f"needs an unknown {host.os} driver floor ({needed_by})",
                 )
@@ -634,6 +647,16 @@ def explore(host: Host, matrix: Matrix, request: Request, *, exhaustive: bool = 
             build = matrix.build(release, variant)
             if build is not None and build.is_unverified_on(host.platform):
                 notes.append(f"the {variant} build of torch {release.series} is unverified in the matrix")
+            if (
+                build is not None
+                and build.cuda is not None
+                and matrix.driver_floor(build.cuda, host.os) is None
+            ):
+                bound = matrix.driver_floor_bound(build.cuda, host.os)
+                notes.append(
+                    f"the minimum {host.os} driver for CUDA {build.cuda.major}.x is not known"
+                    + (f"; driver {host.nvidia_driver} meets its known bound {bound}" if bound else "")
+                )
             valid.append(
                 (
                     rank,
