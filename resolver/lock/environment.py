@@ -54,7 +54,10 @@ CONDA_LOCKFILE = "conda-lock.yml"
 
 def target_name_for(host: Host, variant: str, python: str) -> str:
     """e.g. linux-x86_64-sm90-cu126-py311, linux-x86_64-sm61+sm86-cu126-py311, macos-arm64-cpu-py312."""
-    sms = sorted({f"sm{g.compute_capability.major}{g.compute_capability.minor}" for g in host.gpus})
+    sms = sorted(
+        {f"sm{g.cc.major}{g.cc.minor}" for g in host.nvidia_gpus}
+        | {g.gfx_target or "" for g in host.amd_gpus}
+    )
     parts = [host.platform]
     if sms and variant != "cpu":
         parts.append("+".join(sms))

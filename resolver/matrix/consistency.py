@@ -61,7 +61,10 @@ def _releases_have_pairs(state: State) -> None:
 def _cuda_variants_have_builds(state: State) -> None:
     for release, origin in state.releases.rows.values():
         for variant in release.variants:
-            if variant_kind(variant) == "cuda" and (release.series, variant) not in state.builds.rows:
+            if (
+                variant_kind(variant) in ("cuda", "xpu")
+                and (release.series, variant) not in state.builds.rows
+            ):
                 origin.problem(
                     ("variants",),
                     f"no [[build]] row for {release.series} {variant}",

@@ -30,7 +30,7 @@ _HEADER_LINE = re.compile(rf"^\s*(\[\[?)\s*((?:{_BARE})(?:\s*\.\s*(?:{_BARE}))*)
 _DOTTED_PART = re.compile(_BARE)
 
 PLATFORM_HINT = "one of " + ", ".join(PLATFORMS)
-VARIANT_HINT = 'write "cpu", "cuXYZ" (cu128 = CUDA 12.8) or "rocmX.Y[.Z]"'
+VARIANT_HINT = 'write "cpu", "cuXYZ" (cu128 = CUDA 12.8), "rocmX.Y[.Z]" or "xpu"'
 ARCH_HINT = 'use TORCH_CUDA_ARCH_LIST notation: "8.6" (cubin for sm_86) or "8.6+PTX" (cubin and PTX)'
 PYTHON_HINT = 'write "3.11", or "3.13t" for a free-threaded build'
 VERSION_HINT = "write a PEP 440 version such as 2.7.1"

@@ -50,20 +50,25 @@ class Source:
 
 @dataclass(frozen=True)
 class Build:
-    """The wheels of one variant (cu128, rocm6.3, cpu) for one torch release series (2.7).
+    """The wheels of one variant (cu128, rocm6.3, xpu, cpu) for one torch release series (2.7).
 
-    `arch` maps each platform with wheels to its TORCH_CUDA_ARCH_LIST (empty for cpu/rocm).
+    `arch` maps each platform with wheels to its TORCH_CUDA_ARCH_LIST (empty for the others);
+    `gfx` maps a ROCm build's platforms to the AMD gfx targets its kernels are built for.
     """
 
     series: str
     variant: str
-    kind: str  # "cuda" | "rocm" | "cpu"
+    kind: str  # "cuda" | "rocm" | "xpu" | "cpu"
     cuda: Version | None
     arch: Mapping[str, tuple[ArchTarget, ...]]
     unverified: bool = False
     unverified_platforms: frozenset[str] = frozenset()
     sources: tuple[str, ...] = ()
     note: str | None = None
+    gfx: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # confirmed only indirectly (see matrices/builds.toml): used, and said so in a warning
+    indirect: bool = False
+    indirect_platforms: frozenset[str] = frozenset()
 
     @property
     def platforms(self) -> frozenset[str]:
@@ -71,6 +76,9 @@ class Build:
 
     def is_unverified_on(self, platform: str) -> bool:
         return self.unverified or platform in self.unverified_platforms
+
+    def is_indirect_on(self, platform: str) -> bool:
+        return self.indirect or platform in self.indirect_platforms
 
 
 @dataclass(frozen=True)
@@ -306,9 +314,9 @@ class Matrix:
 
 
 def variant_kind(variant: str) -> str | None:
-    """ "cuda", "rocm" or "cpu" for a well-formed variant name, else None."""
-    if variant == "cpu":
-        return "cpu"
+    """ "cuda", "rocm", "xpu" or "cpu" for a well-formed variant name, else None."""
+    if variant in ("cpu", "xpu"):
+        return variant
     if _VARIANT_CUDA.match(variant):
         return "cuda"
     if _VARIANT_ROCM.match(variant):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import TypeVar
 
 from packaging.version import Version
 
+from resolver.host.model import parse_gfx_target
 from resolver.matrix.arch import ArchTarget
 from resolver.matrix.located import (
     ARCH_HINT,
@@ -53,7 +55,19 @@ _RELEASE_KEYS = (
     "unverified",
     "replace",
 )
-_BUILD_KEYS = ("series", "variant", "arch", "unverified", "unverified_platforms", "source", "note", "replace")
+_BUILD_KEYS = (
+    "series",
+    "variant",
+    "arch",
+    "gfx",
+    "unverified",
+    "unverified_platforms",
+    "indirect",
+    "indirect_platforms",
+    "source",
+    "note",
+    "replace",
+)
 
 
 def parse_series(text: str) -> str:
@@ -313,11 +327,31 @@ def read_build(file: File, index: int, data: object, state: State) -> None:
             out.append(target)
         if len({t.cc for t in out}) != len(out):
             row.fail((key, platform), "arch listed twice", items, "list each compute capability once")
-        if kind == "rocm" and out:
-            row.fail((key, platform), "a ROCm build has no CUDA arch list", items, "write []")
+        if kind in ("rocm", "xpu") and out:
+            row.fail((key, platform), f"a {kind} build has no CUDA arch list", items, "write []")
+        return tuple(out)
+
+    def gfx_targets(platform: str, key: str) -> tuple[str, ...] | None:
+        items = row.strings(key, (platform,))
+        if items is None:
+            return None
+        out = [
+            t
+            for item in items
+            if (t := row.parse(key, item, parse_gfx_target, "a gfx target", 'e.g. "gfx942"', (platform,)))
+        ]
+        if len(set(out)) != len(out):
+            row.fail((key, platform), "gfx target listed twice", items, "list each target once")
         return tuple(out)
 
     arch = platform_table(row, "arch", targets)
+    gfx = platform_table(row, "gfx", gfx_targets)
+    if gfx and kind != "rocm":
+        row.fail(("gfx",), "only a ROCm build lists gfx targets", variant, "drop [build.gfx]")
+    for platform in sorted(set(gfx) - set(arch)):
+        row.fail(
+            ("gfx", platform), "gfx targets for a platform without wheels", platform, "add it to [build.arch]"
+        )
     if kind == "cuda" and row.table("arch") is not None and not arch and row.ok:
         row.fail(
             ("arch",),
@@ -326,14 +360,19 @@ def read_build(file: File, index: int, data: object, state: State) -> None:
             'add e.g. linux-x86_64 = ["8.0", "9.0"]',
         )
     unverified_platforms = row.strings("unverified_platforms") or []
-    for platform in unverified_platforms:
-        if platform not in arch:
-            row.fail(
-                ("unverified_platforms",),
-                "unverified platform has no arch list in this build",
-                platform,
-                "list only platforms under [build.arch]",
-            )
+    indirect_platforms = row.strings("indirect_platforms") or []
+    for key, listed in (
+        ("unverified_platforms", unverified_platforms),
+        ("indirect_platforms", indirect_platforms),
+    ):
+        for platform in listed:
+            if platform not in arch:
+                row.fail(
+                    (key,),
+                    f"{key.split('_')[0]} platform has no arch list in this build",
+                    platform,
+                    "list only platforms under [build.arch]",
+                )
     sources = cite(row, state.citations)
     note = row.text("note")
     unverified = row.flag("unverified")
@@ -349,6 +388,9 @@ def read_build(file: File, index: int, data: object, state: State) -> None:
             unverified_platforms=frozenset(unverified_platforms),
             sources=sources,
             note=note,
+            gfx=gfx,
+            indirect=row.flag("indirect"),
+            indirect_platforms=frozenset(indirect_platforms),
         )
         state.builds.add((series, variant), build, Origin(file, path), replace, f"{series} {variant}")
 
@@ -369,20 +411,8 @@ def synthesize_builds(state: State) -> None:
                     continue
                 if kind == "rocm":  # an explicit ROCm row: keep its flags, fill in the platforms
                     platforms |= set(build.arch)
-                    state.builds.rows[key] = (
-                        Build(
-                            build.series,
-                            variant,
-                            "rocm",
-                            None,
-                            {p: () for p in sorted(platforms)},
-                            build.unverified,
-                            build.unverified_platforms,
-                            build.sources,
-                            build.note,
-                        ),
-                        origin,
-                    )
+                    arch = {p: () for p in sorted(platforms)}
+                    state.builds.rows[key] = (dataclasses.replace(build, arch=arch), origin)
                     continue
                 platforms |= set(build.arch)
             build = Build(

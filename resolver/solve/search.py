@@ -183,12 +183,14 @@ def _python_key(python: str) -> tuple[int, int, bool]:
 
 
 def _variant_rank(matrix: Matrix, release: TorchRelease, variant: str) -> tuple[int, Version]:
-    """Higher is preferred: CUDA by version, then ROCm, then CPU."""
+    """Higher is preferred: CUDA by version, then ROCm by version, then XPU, then CPU."""
     build = matrix.build(release, variant)
     if build is not None and build.kind == "cuda" and build.cuda is not None:
-        return (2, build.cuda)
+        return (3, build.cuda)
     if variant.startswith("rocm"):
-        return (1, Version(variant[4:]))
+        return (2, Version(variant[4:]))
+    if variant == "xpu":
+        return (1, Version("0"))
     return (0, Version("0"))
 
 
@@ -357,8 +359,8 @@ def _fit_gpus(
 ) -> tuple[list[Reason], list[GpuFit]]:
     reasons: list[Reason] = []
     fits: list[GpuFit] = []
-    for gpu in ctx.host.gpus:
-        cc = gpu.compute_capability
+    for gpu in ctx.host.nvidia_gpus:
+        cc = gpu.cc
         how = coverage(targets, cc, ctx.matrix.tegra_rule_for(build.cuda))
         label = f"GPU {gpu.index} ({gpu.name or 'unnamed'}, {cc.sm})"
         if how is Coverage.NONE:
@@ -446,6 +448,20 @@ def _build_reasons(ctx: _Context, release: TorchRelease, variant: str) -> tuple[
             )
         )
     if build.kind == "cpu":
+        if (
+            host.amd_gpus
+            and not host.has_nvidia_gpu
+            and request.variant != "cpu"
+            and not request.allow_cpu_fallback
+        ):
+            reasons.append(
+                Reason(
+                    "cpu-fallback",
+                    "a CPU build is not chosen on a host with an AMD GPU "
+                    "(pass --variant cpu or --allow-cpu-fallback)",
+                    "is a CPU build on a GPU host",
+                )
+            )
         if host.has_nvidia_gpu and request.variant != "cpu" and not request.allow_cpu_fallback:
             reasons.append(
                 Reason(
@@ -457,12 +473,14 @@ def _build_reasons(ctx: _Context, release: TorchRelease, variant: str) -> tuple[
             )
         return reasons, []
     if build.kind == "rocm":
-        if request.variant != variant:
+        return _rocm_reasons(ctx, release, build, reasons)
+    if build.kind == "xpu":
+        if not host.intel_gpus and request.variant != variant:
             reasons.append(
                 Reason(
-                    "rocm",
-                    f"{variant} is an AMD ROCm build; it is used only when asked for with --variant",
-                    "is a ROCm build (not requested)",
+                    "xpu",
+                    f"{variant} is an Intel GPU build and this host has no Intel GPU",
+                    "needs an Intel GPU",
                 )
             )
         return reasons, []
@@ -519,6 +537,52 @@ def _build_reasons(ctx: _Context, release: TorchRelease, variant: str) -> tuple[
     targets = build.arch.get(platform, ())
     arch_reasons, fits = _fit_gpus(ctx, release, build, targets)
     reasons.extend(arch_reasons)
+    return reasons, fits
+
+
+def _rocm_reasons(
+    ctx: _Context, release: TorchRelease, build: Build, reasons: list[Reason]
+) -> tuple[list[Reason], list[GpuFit]]:
+    """A ROCm build runs only where every AMD GPU has kernels among the build's gfx targets, and
+    is never taken on a host without AMD GPUs unless --variant names it."""
+    host, request, variant = ctx.host, ctx.request, build.variant
+    amd = host.amd_gpus
+    if not amd:
+        if request.variant != variant:
+            reasons.append(
+                Reason(
+                    "rocm",
+                    f"{variant} is an AMD ROCm build and this host has no AMD GPU (name it with --variant)",
+                    "is a ROCm build (no AMD GPU)",
+                )
+            )
+        return reasons, []
+    targets = build.gfx.get(host.platform)
+    if not targets:
+        if not request.allow_unverified:
+            reasons.append(
+                Reason(
+                    "unverified",
+                    f"the gfx targets of the {variant} wheels of torch {release.series} are not known "
+                    "(pass --allow-unverified to accept them unchecked)",
+                    "has unknown gfx targets",
+                )
+            )
+        return reasons, []
+    fits = []
+    for gpu in amd:
+        if gpu.gfx_target in targets:
+            fits.append(GpuFit(gpu, Coverage.CUBIN, str(gpu.gfx_target)))
+            continue
+        reasons.append(
+            Reason(
+                "arch",
+                f"{variant} wheels of torch {release.series} carry no {gpu.gfx_target} kernels for "
+                f"GPU {gpu.index} ({gpu.name or 'unnamed'}, {gpu.gfx_target}); "
+                f"they are built for {' '.join(targets)}",
+                f"lacks {gpu.gfx_target}",
+            )
+        )
     return reasons, fits
 
 
@@ -622,8 +686,11 @@ def explore(host: Host, matrix: Matrix, request: Request, *, exhaustive: bool = 
             transformers, tf_reason = _pick_transformers(release_ctx, release)
         for variant in variants:
             rank = _rank_key(request.prefer, release, ctx.variant_rank(release, variant), transformers)
-            if variant.startswith("rocm") and request.variant != variant:
-                continue  # AMD builds are opt-in; listing each as rejected is noise
+            if request.variant != variant and (
+                (variant.startswith("rocm") and not host.amd_gpus)
+                or (variant == "xpu" and not host.intel_gpus)
+            ):
+                continue  # no GPU of that vendor: listing each such build as rejected is noise
             if release_reasons:
                 rejections.append(
                     (rank, Rejection(release.version, variant, tuple(release_reasons), stage="release"))
@@ -639,7 +706,7 @@ def explore(host: Host, matrix: Matrix, request: Request, *, exhaustive: bool = 
             pair = matrix.companions.get(release.version)
             notes = list(warnings)
             notes.extend(
-                f"GPU {fit.gpu.index} ({fit.gpu.compute_capability.sm}) runs through PTX JIT "
+                f"GPU {fit.gpu.index} ({fit.gpu.cc.sm}) runs through PTX JIT "
                 f"({fit.via}): first use compiles kernels, and some may be slow"
                 for fit in fits
                 if fit.coverage is Coverage.PTX
@@ -647,6 +714,16 @@ def explore(host: Host, matrix: Matrix, request: Request, *, exhaustive: bool = 
             build = matrix.build(release, variant)
             if build is not None and build.is_unverified_on(host.platform):
                 notes.append(f"the {variant} build of torch {release.series} is unverified in the matrix")
+            if (
+                build is not None
+                and build.is_indirect_on(host.platform)
+                and not build.is_unverified_on(host.platform)
+            ):
+                notes.append(
+                    f"the {variant} build of torch {release.series} on {host.platform} is confirmed only "
+                    "indirectly in the matrix (see `stack-resolver matrix show torch`)"
+                )
+            notes.extend(_unused_gpus(host, build.kind if build is not None else "cpu"))
             if (
                 build is not None
                 and build.cuda is not None
@@ -684,6 +761,18 @@ def _macos_fits(host: Host, release: TorchRelease, python: str) -> bool:
     """Whether this Python's macOS wheel installs on the host's macOS (per-wheel floors differ)."""
     floor = release.macos_floor(host.arch, python) if host.os == "macos" else None
     return floor is None or host.os_version is None or Version(host.os_version) >= floor
+
+
+def _unused_gpus(host: Host, kind: str) -> list[str]:
+    """GPUs the chosen build cannot drive (a CUDA build on a host that also has AMD GPUs, ...)."""
+    vendor = {"cuda": "nvidia", "rocm": "amd", "xpu": "intel"}.get(kind)
+    if vendor is None:
+        return []
+    return [
+        f"GPU {gpu.index} ({gpu.name or gpu.vendor}) is {gpu.vendor.upper()}: a {kind} build does not use it"
+        for gpu in host.gpus
+        if gpu.vendor != vendor
+    ]
 
 
 def _rank_key(
@@ -748,7 +837,7 @@ def binding_summary(host: Host, request: Request, rejections: Sequence[Rejection
         listed = ", ".join(f"{floor} ({family})" for family, floor in ordered)
         return f"driver {host.nvidia_driver} is below every CUDA floor: {listed}"
     if cuda and all(any(r.kind == "arch" for r in rej.reasons) for rej in cuda):
-        sms = sorted({gpu.compute_capability.sm for gpu in host.gpus})
+        sms = sorted({gpu.cc.sm for gpu in host.nvidia_gpus})
         which = f"{request.variant} build" if request.variant else "CUDA build"
         scope = f"all of {', '.join(sms)}" if len(sms) > 1 else sms[0]
         return f"no {which} in the matrix carries kernels for {scope}"

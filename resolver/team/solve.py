@@ -119,7 +119,7 @@ class Bands:
 
 
 def machine_class(host: Host, bands: Bands) -> MachineClass:
-    ccs = tuple(sorted({str(g.compute_capability) for g in host.gpus}, key=lambda c: Version(c)))
+    ccs = tuple(sorted({str(g.cc) for g in host.nvidia_gpus}, key=lambda c: Version(c)))
     return MachineClass(
         os=host.os,
         arch=host.arch,

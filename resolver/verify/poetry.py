@@ -201,7 +201,7 @@ def read_expectations(directory: Path, host: Host) -> Expectations:
         cuda=None if cuda is None else str(cuda),
         locked=locked,
         resolved=resolved,
-        host_gpus=len(host.gpus),
+        host_gpus=len(host.nvidia_gpus),
     )
 
 
