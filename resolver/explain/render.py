@@ -151,4 +151,6 @@ def _variant_words(resolution: Resolution) -> str:
         return f"CUDA {resolution.cuda} build"
     if resolution.variant.startswith("rocm"):
         return f"ROCm {resolution.variant[4:]} build"
+    if resolution.variant == "xpu":
+        return "Intel XPU build"
     return "CPU build"

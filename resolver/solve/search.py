@@ -448,16 +448,12 @@ def _build_reasons(ctx: _Context, release: TorchRelease, variant: str) -> tuple[
             )
         )
     if build.kind == "cpu":
-        if (
-            host.amd_gpus
-            and not host.has_nvidia_gpu
-            and request.variant != "cpu"
-            and not request.allow_cpu_fallback
-        ):
+        other = host.amd_gpus or host.intel_gpus
+        if other and not host.has_nvidia_gpu and request.variant != "cpu" and not request.allow_cpu_fallback:
             reasons.append(
                 Reason(
                     "cpu-fallback",
-                    "a CPU build is not chosen on a host with an AMD GPU "
+                    f"a CPU build is not chosen on a host with an {other[0].vendor.upper()} GPU "
                     "(pass --variant cpu or --allow-cpu-fallback)",
                     "is a CPU build on a GPU host",
                 )
