@@ -62,7 +62,10 @@ def _build_lines(build: Build) -> list[str]:
     lines = [f"  {build.variant}{_flag(build.unverified)}"]
     for platform, targets in build.arch.items():
         flag = " (unverified)" if platform in build.unverified_platforms and not build.unverified else ""
-        arch = sm_list(targets) if targets else "-"
+        if not flag and build.is_indirect_on(platform):
+            flag = " (confirmed indirectly)"
+        gfx = " ".join(build.gfx.get(platform, ()))
+        arch = sm_list(targets) if targets else gfx or "-"
         lines.append(f"    {platform}: {arch}{flag}")
     if build.note:
         lines.append(f"    note: {build.note}")
@@ -84,6 +87,8 @@ def _torch(matrix: Matrix, version: Version) -> str:
         out.append(f"glibc floor ({arch}): {floor}")
     for arch, floor in release.macos_min_arch.items():
         out.append(f"macOS minimum ({arch}): {floor}")
+        for python, wheel_floor in release.macos_min_python.get(arch, {}).items():
+            out.append(f"macOS minimum ({arch}, Python {python} wheel): {wheel_floor}")
     out.append("variants (GPU architectures per platform):")
     sources = list(release.sources)
     for variant in release.variants:

@@ -338,6 +338,7 @@ def _release_snippet(facts: TorchFacts, today: date) -> str:
         f"source = {toml_list(['pypi_torch', PYTORCH_INDEX_SOURCE])}",
         f"note = {quote(note)}",
         "",
+        *_macos_wheel_floor_lines(facts.platforms.macos_min_python),
         "[release.python]",
         *(f"{p} = {toml_list(pythons)}" for p, pythons in facts.platforms.python.items()),
         "",
@@ -345,6 +346,17 @@ def _release_snippet(facts: TorchFacts, today: date) -> str:
         *(f"{p} = {quote(facts.default_variant[p])}" for p in facts.platforms.python),
     ]
     return "\n".join(lines) + "\n\n"
+
+
+def _macos_wheel_floor_lines(floors: Mapping[str, Mapping[str, Version]]) -> list[str]:
+    """`[release.macos_min_python]` rows; Python tags are quoted keys ("3.13t" holds a dot)."""
+    if not floors:
+        return []
+    rows = [
+        f"{arch} = {{ " + ", ".join(f"{quote(p)} = {quote(str(f))}" for p, f in by_python.items()) + " }"
+        for arch, by_python in floors.items()
+    ]
+    return ["[release.macos_min_python]", *rows, ""]
 
 
 def _companion_releases(matrix: Matrix, reader: IndexReader) -> dict[str, list[CompanionRelease]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import email.parser
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from packaging.markers import InvalidMarker, UndefinedComparison, UndefinedEnvironmentName
 from packaging.requirements import InvalidRequirement, Requirement
@@ -83,17 +83,21 @@ def variant_sort_key(variant: str) -> tuple[int, Version]:
 class PlatformFacts:
     python: Mapping[str, tuple[str, ...]]  # platform -> Pythons, in PLATFORMS order
     glibc_min: Mapping[str, Version]  # CPU arch -> highest floor among the wheels
-    macos_min: Mapping[str, Version]
+    macos_min: Mapping[str, Version]  # CPU arch -> the lowest floor among the wheels
     # Linux arches with wheels whose tags give no glibc floor (plain linux_* tags)
     unfloored: frozenset[str] = frozenset()
+    # CPU arch -> Python -> floor of that Python's wheel where it is above the arch's macos_min
+    macos_min_python: Mapping[str, Mapping[str, Version]] = field(default_factory=dict)
 
 
 def platform_facts(wheels: Iterable[Wheel]) -> PlatformFacts:
-    """Pythons per platform and floors per CPU arch. A floor is the highest of the wheels' floors:
-    the matrix keeps one per arch, and the highest is the one every listed wheel satisfies."""
+    """Pythons per platform and floors per CPU arch. A glibc floor is the highest of the wheels'
+    floors (the one every listed wheel satisfies); a macOS floor belongs to each wheel: the lowest
+    is the arch's, and the Pythons whose wheels are tagged higher are listed apart."""
     python: dict[str, set[str]] = {}
     glibc: dict[str, Version] = {}
     macos: dict[str, Version] = {}
+    mac_python: dict[str, dict[str, Version]] = {}
     linux_arches: set[str] = set()
     for wheel in wheels:
         for platform, floor in wheel.platforms.items():
@@ -101,13 +105,26 @@ def platform_facts(wheels: Iterable[Wheel]) -> PlatformFacts:
                 continue
             python.setdefault(platform, set()).update(wheel.pythons)
             os_name, arch = platform.split("-", 1)
-            target = glibc if os_name == "linux" else macos if os_name == "macos" else None
             if os_name == "linux":
                 linux_arches.add(arch)
-            if target is not None and floor is not None and (arch not in target or floor > target[arch]):
-                target[arch] = floor
+                if floor is not None and (arch not in glibc or floor > glibc[arch]):
+                    glibc[arch] = floor
+            if os_name == "macos" and floor is not None:
+                for python_tag in wheel.pythons:
+                    known = mac_python.setdefault(arch, {}).get(python_tag)
+                    mac_python[arch][python_tag] = floor if known is None else min(known, floor)
     ordered = {p: tuple(sorted(python[p], key=python_sort_key)) for p in PLATFORMS if python.get(p)}
-    return PlatformFacts(ordered, glibc, macos, frozenset(linux_arches - set(glibc)))
+    for arch, floors in mac_python.items():
+        macos[arch] = min(floors.values())
+    above = {
+        arch: {
+            p: f for p, f in sorted(floors.items(), key=lambda kv: python_sort_key(kv[0])) if f > macos[arch]
+        }
+        for arch, floors in mac_python.items()
+    }
+    return PlatformFacts(
+        ordered, glibc, macos, frozenset(linux_arches - set(glibc)), {a: f for a, f in above.items() if f}
+    )
 
 
 def wheel_variant(wheel: Wheel, unlabelled: frozenset[str]) -> str | None:
