@@ -8,11 +8,12 @@ input (files, flags, constraints); 3 no valid combination; 4 an audit found a br
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
@@ -150,7 +151,23 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="also look for this variant on the PyTorch index, e.g. rocm7.3 (repeatable)",
     )
+    _add_global_options(parser, commands)
     return parser
+
+
+def _add_global_options(parser: argparse.ArgumentParser, commands: Any) -> None:
+    """Options every command takes, before or after the command's name (`--project DIR resolve`
+    or `resolve --project DIR`); on a subcommand they default to SUPPRESS so they never reset a
+    value given before it."""
+    for index, target in enumerate([parser, *commands.choices.values()]):
+        default = None if index == 0 else argparse.SUPPRESS
+        target.add_argument(
+            "--project",
+            type=Path,
+            metavar="DIR",
+            default=default,
+            help="the project folder (holding envs/team.toml); default: found from the working directory up",
+        )
 
 
 # --- commands --------------------------------------------------------------------------------
@@ -567,6 +584,39 @@ COMMANDS = {
 }
 
 
+# Commands that read no project (a host is described wherever it is run).
+_NO_PROJECT = frozenset({"detect"})
+
+
+@contextlib.contextmanager
+def _in_project(args: argparse.Namespace, err: TextIO) -> Iterator[None]:
+    """Run a command in its project's root, as git runs in its top-level folder: paths given on
+    the command line are made absolute first (they mean what they meant where the user typed
+    them), the project in use is named on stderr, and the working directory is restored after."""
+    from resolver.project import find_project
+
+    if args.command in _NO_PROJECT:
+        yield
+        return
+    cwd = Path.cwd()
+    project = find_project(cwd, getattr(args, "project", None))
+    if project.team_file is not None or getattr(args, "project", None) is not None:
+        err.write(project.describe() + "\n")
+    if project.root == cwd.resolve():
+        yield  # paths stay as typed, and messages name them so
+        return
+    for name, value in vars(args).items():
+        if isinstance(value, Path):
+            setattr(args, name, cwd / value)
+        elif isinstance(value, list) and value and all(isinstance(v, Path) for v in value):
+            setattr(args, name, [cwd / v for v in value])
+    os.chdir(project.root)
+    try:
+        yield
+    finally:
+        os.chdir(cwd)
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
@@ -575,7 +625,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         if args.command is None:
             build_parser().print_help(out)
             return ExitCode.BAD_INPUT
-        return COMMANDS[args.command](args, out, err)
+        with _in_project(args, err):
+            return COMMANDS[args.command](args, out, err)
     except ResolverError as exc:
         err.write(f"error: {exc.render()}\n")
         return exc.exit_code
