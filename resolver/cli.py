@@ -617,6 +617,21 @@ def _in_project(args: argparse.Namespace, err: TextIO) -> Iterator[None]:
         os.chdir(cwd)
 
 
+@contextlib.contextmanager
+def _user_certificates() -> Iterator[None]:
+    """pip's `cert` setting, for the duration of the command (see `certificate_environment`)."""
+    from resolver.config import default_pip_config_files
+    from resolver.userconfig import certificate_environment
+
+    added = certificate_environment(os.environ, default_pip_config_files(os.environ))
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
@@ -625,7 +640,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         if args.command is None:
             build_parser().print_help(out)
             return ExitCode.BAD_INPUT
-        with _in_project(args, err):
+        with _in_project(args, err), _user_certificates():
             return COMMANDS[args.command](args, out, err)
     except ResolverError as exc:
         err.write(f"error: {exc.render()}\n")

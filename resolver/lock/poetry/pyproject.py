@@ -7,7 +7,7 @@ formatting) is left exactly as it was:
   the team's packages, and anything the tool wrote last time);
 - `[tool.poetry] package-mode`;
 - `[tool.poetry.dependencies]` entries of packages bound to the PyTorch index;
-- `[[tool.poetry.source]]` entries named `pytorch-*` and `general`.
+- `[[tool.poetry.source]]` entries named `pytorch-*`, `general` and `extra-*`.
 A value is only assigned when it differs, so an unchanged re-run rewrites nothing.
 """
 
@@ -28,6 +28,11 @@ from resolver.errors import InputError, Location
 
 GENERAL_SOURCE = "general"
 PYTORCH_SOURCE_PREFIX = "pytorch-"
+EXTRA_SOURCE_PREFIX = "extra-"
+
+
+def _owned_source(name: str) -> bool:
+    return name.startswith((PYTORCH_SOURCE_PREFIX, EXTRA_SOURCE_PREFIX)) or name == GENERAL_SOURCE
 
 
 @dataclass(frozen=True)
@@ -173,7 +178,7 @@ def _update_sources(poetry: _Table, spec: EnvironmentSpec) -> None:
     wanted = {s.name: s for s in spec.sources}
     for position in range(len(existing) - 1, -1, -1):
         name = str(existing[position].get("name", ""))
-        if (name.startswith(PYTORCH_SOURCE_PREFIX) or name == GENERAL_SOURCE) and name not in wanted:
+        if _owned_source(name) and name not in wanted:
             del existing[position]
     present = {str(table.get("name", "")): table for table in existing}
     for source in spec.sources:
