@@ -151,8 +151,30 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="also look for this variant on the PyTorch index, e.g. rocm7.3 (repeatable)",
     )
+    _add_handoff_commands(commands)
     _add_global_options(parser, commands)
     return parser
+
+
+def _add_handoff_commands(commands: Any) -> None:
+    """Commands that hand a target's lock to other tools, or install it here."""
+    export = commands.add_parser("export", help="write a target's lock as pylock.toml or requirements.txt")
+    export.add_argument("--target", help="target to export (default: the only one, or this host's)")
+    export.add_argument("--team", type=Path, metavar="FILE", help="team file (default envs/team.toml)")
+    export.add_argument("--format", dest="export_format", required=True, choices=("pylock", "requirements"))
+    export.add_argument(
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="where to write (default: pylock.toml / requirements.txt in the target's folder; - for stdout)",
+    )
+    export.add_argument("--offline", action="store_true", help="use only the index cache; no network")
+    sync = commands.add_parser("sync", help="install a target's lock into a venv exactly (.venv by default)")
+    sync.add_argument("--target", help="target to install (default: the only one, or this host's)")
+    sync.add_argument("--team", type=Path, metavar="FILE", help="team file (default envs/team.toml)")
+    sync.add_argument("--venv", type=Path, metavar="DIR", default=None, help="the venv (default: .venv)")
+    sync.add_argument("--python", metavar="EXE", help="interpreter for a venv that does not exist yet")
+    sync.add_argument("--no-uv", action="store_true", help="install with pip even when uv is available")
 
 
 def _add_global_options(parser: argparse.ArgumentParser, commands: Any) -> None:
@@ -573,6 +595,66 @@ def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return ExitCode.OK if report.ok else ExitCode.CHECK_FAILED
 
 
+def _target_directory(args: argparse.Namespace, err: TextIO) -> Path:
+    """The locked target folder a command names (`--target`), or the one for this machine."""
+    from resolver.config import load_team
+    from resolver.verify.poetry import find_target
+    from resolver.workflows import envs_dir_for
+
+    team = load_team(args.team)
+    name = args.target
+    host, warnings = _detect(None)
+    if name is None and (team.raw.get("targets") or team.raw.get("inventory")):
+        from resolver.team.solve import load_targets, match_target
+
+        for warning in warnings:
+            err.write(f"warning: {warning}\n")
+        matrix = _load_matrix(None, team.matrix_overlays)
+        match = match_target(host, load_targets(team, matrix), matrix)
+        name = match.target.name if match.target is not None else None
+    directory: Path = find_target(envs_dir_for(team), name, host)
+    return directory
+
+
+def cmd_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from resolver.config import default_pip_config_files, effective_indexes, load_team
+    from resolver.fsutil import atomic_write_text
+    from resolver.lock import export
+    from resolver.workflows import make_client
+
+    directory = _target_directory(args, err)
+    target = export.read_locked_target(directory)
+    if args.export_format == "requirements":
+        text = export.render_requirements(target)
+    else:
+        indexes = effective_indexes(load_team(args.team), os.environ, default_pip_config_files(os.environ))
+        text = export.render_pylock(target, make_client(os.environ, offline=args.offline), indexes.general)
+    if args.output == "-":
+        out.write(text)
+        return 0
+    path = Path(args.output) if args.output else directory / export.FORMATS[args.export_format]
+    atomic_write_text(path, text)
+    out.write(f"wrote {path}\n")
+    return 0
+
+
+def cmd_sync(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from resolver.lock.sync import sync_target
+
+    directory = _target_directory(args, err)
+    venv = args.venv or Path(".venv")
+
+    def notify(line: str) -> None:
+        err.write(line + "\n")
+
+    outcome = sync_target(
+        directory, venv, os.environ, python=args.python, use_uv=not args.no_uv, notify=notify
+    )
+    removed = f"; removed {', '.join(outcome.removed)}" if outcome.removed else ""
+    out.write(f"{outcome.venv}: holds exactly {directory}/poetry.lock ({outcome.installer}{removed})\n")
+    return 0
+
+
 COMMANDS = {
     "detect": cmd_detect,
     "doctor": cmd_doctor,
@@ -581,6 +663,8 @@ COMMANDS = {
     "audit": cmd_audit,
     "matrix": cmd_matrix,
     "verify": cmd_verify,
+    "export": cmd_export,
+    "sync": cmd_sync,
 }
 
 
