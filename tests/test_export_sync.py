@@ -44,7 +44,10 @@ def locked(
 
 
 def _installed(python: Path) -> dict[str, str]:
-    code = "import importlib.metadata as m, json; print(json.dumps({d.metadata['Name'].lower(): d.version for d in m.distributions()}))"
+    code = (
+        "import importlib.metadata as m, json; "
+        "print(json.dumps({d.metadata['Name'].lower(): d.version for d in m.distributions()}))"
+    )
     return json.loads(
         subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=True).stdout
     )
@@ -73,7 +76,8 @@ def test_requirements_export_installs_with_pip_require_hashes(
     venv.EnvBuilder(with_pip=False).create(tmp_path / "venv")
     python = _python(tmp_path / "venv")
     pip = subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "--require-hashes", "-r", str(tmp_path / "r.txt")],
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--require-hashes",
+         "-r", str(tmp_path / "r.txt")],
         env=env, capture_output=True, text=True, check=False, timeout=600,
     )  # fmt: skip
     assert pip.returncode == 0, pip.stderr
