@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     lock.add_argument("--json", action="store_true", help="print JSON")
     lock.add_argument("--offline", action="store_true", help="use only the index cache; no network")
     lock.add_argument("--jobs", type=int, metavar="N", help="targets locked at once (default: CPU count)")
+    lock.add_argument(
+        "--check", action="store_true", help="write nothing; exit 5 when any target's lock is stale"
+    )
 
     audit = commands.add_parser(
         "audit", help="what a proposed upgrade (or matrix update) does to every target"
@@ -343,6 +346,8 @@ def cmd_lock(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from resolver.team.solve import load_targets, solve_team
     from resolver.workflows import make_client
 
+    if getattr(args, "check", False):
+        return cmd_lock_check(args, out, err)
     team = load_team(args.team)
     matrix = _load_matrix(args.matrix, () if args.matrix else team.matrix_overlays)
     request = _request(args, team)
@@ -385,6 +390,46 @@ def cmd_lock(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         out.write(f"{item.directory}: {state}\n")
     out.write("team.lock.json: " + ("written" if outcome.team_file_changed else "unchanged") + "\n")
     return 0
+
+
+def cmd_lock_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """`lock --check`: exit 5 when any target's lock is stale against its inputs or the matrix."""
+    from resolver.config import default_pip_config_files, effective_indexes, load_team
+    from resolver.lock.check import check_team
+    from resolver.lock.poetry.tool import PoetryTool
+    from resolver.team.solve import load_targets
+    from resolver.workflows import make_client
+
+    team = load_team(args.team)
+    matrix = _load_matrix(args.matrix, () if args.matrix else team.matrix_overlays)
+    targets = load_targets(team, matrix)
+    indexes = effective_indexes(team, os.environ, default_pip_config_files(os.environ))
+    client = make_client(os.environ, offline=args.offline)
+    try:
+        checks = check_team(
+            targets, matrix, _request(args, team), team, indexes, client, PoetryTool(environ=dict(os.environ))
+        )
+    except NoCompatibleCombination as exc:
+        from resolver.explain import render as explain
+
+        if args.json:
+            out.write(json.dumps(explain.failure_json(exc), indent=2) + "\n")
+        else:
+            err.write(f"No common version set: {exc.summary}\n")
+        return exc.exit_code
+    stale = [c for c in checks if not c.fresh]
+    if args.json:
+        payload = {
+            "stale": [c.name for c in stale],
+            "targets": {
+                c.name: {"fresh": c.fresh, "why": c.why, "directory": str(c.directory)} for c in checks
+            },
+        }
+        out.write(json.dumps(payload, indent=2) + "\n")
+    else:
+        for check in checks:
+            out.write(f"{check.directory}: {'up to date' if check.fresh else 'STALE: ' + check.why}\n")
+    return ExitCode.CHECK_FAILED if stale else ExitCode.OK
 
 
 def cmd_audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
