@@ -1,3 +1,4 @@
+# PYTHON_ARGCOMPLETE_OK (shell completion: see docs/usage.md)
 """Command line: parse arguments, call plain functions, print, and map errors to exit codes.
 
 Exit codes are `resolver.errors.ExitCode`: 0 success; 1 an external tool or index failed; 2 bad
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from resolver import __version__
-from resolver.errors import ExitCode, InputError, NoCompatibleCombination, ResolverError
+from resolver.errors import ExitCode, InputError, Location, NoCompatibleCombination, ResolverError
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -66,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = commands.add_parser("doctor", help="check the host against the team's minimum requirements")
     _add_host_args(doctor)
     doctor.add_argument("--requirements", type=Path, metavar="FILE", help="TOML file with [requirements]")
+    doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
 
     resolve = commands.add_parser("resolve", help="choose torch/variant/transformers for a host")
     _add_host_args(resolve)
@@ -137,14 +140,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     validate = matrix_commands.add_parser("validate", help="check every matrix file")
     validate.add_argument("--matrix", type=Path, metavar="DIR")
+    validate.add_argument("--json", action="store_true", help="print the problems as JSON")
     show = matrix_commands.add_parser("show", help="print what the matrix says about one thing")
     show.add_argument("kind", choices=("torch", "cuda", "gpu", "transformers"))
     show.add_argument("key")
     show.add_argument("--matrix", type=Path, metavar="DIR")
+    show.add_argument("--json", action="store_true", help="print JSON")
     refresh = matrix_commands.add_parser("refresh", help="propose matrix rows from the package indexes")
     refresh.add_argument("--matrix", type=Path, metavar="DIR", help="matrix to refresh (default: shipped)")
     refresh.add_argument("--team", type=Path, metavar="FILE", help="team file (default envs/team.toml)")
     refresh.add_argument("--write", action="store_true", help="apply the printed diff")
+    refresh.add_argument("--json", action="store_true", help="print the proposal as JSON")
     refresh.add_argument("--offline", action="store_true", help="use only the index cache; no network")
     refresh.add_argument("--only", metavar="KINDS", help="torch, transformers or both (comma-separated)")
     refresh.add_argument(
@@ -240,7 +246,15 @@ def cmd_doctor(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         path = DEFAULT_TEAM_FILE
     requirements = doctor.read_requirements(path) if path is not None else doctor.Requirements()
     checks = doctor.check(host, requirements)
-    out.write(doctor.render_checks(checks))
+    if args.json:
+        payload = {
+            "ok": not any(c.status == "fail" for c in checks),
+            "checks": [dataclasses.asdict(c) for c in checks],
+            "warnings": list(warnings),
+        }
+        out.write(json.dumps(payload, indent=2) + "\n")
+    else:
+        out.write(doctor.render_checks(checks))
     return ExitCode.CHECK_FAILED if any(c.status == "fail" for c in checks) else ExitCode.OK
 
 
@@ -265,6 +279,7 @@ def cmd_resolve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if forced or (args.host is None and not args.dry_run):
             return _resolve_team_machine(args, team, matrix, request, targets, forced, out, err)
     host, warnings = _detect(args.host)
+    warnings = (*warnings, *_rocm_on_nvidia(host, request, args))
     indexes = effective_indexes(team, os.environ, default_pip_config_files(os.environ))
     if not args.dry_run:
         return _resolve_and_write(args, host, matrix, request, team, indexes, warnings, out, err)
@@ -275,6 +290,22 @@ def cmd_resolve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     index_url = indexes.variant_url(resolution.variant) if resolution.local_label else None
     _report_resolution(resolution, index_url, warnings, args, out, err)
     return 0
+
+
+def _rocm_on_nvidia(host: Any, request: Any, args: argparse.Namespace) -> tuple[str, ...]:
+    """A ROCm build runs on AMD GPUs only: on a host with NVIDIA GPUs it is refused unless the
+    user forced it with --variant (then it is a warning)."""
+    variant = request.variant or ""
+    if not variant.startswith("rocm") or not host.gpus:
+        return ()
+    message = f"variant {variant} is a ROCm (AMD) build, and this host has NVIDIA GPUs it will not use"
+    if not args.variant:
+        raise InputError(
+            message,
+            location=Location(str(getattr(args, "team", None) or "envs/team.toml"), key="variant"),
+            hint=f"choose a CUDA variant, or force it with --variant {variant}",
+        )
+    return (message,)
 
 
 def _request(args: argparse.Namespace, team: Any) -> Any:
@@ -563,6 +594,15 @@ def cmd_matrix(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.matrix_command == "validate":
         directory = args.matrix or default_matrix_dir()
         problems = validate_matrix(directory)
+        if args.json:
+            payload = {
+                "ok": not problems,
+                "directory": str(directory),
+                "problems": [{"problem": p.render(), "file": p.location.file, "line": p.location.line,
+                              "key": p.location.key} for p in problems],
+            }  # fmt: skip
+            out.write(json.dumps(payload, indent=2) + "\n")
+            return ExitCode.BAD_INPUT if problems else ExitCode.OK
         if problems:
             for problem in problems:
                 err.write(problem.render() + "\n")
@@ -571,7 +611,13 @@ def cmd_matrix(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         out.write(f"matrix OK: {directory}\n")
         return 0
     if args.matrix_command == "show":
-        out.write(show(_load_matrix(args.matrix), args.kind, args.key))
+        text = show(_load_matrix(args.matrix), args.kind, args.key)
+        if args.json:
+            out.write(
+                json.dumps({"kind": args.kind, "key": args.key, "lines": text.splitlines()}, indent=2) + "\n"
+            )
+        else:
+            out.write(text)
         return 0
     if args.matrix_command == "refresh":
         return _matrix_refresh(args, out, err)
@@ -597,6 +643,20 @@ def _matrix_refresh(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         only=only,
         extra_variants=[check_variant(v, "--variant") for v in args.variant],
     )
+    if args.json:
+        written = (
+            [str(p) for p in refresh.write_proposal(proposal)] if args.write and proposal.changed else []
+        )
+        payload = {
+            "directory": str(proposal.directory),
+            "changed": bool(proposal.changed),
+            "diff": proposal.diff(),
+            "summary": list(proposal.summary),
+            "warnings": list(proposal.warnings),
+            "written": written,
+        }
+        out.write(json.dumps(payload, indent=2) + "\n")
+        return 0
     out.write(proposal.diff())
     for line in proposal.summary:
         err.write(f"refresh: {line}\n")
@@ -761,11 +821,30 @@ def _user_certificates() -> Iterator[None]:
             os.environ.pop(name, None)
 
 
+def _complete(parser: argparse.ArgumentParser) -> None:
+    """Shell completion through argcomplete: answers and exits when the shell asks (it sets
+    `_ARGCOMPLETE`), and does nothing otherwise."""
+    if "_ARGCOMPLETE" not in os.environ:
+        return
+    import argcomplete
+
+    argcomplete.autocomplete(parser)
+
+
+def _wants_json(argv: Sequence[str] | None) -> bool:
+    """`--json` anywhere on the command line: errors are then JSON on stdout too, even one found
+    while the arguments were parsed."""
+    words = sys.argv[1:] if argv is None else argv
+    return "--json" in words
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        _complete(parser)
+        args = parser.parse_args(argv)
         if args.command is None:
             build_parser().print_help(out)
             return ExitCode.BAD_INPUT
@@ -773,6 +852,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
             return COMMANDS[args.command](args, out, err)
     except ResolverError as exc:
         err.write(f"error: {exc.render()}\n")
+        if _wants_json(argv):
+            kind = exc.exit_code.name.lower()
+            out.write(
+                json.dumps({"error": exc.render(), "kind": kind, "exit_code": int(exc.exit_code)}) + "\n"
+            )
         return exc.exit_code
     except KeyboardInterrupt:
         err.write("interrupted\n")
