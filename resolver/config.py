@@ -4,15 +4,14 @@ Index URLs are configuration, never code: the PyTorch index (base URL; the varia
 comes from `STACK_RESOLVER_PYTORCH_INDEX`, then `[indexes] pytorch` in the team file, then the
 public default below. The general index comes from `STACK_RESOLVER_INDEX_URL`, then
 `[indexes] general`, then the user's pip or uv configuration (`PIP_INDEX_URL`, `UV_DEFAULT_INDEX`,
-`UV_INDEX_URL`, pip.conf `index-url`);
-with none of these, it is left to Poetry's built-in source.
+`UV_INDEX_URL`, pip.conf `index-url`, uv.toml's default index; see `resolver.userconfig`);
+with none of these, it is left to Poetry's built-in source. Extra indexes, find-links and a CA
+bundle come from the same pip/uv configuration.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,7 +65,16 @@ class Indexes:
 
     pytorch: str = DEFAULT_PYTORCH_INDEX
     general: str | None = None
+    # From the user's pip/uv configuration: more indexes to search, wheel folders/pages, a CA bundle.
+    extra: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+    cert: str | None = None
+    # (what, where it came from): ("general", "PIP_INDEX_URL"), ("extra", "/etc/pip.conf ..."), ...
+    origins: tuple[tuple[str, str], ...] = ()
     credentials: Credentials = field(default_factory=Credentials, compare=False, repr=False)
+
+    def origin(self, what: str) -> str | None:
+        return dict(self.origins).get(what)
 
     def variant_url(self, variant: str) -> str:
         """The simple-API root for one variant: `{variant}` in the base is replaced (mirrors with
@@ -365,70 +373,99 @@ def load_team(path: Path | None) -> TeamConfig:
 
 
 def effective_indexes(
-    team: TeamConfig, environ: Mapping[str, str], pip_config_files: Sequence[Path]
+    team: TeamConfig,
+    environ: Mapping[str, str],
+    pip_config_files: Sequence[Path],
+    uv_config_files: Sequence[Path] | None = None,
 ) -> Indexes:
-    """Apply the precedence documented above. `pip_config_files` is injectable for tests.
-    Credentials in a URL (`https://user:token@host/...`) move to `Indexes.credentials`."""
-    team_file = str(team.path) if team.path else "envs/team.toml"
-    pytorch = _first(
-        [
-            ("$STACK_RESOLVER_PYTORCH_INDEX", environ.get("STACK_RESOLVER_PYTORCH_INDEX")),
-            (f"{team_file} [indexes.pytorch]", team.indexes.pytorch),
-        ]
-    ) or ("", DEFAULT_PYTORCH_INDEX)
-    general = _first(
-        [
-            ("$STACK_RESOLVER_INDEX_URL", environ.get("STACK_RESOLVER_INDEX_URL")),
-            (f"{team_file} [indexes.general]", team.indexes.general),
-            ("$PIP_INDEX_URL", environ.get("PIP_INDEX_URL")),
-            ("$UV_DEFAULT_INDEX", environ.get("UV_DEFAULT_INDEX")),
-            ("$UV_INDEX_URL", environ.get("UV_INDEX_URL")),
-            _pip_config_value(environ, pip_config_files, "index-url"),
-        ]
-    )
-    for where, url in (pytorch, general or ("", "")):
-        if url and not _url_like(url):
-            raise InputError(
-                "index URL must be http(s) or file",
-                location=Location(where),
-                value=redact(url),
-                hint="e.g. https://mirror.example.org/simple",
-            )
+    """Apply the precedence documented above. The config files are injectable for tests; uv's
+    default to `userconfig.uv_config_files` for the working directory (the project root).
+    Credentials in a URL (`https://user:token@host/...`) move to `Indexes.credentials`: no URL
+    here, nor its origin, carries them."""
+    from resolver import userconfig
+
+    pip = userconfig.read_pip_config(environ, pip_config_files)
+    if uv_config_files is None:
+        uv_config_files = userconfig.uv_config_files(environ, Path.cwd())
+    uv = userconfig.read_uv_config(environ, uv_config_files)
+    origins: list[tuple[str, str]] = []
+    pytorch = environ.get("STACK_RESOLVER_PYTORCH_INDEX")
+    origins.append(("pytorch", "STACK_RESOLVER_PYTORCH_INDEX"))
+    if not pytorch:
+        pytorch = team.indexes.pytorch
+        from_team = team.path is not None and "pytorch" in team.raw.get("indexes", {})
+        origins[-1] = ("pytorch", f"{team.path} [indexes] pytorch" if from_team else "default")
+    candidates = [
+        (environ.get("STACK_RESOLVER_INDEX_URL"), "STACK_RESOLVER_INDEX_URL"),
+        (team.indexes.general, f"{team.path} [indexes] general"),
+        (environ.get("PIP_INDEX_URL"), "PIP_INDEX_URL"),
+        (environ.get("UV_DEFAULT_INDEX"), "UV_DEFAULT_INDEX"),
+        (environ.get("UV_INDEX_URL"), "UV_INDEX_URL"),
+        *((s.value, s.origin) for s in (pip.index, uv.index) if s is not None),
+    ]
+    general = next(((url.strip(), origin) for url, origin in candidates if url and url.strip()), None)
+    _check_index_url(pytorch, origins[0][1])
     credentials = team.indexes.credentials
-    pytorch_url, credentials = credentials.with_url(pytorch[1])
+    pytorch, credentials = credentials.with_url(pytorch)
     general_url = None
     if general is not None:
-        general_url, credentials = credentials.with_url(general[1])
-    return Indexes(pytorch=pytorch_url, general=general_url, credentials=credentials)
+        _check_index_url(*general)
+        general_url, credentials = credentials.with_url(general[0])
+        origins.append(("general", general[1]))
+    extra: list[str] = []
+    for setting in (*pip.extra, *uv.extra):
+        _check_index_url(setting.value, setting.origin)
+        url, credentials = credentials.with_url(setting.value)
+        if url not in extra and url != general_url:
+            extra.append(url)
+            origins.append((f"extra:{url}", setting.origin))
+    links: list[str] = []
+    for setting in (*pip.find_links, *uv.find_links):
+        url, credentials = credentials.with_url(setting.value)
+        if url not in links:
+            links.append(url)
+            origins.append((f"find-links:{url}", setting.origin))
+    if pip.cert is not None:
+        origins.append(("cert", pip.cert.origin))
+    return Indexes(
+        pytorch=pytorch,
+        general=general_url,
+        extra=tuple(extra),
+        find_links=tuple(links),
+        cert=pip.cert.value if pip.cert is not None else None,
+        origins=tuple(origins),
+        credentials=credentials,
+    )
 
 
-def _first(candidates: Sequence[tuple[str, str | None] | None]) -> tuple[str, str] | None:
-    """The first (where, value) with a value: the precedence of its sources."""
-    for candidate in candidates:
-        if candidate is not None and candidate[1]:
-            return candidate[0], candidate[1]
-    return None
+def _check_index_url(url: str, origin: str) -> None:
+    if not _url_like(url):
+        where = f"${origin}" if origin.isupper() else origin
+        raise InputError(
+            "index URL must be http(s) or file",
+            location=Location(where),
+            value=redact(url),
+            hint="e.g. https://mirror.example.org/simple",
+        )
 
 
-CA_VARIABLES = ("PIP_CERT", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE", "SSL_CERT_FILE")
+CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
 
 def effective_ca_bundle(environ: Mapping[str, str], pip_config_files: Sequence[Path]) -> str | None:
-    """The CA certificates to trust for HTTPS, as pip would choose them: `PIP_CERT`, then `cert`
-    in pip's configuration, then `REQUESTS_CA_BUNDLE`, `CURL_CA_BUNDLE`, `SSL_CERT_FILE`; None:
-    the default (certifi's bundle). A named file that is missing is bad input."""
-    candidates: list[tuple[str, str]] = []
-    if environ.get("PIP_CERT", "").strip():
-        candidates.append(("$PIP_CERT", environ["PIP_CERT"].strip()))
-    configured = _pip_config_value(environ, pip_config_files, "cert")
-    if configured is not None:
-        candidates.append(configured)
-    for name in CA_VARIABLES[1:]:
-        if environ.get(name, "").strip():
-            candidates.append((f"${name}", environ[name].strip()))
-    if not candidates:
+    """The CA certificates to trust for HTTPS: `REQUESTS_CA_BUNDLE` or `CURL_CA_BUNDLE` (what
+    requests and Poetry read), then pip's `cert` (`PIP_CERT`, then pip's configuration), then
+    `SSL_CERT_FILE`; None: the default bundle. A named file that is missing is bad input."""
+    from resolver import userconfig
+
+    candidates = [(f"${name}", environ.get(name, "").strip()) for name in CA_VARIABLES]
+    cert = userconfig.read_pip_config(environ, pip_config_files).cert
+    if cert is not None:
+        candidates.append((f"${cert.origin}" if cert.origin.isupper() else cert.origin, cert.value))
+    candidates.append(("$SSL_CERT_FILE", environ.get("SSL_CERT_FILE", "").strip()))
+    where, path = next(((where, path) for where, path in candidates if path), ("", ""))
+    if not path:
         return None
-    where, path = candidates[0]
     if not Path(path).expanduser().exists():
         raise InputError(
             "CA certificate file not found",
@@ -439,33 +476,12 @@ def effective_ca_bundle(environ: Mapping[str, str], pip_config_files: Sequence[P
     return str(Path(path).expanduser())
 
 
-def _pip_config_value(
-    environ: Mapping[str, str], config_files: Sequence[Path], option: str
-) -> tuple[str, str] | None:
-    """(`file [section] option`, value) of the pip configuration's `option`; later files win."""
-    config_file = environ.get("PIP_CONFIG_FILE")
-    candidates = [Path(config_file)] if config_file else list(config_files)
-    found: tuple[str, str] | None = None
-    for candidate in candidates:
-        if str(candidate) == os.devnull or not candidate.exists():
-            continue
-        parser = files.load_ini(candidate, "pip configuration file")
-        for section in ("global", "install"):
-            if parser.has_option(section, option):
-                found = (f"{candidate} [{section}.{option}]", parser.get(section, option).strip())
-    return found
-
-
 def default_pip_config_files(environ: Mapping[str, str]) -> tuple[Path, ...]:
-    """pip's own lookup order (site-wide, then user); later ones override earlier ones."""
-    home = Path(environ.get("HOME", "~")).expanduser()
-    xdg = Path(environ.get("XDG_CONFIG_HOME", home / ".config"))
-    return (
-        Path("/etc/pip.conf"),
-        home / ".pip" / "pip.conf",
-        xdg / "pip" / "pip.conf",
-        Path(sys.prefix) / "pip.conf",
-    )
+    """pip's own lookup order on this OS (site-wide, user, the environment's); later ones
+    override earlier ones."""
+    from resolver.userconfig import pip_config_files
+
+    return pip_config_files(environ)
 
 
 def check_python(text: str, origin: str = "--python") -> str:

@@ -5,6 +5,7 @@ openssl command; skipped where there is none)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import ssl
 import subprocess
@@ -89,9 +90,11 @@ def test_https_index_trusted_through_each_setting(
     https_index: tuple[str, Path], tmp_path: Path, variable: str
 ) -> None:
     url, cert = https_index
-    environ = {"HOME": str(tmp_path), "PIP_CONFIG_FILE": str(tmp_path / "pip.conf")}
+    # no pip configuration but the test's own: this machine's may name a bundle of its own
+    environ = {"HOME": str(tmp_path), "PIP_CONFIG_FILE": os.devnull}
     if variable == "pip.conf":
         (tmp_path / "pip.conf").write_text(f"[global]\ncert = {cert}\n")
+        environ["PIP_CONFIG_FILE"] = str(tmp_path / "pip.conf")
     else:
         environ[variable] = str(cert)
     client = make_client({**environ, "STACK_RESOLVER_HTTP_RETRIES": "0"}, offline=False)
