@@ -114,10 +114,16 @@ def test_cli_arm64_linux_resolves(tmp_path: Path) -> None:
 def test_variables_beat_the_host_file(tmp_path: Path) -> None:
     """`STACK_RESOLVER_PYTHON` beats `--host`, as it beats `STACK_RESOLVER_HOST`."""
     (tmp_path / "host.json").write_text(json.dumps({"os": "linux", "arch": "x86_64", "python": "3.10"}))
-    env = _env(tmp_path, STACK_RESOLVER_PYTHON="3.12.4", STACK_RESOLVER_GPUS="8.6")
+    env = _env(
+        tmp_path,
+        STACK_RESOLVER_PYTHON="3.12.4",
+        STACK_RESOLVER_GPUS="8.6",
+        STACK_RESOLVER_ROCM_VERSION="6.4.1",
+    )
     result = run_cli(tmp_path, env, "detect", "--host", "host.json", "--json", timeout=120)
     assert result.returncode == 0, result.stderr
     host = json.loads(result.stdout)
     assert host["python"] == "3.12.4"
     assert [gpu["compute_capability"] for gpu in host["gpus"]] == ["8.6"]
     assert host["sources"]["python"] == "STACK_RESOLVER_PYTHON"
+    assert host["rocm_version"] == "6.4.1"

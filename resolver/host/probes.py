@@ -382,10 +382,16 @@ def with_overrides(host: h.Host, environ: Mapping[str, str]) -> h.Host:
     the host file, as it does for `STACK_RESOLVER_HOST`. `STACK_RESOLVER_NO_GPU` only switches
     the NVIDIA probes off, and a host file is not probed, so it leaves the file's GPUs alone."""
     overrides = _read_overrides({k: v for k, v in environ.items() if k not in (ENV_HOST, ENV_NO_GPU)})
-    if not overrides.values:
+    values, sources = dict(overrides.values), {**host.sources, **overrides.sources}
+    if (value := _env(environ, ENV_ROCM_VERSION)) is not None:
+        try:
+            values["rocm_version"] = vendors.parse_rocm_version(value)
+        except h.ProbeParseError:
+            raise _bad_env(ENV_ROCM_VERSION, value, "not a ROCm version", "e.g. 6.4.1") from None
+        sources["rocm_version"] = ENV_ROCM_VERSION
+    if not values:
         return host
-    sources = {**host.sources, **overrides.sources}
-    return dataclasses.replace(host, **overrides.values, sources=sources)
+    return dataclasses.replace(host, **values, sources=sources)
 
 
 # --- detection --------------------------------------------------------------------------------
