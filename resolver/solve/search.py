@@ -722,6 +722,16 @@ def explore(host: Host, matrix: Matrix, request: Request, *, exhaustive: bool = 
             notes.extend(_unused_gpus(host, build.kind if build is not None else "cpu"))
             if (
                 build is not None
+                and build.kind == "rocm"
+                and host.amd_gpus
+                and not build.gfx.get(host.platform)
+            ):
+                notes.append(
+                    f"the gfx targets of {variant} wheels of torch {release.series} are not known: "
+                    "not checked"
+                )
+            if (
+                build is not None
                 and build.cuda is not None
                 and matrix.driver_floor(build.cuda, host.os) is None
             ):
