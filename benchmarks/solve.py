@@ -22,7 +22,8 @@ from packaging.version import Version
 from resolver.errors import NoCompatibleCombination
 from resolver.host.model import ComputeCapability, Gpu, Host
 from resolver.matrix.load import Matrix, load_matrix
-from resolver.solve.search import Request, solve
+from resolver.solve.request import Request
+from resolver.solve.search import solve
 
 HOSTS = {
     # A host whose answer sits deep in the matrix: many candidates are examined and rejected.

@@ -237,14 +237,11 @@ def cmd_resolve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _request(args: argparse.Namespace, team: Any) -> Any:
     from resolver.config import check_python, check_variant
-    from resolver.solve.search import Request, merge_constraints
+    from resolver.solve.request import Request, merge_constraints, tighten
 
-    constraints = dict(team.constraints)
-    for name, spec in merge_constraints(args.constraint).items():
-        constraints[name] = constraints[name] & spec if name in constraints else spec
     variant = args.variant or team.variant
-    return Request(
-        constraints=constraints,
+    request = Request(
+        constraints=team.constraints,
         variant=check_variant(variant, "--variant" if args.variant else None) if variant else None,
         python=check_python(args.python) if args.python else team.python,
         allow_ptx=args.allow_ptx or team.allow_ptx,
@@ -253,6 +250,7 @@ def _request(args: argparse.Namespace, team: Any) -> Any:
         packages=team.packages,
         prefer=team.prefer,
     )
+    return tighten(request, merge_constraints(args.constraint))
 
 
 def _resolve_team_machine(
@@ -327,9 +325,7 @@ def cmd_lock(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if args.json:
             out.write(json.dumps(explain.failure_json(exc), indent=2) + "\n")
         else:
-            err.write(f"No common version set: {exc.summary}\n")
-            for cause in exc.causes:
-                err.write(f"  {cause.detail}\n")
+            err.write(explain.render_team_failure(exc))
         return exc.exit_code
     if args.json:
         payload = team_json(outcome.resolution, indexes)

@@ -12,7 +12,7 @@ import pytest
 
 from resolver.config import Indexes, load_team
 from resolver.matrix.load import load_matrix
-from resolver.solve.search import Request
+from resolver.solve.request import Request
 from resolver.team import audit
 from resolver.team.lock import team_json
 from resolver.team.solve import load_targets, solve_team

@@ -23,6 +23,7 @@ from packaging.version import InvalidVersion, Version
 from resolver.errors import Location, MatrixError, MatrixProblem
 from resolver.host.model import ComputeCapability, DriverVersion
 from resolver.matrix.arch import ArchTarget, TegraRule
+from resolver.matrix.vocab import variant_cuda, variant_kind
 
 # Platform keys, `{os}-{arch}` exactly as `Host.platform` builds them.
 PLATFORMS = ("linux-x86_64", "linux-aarch64", "windows-x86_64", "macos-arm64", "macos-x86_64")
@@ -267,8 +268,6 @@ OS_KEYS = ("linux", "windows")
 GLIBC_ARCHES = ("x86_64", "aarch64")
 MACOS_ARCHES = ("arm64", "x86_64")
 
-_VARIANT_CUDA = re.compile(r"^cu(\d{2,3})$")
-_VARIANT_ROCM = re.compile(r"^rocm\d+\.\d+(\.\d+)?$")
 _SERIES = re.compile(r"^\d+\.\d+$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _PYTHON = re.compile(r"^3\.\d{1,2}t?$")
@@ -557,26 +556,6 @@ def _parse_platform(text: str) -> str:
     if text not in PLATFORMS:
         raise ValueError(text)
     return text
-
-
-def variant_kind(variant: str) -> str | None:
-    """ "cuda", "rocm" or "cpu" for a well-formed variant name, else None."""
-    if variant == "cpu":
-        return "cpu"
-    if _VARIANT_CUDA.match(variant):
-        return "cuda"
-    if _VARIANT_ROCM.match(variant):
-        return "rocm"
-    return None
-
-
-def variant_cuda(variant: str) -> Version | None:
-    """The CUDA version a cuXYZ variant is built with: cu128 -> 12.8, cu102 -> 10.2."""
-    match = _VARIANT_CUDA.match(variant)
-    if not match:
-        return None
-    digits = match.group(1)
-    return Version(f"{int(digits[:-1])}.{digits[-1]}")
 
 
 def _python_version(python: str) -> str:

@@ -29,7 +29,7 @@ from resolver.index.client import IndexClient
 from resolver.lock.environment import CONDA_LOCKFILE, RESOLUTION, target_name_for
 from resolver.lock.poetry.tool import LOCKFILE, PoetryTool
 from resolver.lock.runner import Runner, run_subprocess
-from resolver.matrix.load import variant_cuda, variant_kind
+from resolver.matrix.vocab import variant_cuda, variant_kind
 from resolver.verify import smoke
 from resolver.verify.smoke import PACKAGES, Check
 

@@ -52,9 +52,8 @@ from resolver.matrix.load import (
     TransformersRelease,
     load_matrix,
     validate_matrix,
-    variant_cuda,
-    variant_kind,
 )
+from resolver.matrix.vocab import Variant, python_key, variant_cuda, variant_kind
 
 KINDS = ("torch", "transformers")
 COMPANIONS = ("torchvision", "torchaudio")
@@ -158,19 +157,10 @@ def read_wheel(file: IndexFile) -> Wheel:
     return Wheel(file, version, platforms, frozenset(pythons))
 
 
-def python_sort_key(python: str) -> tuple[int, int, bool]:
-    major, minor = python.rstrip("t").split(".")
-    return (int(major), int(minor), python.endswith("t"))
-
-
 def variant_sort_key(variant: str) -> tuple[int, Version]:
     """cpu, then CUDA ascending, then ROCm ascending: the order torch.toml lists variants in."""
-    kind = variant_kind(variant)
-    if kind == "cuda":
-        return (1, variant_cuda(variant) or Version("0"))
-    if kind == "rocm":
-        return (2, Version(variant.removeprefix("rocm")))
-    return (0, Version("0"))
+    parsed = Variant.of(variant)
+    return parsed.listing_key if parsed else (0, Version("0"))
 
 
 @dataclass(frozen=True)
@@ -200,7 +190,7 @@ def platform_facts(wheels: Iterable[Wheel]) -> PlatformFacts:
                 linux_arches.add(arch)
             if target is not None and floor is not None and (arch not in target or floor > target[arch]):
                 target[arch] = floor
-    ordered = {p: tuple(sorted(python[p], key=python_sort_key)) for p in PLATFORMS if python.get(p)}
+    ordered = {p: tuple(sorted(python[p], key=python_key)) for p in PLATFORMS if python.get(p)}
     return PlatformFacts(ordered, glibc, macos, frozenset(linux_arches - set(glibc)))
 
 
@@ -612,7 +602,7 @@ def _refresh_torch(
         facts = _torch_facts(matrix, reader, version, by_version[version], variant_wheels, today)
         files.ensure_sources(["pypi_torch", PYTORCH_INDEX_SOURCE], reader, today)
         files.insert("torch.toml", "release", _release_key, _release_snippet(facts, today), (facts.version,))
-        pythons = sorted({p for ps in facts.platforms.python.values() for p in ps}, key=python_sort_key)
+        pythons = sorted({p for ps in facts.platforms.python.values() for p in ps}, key=python_key)
         summary.append(
             f"torch {version}: new release ({', '.join(facts.variants)}; Python {', '.join(pythons)})"
         )
