@@ -231,8 +231,16 @@ def cmd_resolve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     except NoCompatibleCombination as exc:
         return _report_failure(exc, args, out, err)
     index_url = indexes.variant_url(resolution.variant) if resolution.local_label else None
-    _report_resolution(resolution, index_url, warnings, args, out, err)
+    _report_resolution(
+        resolution, index_url, warnings, args, out, err, _upgrades(host, matrix, request, resolution)
+    )
     return 0
+
+
+def _upgrades(host: Any, matrix: Any, request: Any, resolution: Any) -> Any:
+    from resolver.explain.fixes import upgrades
+
+    return upgrades(host, matrix, request, resolution)
 
 
 def _request(args: argparse.Namespace, team: Any) -> Any:
@@ -394,17 +402,20 @@ def _report_resolution(
     args: argparse.Namespace,
     out: TextIO,
     err: TextIO,
+    advice: Sequence[Any] = (),
 ) -> None:
     from resolver.explain import render as explain
 
     if args.json:
         payload = explain.resolution_json(resolution, index_url)
         payload["warnings"] = [*warnings, *payload["warnings"]]
+        payload["upgrades"] = explain.upgrades_json(advice)
         out.write(json.dumps(payload, indent=2) + "\n")
         return
     for warning in warnings:
         err.write(f"warning: {warning}\n")
     out.write(explain.render_resolution(resolution, index_url, explain=args.explain))
+    out.write(explain.render_upgrades(advice))
 
 
 def _resolve_and_write(
@@ -450,6 +461,7 @@ def _resolve_and_write(
 
         payload = explain.resolution_json(outcome.resolution, outcome.index_url)
         payload["warnings"] = [*warnings, *payload["warnings"]]
+        payload["upgrades"] = explain.upgrades_json(_upgrades(host, matrix, request, outcome.resolution))
         payload["environment"] = {
             "target": outcome.target,
             "directory": str(written.directory),
@@ -458,7 +470,8 @@ def _resolve_and_write(
         }
         out.write(json.dumps(payload, indent=2) + "\n")
         return 0
-    _report_resolution(outcome.resolution, outcome.index_url, warnings, args, out, err)
+    advice = _upgrades(host, matrix, request, outcome.resolution)
+    _report_resolution(outcome.resolution, outcome.index_url, warnings, args, out, err, advice)
     if written.reused:
         out.write(f"{written.directory}: inputs unchanged, lock reused (nothing written)\n")
     elif written.changed:

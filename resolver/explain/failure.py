@@ -2,48 +2,86 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 from collections.abc import Sequence
 
 from resolver.errors import NoCompatibleCombination
+from resolver.explain.chain import binding_chain
+from resolver.explain.fixes import Fix, fixes
 from resolver.explain.groups import group_rejections
 from resolver.explain.words import candidate, phrase, rejection_sentence
-from resolver.host.model import DriverVersion, Host
 from resolver.solve.reasons import (
-    ArchMissing,
-    CompanionOutside,
     CondaUnsolvable,
-    ConstraintExcludes,
     CpuFallback,
-    DriverBelowFloor,
-    NoBuildData,
-    NoCondaMapping,
-    NotRequestedVariant,
-    NoWheelsForPlatform,
     PythonOutsideConstraint,
     Reason,
     Rejection,
-    RocmNotRequested,
     SmallestSplit,
     TargetBound,
     TargetUnsolvable,
-    Unavailable,
+    UnverifiedBuild,
+    UnverifiedPairing,
+    UnverifiedRelease,
 )
-from resolver.solve.request import Request
+from resolver.solve.search import verdicts
+
+
+@functools.lru_cache(maxsize=8)
+def verdicts_of(error: NoCompatibleCombination) -> tuple[Rejection, ...]:
+    """Every candidate with every reason (no rule skipped), for the chain and the fixes."""
+    if error.host is None or error.matrix is None or error.request is None:
+        return error.rejections
+    try:
+        return verdicts(error.host, error.matrix, error.request)
+    except NoCompatibleCombination:
+        return error.rejections
 
 
 def headline(error: NoCompatibleCombination) -> str:
     if error.reasons:
         return _reasons_headline(error.reasons)
-    if error.host is None or error.request is None:
+    if error.host is None or error.matrix is None or error.request is None:
         return "no valid combination"
-    return binding_summary(error.host, error.request, error.rejections)
+    if not error.rejections:
+        return "no torch release in the matrix matches this host"
+    return binding_chain(error.host, error.matrix, error.request, verdicts_of(error))
+
+
+def fixes_of(error: NoCompatibleCombination) -> list[Fix]:
+    return fixes(error, verdicts_of(error))
 
 
 def causes(error: NoCompatibleCombination) -> list[str]:
-    """One line per group of neighbouring candidates rejected alike, then the other reasons."""
-    lines = [group.render() for group in group_rejections(error.rejections)]
+    """One line per group of neighbouring candidates rejected alike (policy reasons left out),
+    then each policy said once with the flag that changes it, then the other reasons."""
+    policy: dict[str, str] = {}
+    kept: list[Rejection] = []
+    for rejection in error.rejections:
+        reasons = []
+        for reason in rejection.reasons:
+            line = _policy_line(reason)
+            if line is None:
+                reasons.append(reason)
+            else:
+                policy.setdefault(line, line)
+        if reasons:
+            kept.append(dataclasses.replace(rejection, reasons=tuple(reasons)))
+    lines = [group.render() for group in group_rejections(kept)]
+    lines.extend(policy)
     lines.extend(reason_line(reason) for reason in error.reasons)
     return lines
+
+
+def _policy_line(reason: Reason) -> str | None:
+    if isinstance(reason, CpuFallback):
+        return (
+            "CPU builds are not chosen on a host with an NVIDIA GPU "
+            "(pass --variant cpu, or --allow-cpu-fallback to fall back to one)"
+        )
+    if isinstance(reason, (UnverifiedBuild, UnverifiedRelease, UnverifiedPairing)):
+        return "rows marked unverified in the matrix are skipped (pass --allow-unverified to use them)"
+    return None
 
 
 def detailed_causes(error: NoCompatibleCombination) -> list[str]:
@@ -91,72 +129,3 @@ def _reasons_headline(reasons: Sequence[Reason]) -> str:
     if any(isinstance(r, (TargetBound, SmallestSplit)) for r in reasons):
         return "no torch release is valid on every target"
     return phrase(reasons[0])
-
-
-_REQUEST_CHOICES = (NotRequestedVariant, RocmNotRequested, ConstraintExcludes, CompanionOutside)
-_NOT_BUILT = (NoWheelsForPlatform, NoBuildData, Unavailable, NoCondaMapping)
-
-
-def binding_summary(host: Host, request: Request, rejections: Sequence[Rejection]) -> str:
-    """Name the constraint that binds: the one that rejected every candidate, if any."""
-    if not rejections:
-        return "no torch release in the matrix matches this host"
-    # Candidates excluded only by the request's own variant choice say nothing about the host.
-    # Nor do those the user's own constraints excluded: the binding reason lies elsewhere.
-    relevant = [
-        rej
-        for rej in rejections
-        if not all(
-            isinstance(r, (NotRequestedVariant, RocmNotRequested, ConstraintExcludes, CompanionOutside))
-            for r in rej.reasons
-        )
-    ]
-    rejections = relevant or list(rejections)
-    kinds_everywhere = set.intersection(*({r.kind for r in rej.reasons} for rej in rejections))
-    cuda = [
-        rej
-        for rej in rejections
-        if rej.stage == "variant"
-        and rej.variant
-        and rej.variant.startswith("cu")
-        and not any(
-            isinstance(r, (NoWheelsForPlatform, NoBuildData, Unavailable, NoCondaMapping))
-            for r in rej.reasons
-        )
-    ]
-    if (
-        cuda
-        and all(any(isinstance(r, DriverBelowFloor) for r in rej.reasons) for rej in cuda)
-        and host.driver
-    ):
-        floors = {r.cuda: r.floor for rej in cuda for r in rej.reasons if isinstance(r, DriverBelowFloor)}
-        ordered = sorted(floors.items(), key=lambda item: DriverVersion.parse(item[1]))
-        listed = ", ".join(f"{floor} ({family})" for family, floor in ordered)
-        return f"driver {host.nvidia_driver} is below every CUDA floor: {listed}"
-    if cuda and all(any(isinstance(r, ArchMissing) for r in rej.reasons) for rej in cuda):
-        sms = sorted({gpu.compute_capability.sm for gpu in host.gpus})
-        which = f"{request.variant} build" if request.variant else "CUDA build"
-        scope = f"all of {', '.join(sms)}" if len(sms) > 1 else sms[0]
-        return f"no {which} in the matrix carries kernels for {scope}"
-    if "platform" in kinds_everywhere:
-        return f"no torch release publishes wheels for {host.platform}"
-    if "python" in kinds_everywhere:
-        wanted = request.python or host.python
-        which = f"Python {wanted}" if wanted else f"a Python within python{request.spec('python')}"
-        return f"no torch release has wheels for {which} on {host.platform}"
-    if "constraint" in kinds_everywhere:
-        specs = ", ".join(f"{name}{spec}" for name, spec in request.constraints.items())
-        return f"the constraints ({specs}) exclude every candidate"
-    if "libc" in kinds_everywhere:
-        return "this host uses musl libc; torch publishes only manylinux (glibc) wheels for Linux"
-    if "glibc" in kinds_everywhere:
-        return f"glibc {host.libc_version} is below the floor of every torch wheel for {host.platform}"
-    judged = [rej for rej in rejections if rej.stage == "variant"] or list(rejections)
-    counts: dict[str, int] = {}
-    for rej in judged:
-        for reason in rej.reasons:
-            if not isinstance(reason, (ConstraintExcludes, CompanionOutside)):
-                text = phrase(reason)
-                counts[text] = counts.get(text, 0) + 1
-    top = sorted(counts, key=lambda s: -counts[s])[:3]
-    return "no valid combination for this host: " + "; ".join(top)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from resolver.errors import NoCompatibleCombination
-from resolver.explain.failure import causes, detailed_causes, headline
+from resolver.explain.failure import causes, detailed_causes, fixes_of, headline
+from resolver.explain.fixes import Fix, upgrades
 from resolver.explain.groups import RejectionGroup, group_rejections
 from resolver.explain.words import candidate, note, rejection_sentence
 from resolver.matrix.vocab import CUDA, ROCM, Variant
@@ -18,7 +20,10 @@ __all__ = [
     "render_failure",
     "render_resolution",
     "render_team_failure",
+    "render_upgrades",
     "resolution_json",
+    "upgrades",
+    "upgrades_json",
     "warnings_of",
 ]
 
@@ -45,7 +50,22 @@ def resolution_json(resolution: Resolution, index_url: str | None) -> dict[str, 
 
 
 def failure_json(error: NoCompatibleCombination) -> dict[str, Any]:
-    return {"error": headline(error), "causes": causes(error)}
+    """`{"error", "causes", "fixes"}`: the contract other tools read (exit status 3)."""
+    return {
+        "error": headline(error),
+        "causes": causes(error),
+        "fixes": [fix.to_json() for fix in fixes_of(error)],
+    }
+
+
+def upgrades_json(upgrades: Sequence[Fix]) -> list[dict[str, Any]]:
+    return [fix.to_json() for fix in upgrades]
+
+
+def render_upgrades(upgrades: Sequence[Fix]) -> str:
+    if not upgrades:
+        return ""
+    return "\nWith one change:\n" + "".join(f"  - {fix.summary}\n" for fix in upgrades)
 
 
 def render_resolution(resolution: Resolution, index_url: str | None, *, explain: bool = False) -> str:
@@ -82,6 +102,15 @@ def render_resolution(resolution: Resolution, index_url: str | None, *, explain:
 def render_failure(error: NoCompatibleCombination, *, explain: bool = False) -> str:
     lines = [f"No valid combination: {headline(error)}", ""]
     lines.extend(f"  {line}" for line in (detailed_causes(error) if explain else causes(error)))
+    found = fixes_of(error)
+    lines.append("")
+    if found:
+        lines.append("To make it work:")
+        lines.extend(f"  - {fix.summary}" for fix in found)
+    else:
+        lines.append(
+            "To make it work: no single change to this host or request was found to give a solution."
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -60,6 +60,8 @@ class Judge:
     request: Request
     python: str | None
     rule: TegraRule
+    # thorough: judge everything, even after a rule already failed the candidate (explanations)
+    thorough: bool = False
     # build-level verdicts depend only on (series, variant), not on the release: computed once
     build_verdicts: dict[tuple[str, str], tuple[tuple[Reason, ...], tuple[GpuFit, ...]]] = field(
         default_factory=dict
@@ -85,17 +87,20 @@ class Judge:
 
     def variant_reasons(self, release: TorchRelease, variant: str) -> tuple[list[Reason], list[GpuFit]]:
         request = self.request
+        first: list[Reason] = []
         if request.variant is not None and variant != request.variant:
-            return [NotRequestedVariant(request.variant)], []
+            first.append(NotRequestedVariant(request.variant))
         missing = request.unavailable.get((str(release.version), variant))
         if missing is not None:
-            return [missing], []
+            first.append(missing)
+        if first and not self.thorough:
+            return first[:1], []
         key = (release.series, variant)
         if key not in self.build_verdicts:
             reasons, fits = build_reasons(self, release, variant)
             self.build_verdicts[key] = (tuple(reasons), tuple(fits))
         reasons_seen, fits_seen = self.build_verdicts[key]
-        return list(reasons_seen), list(fits_seen)
+        return [*first, *reasons_seen], list(fits_seen)
 
 
 def release_reasons(judge: Judge, release: TorchRelease) -> list[Reason]:
@@ -190,7 +195,8 @@ def build_reasons(judge: Judge, release: TorchRelease, variant: str) -> tuple[li
         return reasons, []
     if host.nvidia_driver is None:
         reasons.append(NoDriver(variant))
-        return reasons, []
+        if not judge.thorough:
+            return reasons, []
     floor = matrix.driver_floor(build.cuda, host.os)
     cuda_family = matrix.cuda_families.get(build.cuda.major)
     minor_compatible = cuda_family is not None and cuda_family.minor_version_compatibility

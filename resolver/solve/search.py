@@ -109,6 +109,21 @@ def _kind(variant: str) -> str | None:
 def explore(host: Host, matrix: Matrix, request: Request, *, exhaustive: bool = True) -> Exploration:
     """Judge candidates newest first. With `exhaustive=False` stop at the first release that has a
     valid candidate when torch is the leading preference (nothing older can outrank it)."""
+    return _explore(host, matrix, request, exhaustive=exhaustive, thorough=False)
+
+
+def verdicts(host: Host, matrix: Matrix, request: Request) -> tuple[Rejection, ...]:
+    """Every candidate with every reason against it (none for a valid one), newest first: no rule
+    is skipped because an earlier one already failed the candidate. For explanations."""
+    found = _explore(host, matrix, request, exhaustive=True, thorough=True)
+    valid = [(rank, Rejection(r.release.version, r.variant, (), stage="variant")) for rank, r in found.valid]
+    ordered = sorted([*valid, *found.rejections], key=lambda item: item[0], reverse=True)
+    return tuple(r for _, r in ordered)
+
+
+def _explore(
+    host: Host, matrix: Matrix, request: Request, *, exhaustive: bool, thorough: bool
+) -> Exploration:
     python = request.python or host.python
     if python is not None and python_version(python) not in request.spec("python"):
         raise NoCompatibleCombination(
@@ -123,7 +138,7 @@ def explore(host: Host, matrix: Matrix, request: Request, *, exhaustive: bool = 
         notes.append(GlibcUnknown())
     if host.nvidia_driver is not None and not host.gpus:
         notes.append(GpusUnlisted())
-    judge = Judge(host, matrix, request, python, matrix.tegra_rule)
+    judge = Judge(host, matrix, request, python, matrix.tegra_rule, thorough=thorough)
     judges = {python: judge}
     ranks: dict[tuple[str, str], tuple[int, Version]] = {}
 
@@ -149,26 +164,33 @@ def explore(host: Host, matrix: Matrix, request: Request, *, exhaustive: bool = 
             if release_python is None:
                 release_reasons.append(NoPythonWithin(str(spec), host.platform))
         if release_python not in judges:
-            judges[release_python] = Judge(host, matrix, request, release_python, judge.rule)
+            judges[release_python] = Judge(
+                host, matrix, request, release_python, judge.rule, thorough=thorough
+            )
         release_judge = judges[release_python]
         transformers: TransformersRelease | TransformersNone | None = None
-        if not release_reasons:
+        if not release_reasons or thorough:
             transformers = release_judge.pick_transformers(release)
         chosen = transformers if isinstance(transformers, TransformersRelease) else None
         for variant in variants:
             rank = _rank_key(request.prefer, release, variant_rank(release, variant), chosen)
             if _kind(variant) == ROCM and request.variant != variant:
                 continue  # AMD builds are opt-in; listing each as rejected is noise
-            if release_reasons:
+            if release_reasons and not thorough:
                 rejections.append(
                     (rank, Rejection(release.version, variant, tuple(release_reasons), stage="release"))
                 )
                 continue
             reasons, fits = release_judge.variant_reasons(release, variant)
-            if isinstance(transformers, TransformersNone) and not reasons:
+            if isinstance(transformers, TransformersNone) and (thorough or not reasons):
                 reasons.append(transformers)
+            if release_reasons:
+                stage = "release"
+                reasons = [*release_reasons, *reasons]
+            else:
+                stage = "variant"
             if reasons:
-                rejections.append((rank, Rejection(release.version, variant, tuple(reasons))))
+                rejections.append((rank, Rejection(release.version, variant, tuple(reasons), stage)))
                 continue
             assert chosen is not None
             resolution = _resolution(host, matrix, release, variant, release_python, chosen, fits, notes)
