@@ -152,6 +152,8 @@ class _Chain:
         pool = [c for c in verdicts if not _has(c, RocmNotRequested)]
         if request.variant is not None:
             pool = [c for c in pool if not _has(c, NotRequestedVariant)]
+        # builds that do not exist for this platform say nothing about the host
+        pool = [c for c in pool if not any(_not_built(r) for r in c.reasons)]
         if not pool:
             return f"the matrix has no {request.variant or 'torch'} build for {host.platform}"
         if host.has_nvidia_gpu and not request.allow_cpu_fallback and request.variant != CPU:
@@ -164,25 +166,24 @@ class _Chain:
             pool = gpu_pool
         first: list[str] = []  # the user's part of the chain
         middle: list[str] = []  # the GPUs' part
+        allowed = self.constraint_part(pool, first)
+        if allowed is None:
+            return "; ".join(first)
         if host.gpus and all(_cuda(c.variant) for c in pool):
-            narrowed = self.gpu_part(pool, middle)
-            if narrowed is None:
+            served = self.gpu_part(pool, allowed, middle)
+            if served is None:
                 return "; ".join(middle)
-            pool = narrowed
-        narrowed = self.constraint_part(pool, first)
-        if narrowed is None:
-            return "; ".join([*first, *middle])
-        pool = narrowed
-        last = self.blockers(pool, first)
+            if not served:
+                return "; ".join([*first, *middle])
+            allowed = served
+        last = self.blockers(allowed, first)
         return "; ".join([*first, *middle, *last]) or "no valid combination"
 
-    def gpu_part(self, pool: Pool, parts: list[str]) -> list[Rejection] | None:
-        """Narrow to the builds that serve every GPU; None when that settles the headline."""
-        universe = [c for c in pool if not _has(c, NoWheelsForPlatform, NoBuildData)]
+    def gpu_part(self, pool: Pool, allowed: Pool, parts: list[str]) -> list[Rejection] | None:
+        """Narrow `allowed` to the builds that serve every GPU (None: no build in the whole `pool`
+        does, which settles the headline). A GPU is named when it excludes some of `allowed`."""
+        universe = list(pool)
         which = f"{self.request.variant} build" if self.request.variant else "CUDA build"
-        if not universe:
-            parts.append(f"the matrix has no {which} of torch for {self.host.platform}")
-            return None
         groups: dict[str, list[int]] = {}
         for gpu in self.host.gpus:
             groups.setdefault(gpu.compute_capability.sm, []).append(gpu.index)
@@ -207,7 +208,8 @@ class _Chain:
             else:
                 parts.append(f"no {which} in the matrix carries kernels for {label}")
             return None
-        common = [c for c in universe if all(c in serving[sm] for sm in groups)]
+        keys = {sm: {_key(c) for c in serving[sm]} for sm in groups}
+        common = {_key(c) for c in universe if all(_key(c) in keys[sm] for sm in groups)}
         if not common:
             needs = [
                 f"{self.gpu_label(groups[sm])} needs {self.builds(serving[sm], universe)}" for sm in groups
@@ -215,9 +217,9 @@ class _Chain:
             parts.append("no single build serves every GPU: " + "; ".join(needs))
             return None
         for sm, indexes in groups.items():
-            if len(serving[sm]) < len(universe):
+            if not all(_key(c) in keys[sm] for c in allowed):
                 parts.append(f"{self.gpu_label(indexes)} needs {self.builds(serving[sm], universe)}")
-        return common
+        return [c for c in allowed if _key(c) in common]
 
     def constraint_part(self, pool: Pool, parts: list[str]) -> list[Rejection] | None:
         """The user's torch / torchvision / torchaudio constraints, when they bind."""
@@ -271,8 +273,10 @@ class _Chain:
         """What excludes everything left: the categories that cover every candidate, else the
         fewest that together do."""
         covers: dict[str, list[Rejection]] = {}
+        keys: dict[str, set[tuple[Version, str | None]]] = {}
         for name, test, _ in self.categories():
             covers[name] = [c for c in pool if any(test(r) for r in c.reasons)]
+            keys[name] = {_key(c) for c in covers[name]}
         everywhere = [name for name, _, _ in self.categories() if pool and len(covers[name]) == len(pool)]
         chosen: list[str] = everywhere[:3]
         if not chosen:
@@ -280,12 +284,12 @@ class _Chain:
             while left and len(chosen) < 3:
                 best = max(
                     (name for name, _, _ in self.categories() if name not in chosen),
-                    key=lambda n: sum(1 for c in left if c in covers[n]),
+                    key=lambda n: sum(1 for c in left if _key(c) in keys[n]),
                 )
-                if not any(c in covers[best] for c in left):
+                if not any(_key(c) in keys[best] for c in left):
                     break
                 chosen.append(best)
-                left = [c for c in left if c not in covers[best]]
+                left = [c for c in left if _key(c) not in keys[best]]
         renderers = {name: render for name, _, render in self.categories()}
         parts: list[str] = []
         for name in chosen:
@@ -314,6 +318,7 @@ class _Chain:
             ("index", lambda r: isinstance(r, (Unavailable, NoCondaMapping)), self.index_words),
             ("data", lambda r: isinstance(r, NoBuildData), self.data_words),
             ("unverified", lambda r: isinstance(r, _UNVERIFIED), self.unverified_words),
+            ("unknown-floor", lambda r: isinstance(r, UnknownDriverFloor), self.unknown_floor_words),
             ("ptx", lambda r: isinstance(r, PtxOnly), self.ptx_words),
             ("arch", lambda r: isinstance(r, ArchMissing), self.arch_words),
             (
@@ -332,7 +337,7 @@ class _Chain:
         within = [r for r in reasons if isinstance(r, NoPythonWithin)]
         span = self.torch_span(pool)
         if within and not requires and not no_wheel:
-            subject = "no torch release has" if span == _EVERY else f"{span} has no"
+            subject = "no torch release has a" if span == _EVERY else f"{span} has no"
             return f"{subject} wheel for a Python within your constraint python{within[0].spec}"
         if requires and not no_wheel:
             return f"{span} requires Python {' or '.join(requires)}; {self.python_in_use()}"
@@ -386,6 +391,13 @@ class _Chain:
     def unverified_words(self, pool: Pool, universe: Pool) -> str:
         builds = self.builds(pool, universe)
         return f"{builds} {_is(len(pool))} unverified in the matrix (pass --allow-unverified)"
+
+    def unknown_floor_words(self, pool: Pool, universe: Pool) -> str:
+        cudas = sorted({r.cuda for c in pool for r in c.reasons if isinstance(r, UnknownDriverFloor)})
+        return (
+            f"the minimum {self.host.os} driver for CUDA {', '.join(cudas)} is not in the matrix "
+            "(pass --allow-unverified to accept it)"
+        )
 
     def ptx_words(self, pool: Pool, universe: Pool) -> str:
         sms = sorted({r.sm for c in pool for r in c.reasons if isinstance(r, PtxOnly)})
@@ -460,7 +472,19 @@ class _Chain:
 
 
 _EVERY = "every torch release"
-_UNVERIFIED = (UnverifiedBuild, UnverifiedRelease, UnverifiedPairing, UnknownDriverFloor)
+_UNVERIFIED = (UnverifiedBuild, UnverifiedRelease, UnverifiedPairing)
+
+
+def _key(candidate: Rejection) -> tuple[Version, str | None]:
+    return (candidate.torch, candidate.variant)
+
+
+def _not_built(reason: Reason) -> bool:
+    return (isinstance(reason, NoWheelsForPlatform) and reason.variant is not None) or isinstance(
+        reason, NoBuildData
+    )
+
+
 _EMPTY = Request().spec("transformers")
 
 

@@ -245,21 +245,13 @@ def fixes(error: NoCompatibleCombination, verdicts: Sequence[Rejection]) -> list
     found: list[Fix] = []
     options = candidates(host, matrix, request, reasons)
     for kind, changes in options:
-        smallest: Resolution | None = None
+        if kind in ("driver", "glibc", "macos", "python"):
+            found.extend(_smallest_and_best(host, matrix, request, kind, changes))
+            continue
         for change in changes:
             resolution = _try(host, matrix, request, change)
-            if resolution is None:
-                continue
-            if smallest is not None and _build_rank(request, resolution) <= _build_rank(request, smallest):
-                continue
-            found.append(
-                Fix(kind, _with_gives(_summary(kind, change, host), resolution), change, gives(resolution))
-            )
-            if kind in ("driver", "glibc", "macos"):
-                # the smallest change that works, then a larger one only when it gives a better build
-                smallest = resolution
-            elif kind == "python":
-                break
+            if resolution is not None:
+                found.append(_fix(kind, change, host, resolution))
     working_subsets: list[set[int]] = []
     for subset in _gpu_subsets(host):
         if any(set(subset) <= kept for kept in working_subsets):
@@ -276,6 +268,31 @@ def fixes(error: NoCompatibleCombination, verdicts: Sequence[Rejection]) -> list
     if found:
         return found
     return _pairs(host, matrix, request, options)
+
+
+def _fix(kind: str, change: Change, host: Host, resolution: Resolution) -> Fix:
+    return Fix(kind, _with_gives(_summary(kind, change, host), resolution), change, gives(resolution))
+
+
+def _smallest_and_best(
+    host: Host, matrix: Matrix, request: Request, kind: str, changes: Sequence[Change]
+) -> list[Fix]:
+    """The first change (the smallest, or for Python the nearest) that works, and, for a floor,
+    the one that gives the best build when that is a different build."""
+    found: list[tuple[Change, Resolution]] = []
+    for change in changes:
+        resolution = _try(host, matrix, request, change)
+        if resolution is None:
+            continue
+        found.append((change, resolution))
+        if kind == "python":
+            break
+    if not found:
+        return []
+    first = found[0]
+    best = max(found, key=lambda item: build_rank(request, item[1]))
+    picked = [first] if build_rank(request, best[1]) <= build_rank(request, first[1]) else [first, best]
+    return [_fix(kind, change, host, resolution) for change, resolution in picked]
 
 
 def _pairs(
@@ -298,7 +315,7 @@ def _pairs(
     return found
 
 
-def _build_rank(request: Request, resolution: Resolution) -> tuple[object, ...]:
+def build_rank(request: Request, resolution: Resolution) -> tuple[object, ...]:
     """How good the build is (torch release and variant, in the request's order of preference)."""
     return tuple(
         part
@@ -320,7 +337,7 @@ def _rank(request: Request, resolution: Resolution) -> tuple[object, ...]:
 def upgrades(host: Host, matrix: Matrix, request: Request, resolution: Resolution) -> list[Fix]:
     """Host changes (driver, Python, glibc, macOS) that would give a better build, one each."""
     reasons = _reasons(resolution.rejected)
-    now = _build_rank(request, resolution)
+    now = build_rank(request, resolution)
     found: list[Fix] = []
     for kind, changes in candidates(host, matrix, request, reasons):
         if kind not in ("driver", "python", "glibc", "macos"):
@@ -331,10 +348,10 @@ def upgrades(host: Host, matrix: Matrix, request: Request, resolution: Resolutio
         best: tuple[tuple[object, ...], Change, Resolution] | None = None
         for change in changes:
             better = _try(host, matrix, request, change)
-            if better is None or _build_rank(request, better) <= now:
+            if better is None or build_rank(request, better) <= now:
                 continue
-            if best is None or _build_rank(request, better) > best[0]:
-                best = (_build_rank(request, better), change, better)
+            if best is None or build_rank(request, better) > best[0]:
+                best = (build_rank(request, better), change, better)
         if best is not None:
             _, change, better = best
             found.append(Fix(kind, _with_gives(_summary(kind, change, host), better), change, gives(better)))
