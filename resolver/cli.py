@@ -331,7 +331,7 @@ def cmd_lock(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             )
     except NoCompatibleCombination as exc:
         if args.json:
-            out.write(json.dumps(explain.failure_json(exc), indent=2) + "\n")
+            out.write(json.dumps(explain.team_failure_json(exc), indent=2) + "\n")
         else:
             err.write(explain.render_team_failure(exc))
         return exc.exit_code

@@ -147,6 +147,8 @@ def _reasons(verdicts: Iterable[Rejection], extra: Iterable[Reason] = ()) -> lis
 
 
 def _driver_floors(host: Host, matrix: Matrix, reasons: Sequence[Reason]) -> list[str]:
+    if not host.gpus and host.nvidia_driver is None:
+        return []  # no NVIDIA GPU: a driver is no change to suggest
     floors = {r.floor for r in reasons if isinstance(r, DriverBelowFloor)}
     if any(isinstance(r, NoDriver) for r in reasons):
         for family in matrix.cuda_families.values():

@@ -9,7 +9,7 @@ from resolver.errors import NoCompatibleCombination
 from resolver.explain.failure import causes, detailed_causes, fixes_of, headline
 from resolver.explain.fixes import Fix, upgrades
 from resolver.explain.groups import RejectionGroup, group_rejections
-from resolver.explain.words import candidate, note, rejection_sentence
+from resolver.explain.words import candidate, note, passed_over_lines, rejection_sentence
 from resolver.matrix.vocab import CUDA, ROCM, Variant
 from resolver.solve.search import Resolution
 
@@ -22,6 +22,7 @@ __all__ = [
     "render_team_failure",
     "render_upgrades",
     "resolution_json",
+    "team_failure_json",
     "upgrades",
     "upgrades_json",
     "warnings_of",
@@ -56,6 +57,11 @@ def failure_json(error: NoCompatibleCombination) -> dict[str, Any]:
         "causes": causes(error),
         "fixes": [fix.to_json() for fix in fixes_of(error)],
     }
+
+
+def team_failure_json(error: NoCompatibleCombination) -> dict[str, Any]:
+    """A team lock that pulls apart: `{"error", "causes"}` (which targets, and why)."""
+    return {"error": headline(error), "causes": causes(error)}
 
 
 def upgrades_json(upgrades: Sequence[Fix]) -> list[dict[str, Any]]:
@@ -96,6 +102,10 @@ def render_resolution(resolution: Resolution, index_url: str | None, *, explain:
             for group in group_rejections(resolution.rejected):
                 lines.append(f"  {group.render()}")
             lines.append("(--explain lists every candidate with its full reasons)")
+    if explain and resolution.passed_over:
+        lines.append("")
+        lines.append(f"Newer transformers releases not taken (with torch {resolution.release.version}):")
+        lines.extend(f"  {line}" for line in passed_over_lines(resolution.passed_over))
     return "\n".join(lines) + "\n"
 
 

@@ -4,6 +4,8 @@ English."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from packaging.version import Version
 
 from resolver.solve.reasons import (
@@ -37,6 +39,7 @@ from resolver.solve.reasons import (
     RocmNotRequested,
     RuntimeTorchFloor,
     TorchOutside,
+    TransformersExcluded,
     TransformersNone,
     Unavailable,
     UnknownDriverFloor,
@@ -216,8 +219,12 @@ def rejection_sentence(reason: Reason, rejection: Rejection) -> str:
             )
         case NoDriver(variant=v):
             return f"{v} needs an NVIDIA driver and none was detected"
-        case TransformersNone(spec=spec, python=python, torch=torch):
-            return f"no transformers release{_within(spec)} supports torch {torch}{_on_python(python)}"
+        case TransformersNone(spec=spec, python=python, torch=torch, excluded=excluded):
+            text = f"no transformers release{_within(spec)} supports torch {torch}{_on_python(python)}"
+            shown = passed_over_lines(excluded)
+            if shown:
+                text += " (" + "; ".join(shown[:3]) + ("; ..." if len(shown) > 3 else "") + ")"
+            return text
         case Unavailable():
             return f"{candidate(rejection)} {phrase(reason)}"
     text = sentence(reason, rejection.torch, rejection.variant)
@@ -226,6 +233,36 @@ def rejection_sentence(reason: Reason, rejection: Rejection) -> str:
     elif reason.flag is not None:
         text += f" (pass {reason.flag})"
     return text
+
+
+def passed_over_lines(rows: Sequence[TransformersExcluded]) -> list[str]:
+    """ "transformers 5.21.0 – 5.24.0: requires Python >=3.11.0": neighbouring releases that
+    were passed over for the same reasons, one line each (newest first)."""
+    groups: list[tuple[Version, Version, tuple[str, ...]]] = []
+    for row in sorted(rows, key=lambda r: r.version, reverse=True):
+        why = tuple(dict.fromkeys(_row_phrase(r) for r in row.reasons))
+        if groups and groups[-1][2] == why:
+            groups[-1] = (groups[-1][0], row.version, why)
+        else:
+            groups.append((row.version, row.version, why))
+    lines = []
+    for newest, oldest, why in groups:
+        span = f"transformers {newest}" if newest == oldest else f"transformers {oldest} – {newest}"
+        lines.append(f"{span}: {', '.join(why)}")
+    return lines
+
+
+def _row_phrase(reason: Reason) -> str:
+    match reason:
+        case ConstraintExcludes(spec=spec):
+            return f"outside transformers{spec}"
+        case Yanked():
+            return "yanked"
+        case PreRelease():
+            return "a pre-release"
+        case PythonRequires(spec=spec, python=python):
+            return f"requires Python {spec} (not {python})"
+    return phrase(reason)
 
 
 def note(reason: Reason) -> str:

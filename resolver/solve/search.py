@@ -29,6 +29,7 @@ from resolver.solve.reasons import (
     PythonOutsideConstraint,
     Reason,
     Rejection,
+    TransformersExcluded,
     TransformersNone,
 )
 from resolver.solve.request import Request
@@ -50,6 +51,8 @@ class Resolution:
     rejected: tuple[Rejection, ...]
     # notes added after the solve by higher layers (an index check), already in words
     warnings: tuple[str, ...] = ()
+    # newer transformers releases not taken, each with why (yanked, pre-release, Python floor...)
+    passed_over: tuple[TransformersExcluded, ...] = ()
 
     def pin(self, version: Version | None) -> str | None:
         if version is None:
@@ -194,6 +197,9 @@ def _explore(
                 continue
             assert chosen is not None
             resolution = _resolution(host, matrix, release, variant, release_python, chosen, fits, notes)
+            if not thorough:
+                skipped = release_judge.transformers.passed_over(chosen, release.version)
+                resolution = dataclasses.replace(resolution, passed_over=skipped)
             valid.append((rank, resolution))
         if valid and request.prefer[0] == "torch" and not exhaustive:
             # Releases come newest first, so no older release can outrank this one.

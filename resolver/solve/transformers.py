@@ -75,6 +75,14 @@ class TransformersFit:
         """Every release that fits torch `torch`, newest first."""
         return [row for row, why in self._judged if not why and not torch_reasons(row, torch)]
 
+    def passed_over(self, chosen: TransformersRelease, torch: Version) -> tuple[TransformersExcluded, ...]:
+        """The releases newer than `chosen` and why each was not taken (for --explain)."""
+        return tuple(
+            TransformersExcluded(row.version, why + torch_reasons(row, torch))
+            for row, why in self._judged
+            if row.version > chosen.version
+        )
+
     def pick(self, torch: Version) -> TransformersRelease | TransformersNone:
         """The newest release that fits, or why none does."""
         for row, why in self._judged:

@@ -24,7 +24,8 @@ from packaging.version import Version
 from resolver.config import Indexes, TeamConfig
 from resolver.errors import ExitCode, NoCompatibleCombination
 from resolver.explain.failure import causes as failure_causes
-from resolver.explain.failure import headline
+from resolver.explain.failure import fixes_of, headline
+from resolver.explain.fixes import Fix
 from resolver.index.client import IndexClient
 from resolver.lock.poetry.tool import LOCKFILE, PYPROJECT, PoetryTool
 from resolver.matrix.load import Matrix
@@ -69,6 +70,8 @@ class TargetAudit:
     changes: tuple[str, ...]
     causes: tuple[str, ...]
     packages: PackageDiff | None = None
+    # what would make a broken target valid again (each re-solved), the proposal itself kept
+    fixes: tuple[Fix, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -166,7 +169,8 @@ def audit_team(
             )
             shown = NoCompatibleCombination(telling, reasons=outcome.reasons)
             causes = (headline(outcome), *failure_causes(shown))
-            audits.append(TargetAudit(target.name, BROKEN, now, None, (), causes))
+            fixes = tuple(fix for fix in fixes_of(outcome) if not _reverts(fix, extra))
+            audits.append(TargetAudit(target.name, BROKEN, now, None, (), causes, fixes=fixes))
             continue
         chosen = team_choice.get(target.name, outcome)
         proposed = _entry(chosen)
@@ -176,6 +180,12 @@ def audit_team(
         audits.append(TargetAudit(target.name, status, now, proposed, tuple(changes), ()))
     releases, grid = audit_grid(targets, matrix, base, extra, current_targets)
     return Audit(tuple(proposal), tuple(audits), versions, team_causes, releases, grid)
+
+
+def _reverts(fix: Fix, proposal: Mapping[str, SpecifierSet]) -> bool:
+    """Whether the fix drops a spec of the proposal: not doing the bump is no fix for it."""
+    dropped = fix.apply.get("drop_constraint")
+    return isinstance(dropped, str) and parse_proposal([dropped]).keys() <= proposal.keys()
 
 
 def audit_grid(
@@ -299,6 +309,7 @@ def audit_json(audit: Audit) -> dict[str, Any]:
                 "proposed": dict(t.proposed) if t.proposed else None,
                 "changes": list(t.changes),
                 "causes": list(t.causes),
+                "fixes": [fix.to_json() for fix in t.fixes],
                 "packages": t.packages.to_json() if t.packages else None,
             }
             for t in audit.targets
@@ -326,6 +337,8 @@ def render_table(audit: Audit) -> str:
         lines.append(f"{t.name:{width}s}  {t.status.upper():8s}  {detail}")
         for cause in t.causes[1:4]:
             lines.append(f"{'':{width}s}  {'':8s}    {cause}")
+        for fix in t.fixes[:3]:
+            lines.append(f"{'':{width}s}  {'':8s}    to make it work: {fix.summary}")
         if t.packages:
             p = t.packages
             parts = [f"+{len(p.added)}", f"-{len(p.removed)}", f"^{len(p.upgraded)}", f"v{len(p.downgraded)}"]
