@@ -153,7 +153,7 @@ class _Chain:
         if request.variant is not None:
             pool = [c for c in pool if not _has(c, NotRequestedVariant)]
         # builds that do not exist for this platform say nothing about the host
-        pool = [c for c in pool if not any(_not_built(r) for r in c.reasons)]
+        pool = [c for c in pool if _release_unbuilt(c) or not any(_not_built(r) for r in c.reasons)]
         if not pool:
             return f"the matrix has no {request.variant or 'torch'} build for {host.platform}"
         if host.has_nvidia_gpu and not request.allow_cpu_fallback and request.variant != CPU:
@@ -477,6 +477,11 @@ _UNVERIFIED = (UnverifiedBuild, UnverifiedRelease, UnverifiedPairing)
 
 def _key(candidate: Rejection) -> tuple[Version, str | None]:
     return (candidate.torch, candidate.variant)
+
+
+def _release_unbuilt(candidate: Rejection) -> bool:
+    """The release publishes no wheels for the platform at all (a fact about the host)."""
+    return any(isinstance(r, NoWheelsForPlatform) and r.variant is None for r in candidate.reasons)
 
 
 def _not_built(reason: Reason) -> bool:
