@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from resolver.host.model import Host
-    from resolver.matrix.load import Matrix
+    from resolver.matrix.model import Matrix
     from resolver.solve.reasons import Reason, Rejection
     from resolver.solve.request import Request
 

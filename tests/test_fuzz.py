@@ -24,7 +24,8 @@ from resolver.errors import ConfigError, ConstraintError, HostFileError, InputEr
 from resolver.explain.failure import headline
 from resolver.host.model import ComputeCapability, Gpu, Host, host_from_mapping
 from resolver.matrix.arch import ArchTarget
-from resolver.matrix.load import Matrix, load_matrix
+from resolver.matrix.load import load_matrix
+from resolver.matrix.model import Matrix
 from resolver.solve.request import PREFERENCE_KEYS, Request, merge_constraints, parse_constraint
 from resolver.solve.search import Resolution, solve
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from packaging.version import Version
 
 from resolver.host.model import DriverVersion, Host
-from resolver.matrix.load import Matrix
+from resolver.matrix.model import Matrix
 from resolver.matrix.vocab import CPU, CUDA, Variant, python_key
 from resolver.solve.reasons import (
     ArchMissing,
@@ -133,8 +133,8 @@ class _Chain:
         return f"{span} ({self.variant_span(pool, universe)})"
 
     def gpu_label(self, indexes: Sequence[int]) -> str:
-        gpus = [g for g in self.host.gpus if g.index in indexes]
-        sm = gpus[0].compute_capability.sm
+        gpus = [g for g in self.host.nvidia_gpus if g.index in indexes]
+        sm = gpus[0].cc.sm
         names = sorted({g.name or "unnamed" for g in gpus})
         which = "GPU" if len(gpus) == 1 else "GPUs"
         return f"{sm} ({which} {', '.join(str(g.index) for g in gpus)}, {', '.join(names)})"
@@ -169,7 +169,7 @@ class _Chain:
         allowed = self.constraint_part(pool, first)
         if allowed is None:
             return "; ".join(first)
-        if host.gpus and all(_cuda(c.variant) for c in pool):
+        if host.nvidia_gpus and all(_cuda(c.variant) for c in pool):
             served = self.gpu_part(pool, allowed, middle)
             if served is None:
                 return "; ".join(middle)
@@ -185,8 +185,8 @@ class _Chain:
         universe = list(pool)
         which = f"{self.request.variant} build" if self.request.variant else "CUDA build"
         groups: dict[str, list[int]] = {}
-        for gpu in self.host.gpus:
-            groups.setdefault(gpu.compute_capability.sm, []).append(gpu.index)
+        for gpu in self.host.nvidia_gpus:
+            groups.setdefault(gpu.cc.sm, []).append(gpu.index)
         serving: dict[str, list[Rejection]] = {}
         for sm, indexes in groups.items():
 
@@ -369,13 +369,17 @@ class _Chain:
         return "CUDA builds need an NVIDIA driver, and none was found on this host"
 
     def driver_words(self, pool: Pool, _: Pool) -> str:
-        floors: dict[str, str] = {}
+        floors: dict[str, tuple[str, bool]] = {}
         for c in pool:
             for r in c.reasons:
                 if isinstance(r, DriverBelowFloor):
-                    floors.setdefault(r.cuda, r.floor)
-        ordered = sorted(floors.items(), key=lambda item: DriverVersion.parse(item[1]))
-        needs = ", ".join(f"CUDA {cuda} needs driver >= {floor}" for cuda, floor in ordered)
+                    floors.setdefault(r.cuda, (r.floor, r.at_least))
+        ordered = sorted(floors.items(), key=lambda item: DriverVersion.parse(item[1][0]))
+        needs = ", ".join(
+            f"CUDA {cuda} needs driver >= {floor}"
+            + (" at least (its floor is not known)" if at_least else "")
+            for cuda, (floor, at_least) in ordered
+        )
         return f"{needs}; this host has driver {self.host.nvidia_driver}"
 
     def index_words(self, pool: Pool, universe: Pool) -> str:

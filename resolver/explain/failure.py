@@ -10,7 +10,7 @@ from resolver.errors import NoCompatibleCombination
 from resolver.explain.chain import binding_chain
 from resolver.explain.fixes import Fix, fixes
 from resolver.explain.groups import group_rejections
-from resolver.explain.words import candidate, phrase, rejection_sentence
+from resolver.explain.words import candidate, phrase, rejection_sentence, vendor_words
 from resolver.solve.reasons import (
     CondaUnsolvable,
     CpuFallback,
@@ -76,7 +76,7 @@ def causes(error: NoCompatibleCombination) -> list[str]:
 def _policy_line(reason: Reason) -> str | None:
     if isinstance(reason, CpuFallback):
         return (
-            "CPU builds are not chosen on a host with an NVIDIA GPU "
+            f"CPU builds are not chosen on a host with {vendor_words(reason.vendor)} GPU "
             "(pass --variant cpu, or --allow-cpu-fallback to fall back to one)"
         )
     if isinstance(reason, (UnverifiedBuild, UnverifiedRelease, UnverifiedPairing)):

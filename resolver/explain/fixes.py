@@ -18,8 +18,8 @@ from typing import Any
 from packaging.version import Version
 
 from resolver.errors import NoCompatibleCombination
-from resolver.host.model import DriverVersion, Host
-from resolver.matrix.load import Matrix
+from resolver.host.model import DriverVersion, Gpu, Host
+from resolver.matrix.model import Matrix
 from resolver.matrix.vocab import CPU, Variant, python_key
 from resolver.solve.reasons import (
     CpuFallback,
@@ -131,7 +131,7 @@ def _summary(kind: str, change: Change, host: Host) -> str:
         return f"pass {change['flag']}"
     kept = [g for g in host.gpus if g.index in change["gpus"]]
     which = "GPU" if len(kept) == 1 else "GPUs"
-    sms = ", ".join(sorted({g.compute_capability.sm for g in kept}))
+    sms = ", ".join(sorted({gpu_kind(g) for g in kept}))
     return f"resolve for {which} {', '.join(str(g.index) for g in kept)} ({sms}) only"
 
 
@@ -147,7 +147,7 @@ def _reasons(verdicts: Iterable[Rejection], extra: Iterable[Reason] = ()) -> lis
 
 
 def _driver_floors(host: Host, matrix: Matrix, reasons: Sequence[Reason]) -> list[str]:
-    if not host.gpus and host.nvidia_driver is None:
+    if not host.nvidia_gpus and host.nvidia_driver is None:
         return []  # no NVIDIA GPU: a driver is no change to suggest
     floors = {r.floor for r in reasons if isinstance(r, DriverBelowFloor)}
     if any(isinstance(r, NoDriver) for r in reasons):
@@ -220,11 +220,18 @@ def _os_version(version: Version) -> str:
     return f"{version.major}.{version.minor}"
 
 
+def gpu_kind(gpu: Gpu) -> str:
+    """What decides which builds serve a GPU: its sm_XY, its gfx target, else its vendor."""
+    if gpu.compute_capability is not None:
+        return gpu.compute_capability.sm
+    return gpu.gfx_target or gpu.vendor
+
+
 def _gpu_subsets(host: Host) -> list[list[int]]:
     """Proper subsets of the host's GPU kinds (by sm), largest first."""
     by_sm: dict[str, list[int]] = {}
     for gpu in host.gpus:
-        by_sm.setdefault(gpu.compute_capability.sm, []).append(gpu.index)
+        by_sm.setdefault(gpu_kind(gpu), []).append(gpu.index)
     kinds = list(by_sm.values())
     if len(kinds) < 2 or len(kinds) > 5:
         return []

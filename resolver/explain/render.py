@@ -10,7 +10,7 @@ from resolver.explain.failure import causes, detailed_causes, fixes_of, headline
 from resolver.explain.fixes import Fix, upgrades
 from resolver.explain.groups import RejectionGroup, group_rejections
 from resolver.explain.words import candidate, note, passed_over_lines, rejection_sentence
-from resolver.matrix.vocab import CUDA, ROCM, Variant
+from resolver.matrix.vocab import CUDA, ROCM, XPU, Variant
 from resolver.solve.search import Resolution
 
 __all__ = [
@@ -87,7 +87,7 @@ def render_resolution(resolution: Resolution, index_url: str | None, *, explain:
         gpu = fit.gpu
         via = f"{fit.via} (PTX JIT)" if fit.ptx else fit.via
         lines.append(
-            f"GPU {gpu.index}: {gpu.name or 'unnamed'} ({gpu.compute_capability.sm}) runs {via} code"
+            f"GPU {gpu.index}: {gpu.name or 'unnamed'} ({gpu.gfx_target or gpu.cc.sm}) runs {via} code"
         )
     for warning in warnings_of(resolution):
         lines.append(f"warning: {warning}")
@@ -130,6 +130,8 @@ def _variant_words(variant: str) -> str:
         return f"CUDA {parsed.version} build"
     if parsed is not None and parsed.kind == ROCM:
         return f"ROCm {parsed.version} build"
+    if parsed is not None and parsed.kind == XPU:
+        return "Intel XPU build"
     return "CPU build"
 
 

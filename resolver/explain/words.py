@@ -10,6 +10,7 @@ from packaging.version import Version
 
 from resolver.solve.reasons import (
     ArchMissing,
+    ChosenIndirect,
     ChosenUnverified,
     CompanionMissing,
     CompanionOutside,
@@ -17,14 +18,17 @@ from resolver.solve.reasons import (
     ConstraintExcludes,
     CpuFallback,
     DriverBelowFloor,
+    FloorUnknownNote,
     GlibcBelowFloor,
     GlibcUnknown,
     GpusUnlisted,
+    GpuUnused,
     MacosBelowFloor,
     MuslLibc,
     NoBuildData,
     NoCondaMapping,
     NoDriver,
+    NoIntelGpu,
     NoPythonWithin,
     NotRequestedVariant,
     NoWheelsForPlatform,
@@ -43,6 +47,7 @@ from resolver.solve.reasons import (
     TransformersNone,
     Unavailable,
     UnknownDriverFloor,
+    UnknownGfxTargets,
     UnverifiedBuild,
     UnverifiedPairing,
     UnverifiedRelease,
@@ -52,6 +57,11 @@ from resolver.solve.reasons import (
 
 def candidate(rejection: Rejection) -> str:
     return f"torch {rejection.torch}" + (f"+{rejection.variant}" if rejection.variant else "")
+
+
+def vendor_words(vendor: str) -> str:
+    """ "an NVIDIA", "an AMD", "an Intel"."""
+    return "an " + {"nvidia": "NVIDIA", "amd": "AMD", "intel": "Intel"}.get(vendor, vendor.upper())
 
 
 def _gpu(index: int, name: str, sm: str) -> str:
@@ -85,12 +95,17 @@ def sentence(reason: Reason, torch: Version | None = None, variant: str | None =
             return f"the {name} pairing for torch {version} is unverified"
         case UnverifiedBuild(variant=v, series=series, platform=platform):
             return f"the {v} build of torch {series} on {platform} is unverified in the matrix"
-        case UnknownDriverFloor(os=os_name, cuda=cuda):
-            return f"the minimum {os_name} driver for CUDA {cuda} is not known"
-        case CpuFallback():
-            return "a CPU build is not chosen on a host with an NVIDIA GPU"
+        case UnknownDriverFloor(os=os_name, cuda=cuda, bound=bound):
+            at_least = f"; it is at least {bound}" if bound else ""
+            return f"the minimum {os_name} driver for CUDA {cuda} is not known{at_least}"
+        case CpuFallback(vendor=vendor):
+            return f"a CPU build is not chosen on a host with {vendor_words(vendor)} GPU"
         case RocmNotRequested(variant=v):
-            return f"{v} is an AMD ROCm build; it is used only when asked for with --variant"
+            return f"{v} is an AMD ROCm build and this host has no AMD GPU (name it with --variant)"
+        case NoIntelGpu(variant=v):
+            return f"{v} is an Intel GPU build and this host has no Intel GPU"
+        case UnknownGfxTargets(variant=v, series=series):
+            return f"the gfx targets of the {v} wheels of torch {series} are not known"
         case PtxOnly(gpu_index=index, gpu_name=name, sm=sm, ptx=ptx, variant=v, series=series):
             return (
                 f"{v} wheels of torch {series} reach {_gpu(index, name, sm)} only by JIT-compiling {ptx} PTX"
@@ -153,7 +168,11 @@ def phrase(reason: Reason) -> str:
         case CpuFallback():
             return "is a CPU build on a GPU host"
         case RocmNotRequested():
-            return "is a ROCm build (not requested)"
+            return "is a ROCm build (no AMD GPU)"
+        case NoIntelGpu():
+            return "needs an Intel GPU"
+        case UnknownGfxTargets():
+            return "has unknown gfx targets"
         case PtxOnly(sm=sm):
             return f"reaches {sm} only via PTX"
         case Yanked(package=package, version=version):
@@ -191,6 +210,8 @@ def phrase(reason: Reason) -> str:
             return "has no conda build mapping"
         case NoDriver():
             return "needs an NVIDIA driver (none found)"
+        case DriverBelowFloor(floor=floor, cuda=cuda, at_least=True):
+            return f"needs driver >= {floor} ({cuda}, at least)"
         case DriverBelowFloor(floor=floor, cuda=cuda):
             return f"needs driver >= {floor} ({cuda})"
         case ArchMissing(sm=sm):
@@ -210,6 +231,11 @@ def phrase(reason: Reason) -> str:
 
 def rejection_sentence(reason: Reason, rejection: Rejection) -> str:
     match reason:
+        case DriverBelowFloor(driver=driver, floor=floor, cuda=cuda, at_least=True):
+            return (
+                f"driver {driver} is below {floor}; the floor for CUDA {cuda} is not known but is at "
+                "least that (the floor of the previous CUDA major)"
+            )
         case DriverBelowFloor(driver=driver, floor=floor, cuda=cuda):
             return f"driver {driver} is below {floor}, needed by CUDA {cuda}"
         case ArchMissing(gpu_index=index, gpu_name=name, sm=sm, built_for=built, variant=v, series=series):
@@ -279,4 +305,14 @@ def note(reason: Reason) -> str:
             )
         case ChosenUnverified(variant=v, series=series):
             return f"the {v} build of torch {series} is unverified in the matrix"
+        case ChosenIndirect(variant=v, series=series, platform=platform):
+            return (
+                f"the {v} build of torch {series} on {platform} is confirmed only indirectly in the "
+                "matrix (see `stack-resolver matrix show torch`)"
+            )
+        case GpuUnused(gpu_index=index, gpu_name=name, vendor=vendor, build_kind=kind):
+            return f"GPU {index} ({name or vendor}) is {vendor.upper()}: a {kind} build does not use it"
+        case FloorUnknownNote(os=os_name, cuda_major=major, driver=driver, bound=bound):
+            meets = f"; driver {driver} meets its known bound {bound}" if bound else ""
+            return f"the minimum {os_name} driver for CUDA {major}.x is not known{meets}"
     return phrase(reason)

@@ -10,59 +10,18 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 
-from packaging.tags import Tag
-from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import Version
 
 from resolver.config import Indexes
 from resolver.errors import NoCompatibleCombination
 from resolver.host.model import Host
 from resolver.index.client import IndexClient
-from resolver.matrix.load import Matrix
+from resolver.matrix.model import Matrix
+from resolver.matrix.wheeltags import host_floor, wheel_fits
 from resolver.solve.reasons import Reason, Unavailable
 from resolver.solve.request import Request
 from resolver.solve.search import Resolution, explore, solve
 from resolver.solve.transformers import release_reasons, torch_reasons
-
-# platform key -> (tag prefixes, tag suffixes): manylinux_2_28_x86_64, macosx_14_0_arm64, win_amd64
-_PLATFORM_TAGS = {
-    "linux-x86_64": (("manylinux", "linux"), ("_x86_64",)),
-    "linux-aarch64": (("manylinux", "linux"), ("_aarch64",)),
-    "windows-x86_64": (("win",), ("_amd64",)),
-    "macos-arm64": (("macosx",), ("_arm64", "_universal2")),
-    "macos-x86_64": (("macosx",), ("_x86_64", "_universal2", "_intel")),
-}
-
-
-def platform_fits(tag_platform: str, platform: str) -> bool:
-    if tag_platform == "any":
-        return True
-    prefixes, suffixes = _PLATFORM_TAGS.get(platform, ((), ()))
-    return tag_platform.startswith(prefixes) and tag_platform.endswith(suffixes)
-
-
-def python_fits(tag: Tag, python: str) -> bool:
-    free_threaded = python.endswith("t")
-    major, minor = python.rstrip("t").split(".")
-    if tag.interpreter.startswith("py"):
-        return tag.interpreter in ("py3", f"py{major}", f"py{major}{minor}") and tag.abi in ("none", "abi3")
-    if tag.interpreter != f"cp{major}{minor}":
-        return False
-    if tag.abi == "abi3":
-        return not free_threaded
-    if tag.abi == "none":  # e.g. torch's macOS wheels: cp311-none-macosx_11_0_arm64
-        return True
-    return tag.abi == f"cp{major}{minor}{'t' if free_threaded else ''}"
-
-
-def wheel_fits(filename: str, version: str, python: str, platform: str) -> bool:
-    try:
-        _, wheel_version, _, tags = parse_wheel_filename(filename)
-    except InvalidWheelFilename:
-        return False
-    if wheel_version != Version(version):
-        return False
-    return any(python_fits(tag, python) and platform_fits(tag.platform, platform) for tag in tags)
 
 
 @dataclass(frozen=True)
@@ -91,13 +50,21 @@ def required_builds(
 
 
 def missing_builds(
-    resolution: Resolution, indexes: Indexes, packages: tuple[str, ...], client: IndexClient, platform: str
+    resolution: Resolution,
+    indexes: Indexes,
+    packages: tuple[str, ...],
+    client: IndexClient,
+    platform: str,
+    floor: Version | None = None,
 ) -> list[tuple[Requirement, Unavailable]]:
+    """Builds the lock needs that no index lists for this Python and platform (`floor`: the
+    target's glibc or macOS version, which a wheel's manylinux/macosx tag must not exceed)."""
     missing = []
     for need in required_builds(resolution, indexes, packages):
         files = client.files(need.index_url, need.project)
         if not any(
-            wheel_fits(f.filename, need.version, resolution.python, platform) and not f.yanked for f in files
+            wheel_fits(f.filename, need.version, resolution.python, platform, floor) and not f.yanked
+            for f in files
         ):
             version = "" if need.project == "torch" else need.version
             missing.append((need, Unavailable(need.index_url, need.project, version)))
@@ -118,7 +85,9 @@ def solve_available(
     prefetch_listings(host, matrix, request, indexes, client)
     unavailable = dict(request.unavailable)
     unavailable_transformers = {
-        **transformers_missing(matrix, indexes, client, request.python or host.python, host.platform),
+        **transformers_missing(
+            matrix, indexes, client, request.python or host.python, host.platform, host_floor(host)
+        ),
         **request.unavailable_transformers,
     }
     while True:
@@ -127,7 +96,9 @@ def solve_available(
             matrix,
             replace(request, unavailable=unavailable, unavailable_transformers=unavailable_transformers),
         )
-        missing = missing_builds(resolution, indexes, request.packages, client, host.platform)
+        missing = missing_builds(
+            resolution, indexes, request.packages, client, host.platform, host_floor(host)
+        )
         if not missing:
             return _note_skipped_transformers(resolution, matrix, request, unavailable_transformers)
         _, why = missing[0]
@@ -153,7 +124,12 @@ def prefetch_listings(
 
 
 def transformers_missing(
-    matrix: Matrix, indexes: Indexes, client: IndexClient, python: str | None, platform: str | None
+    matrix: Matrix,
+    indexes: Indexes,
+    client: IndexClient,
+    python: str | None,
+    platform: str | None,
+    floor: Version | None = None,
 ) -> dict[str, Unavailable]:
     """Transformers releases of the matrix that the general index lacks (one listing request),
     so the solver skips them in a single pass. Nothing is known without a configured index."""
@@ -163,7 +139,7 @@ def transformers_missing(
 
     def present(version: str) -> bool:
         if python and platform:
-            return any(wheel_fits(f.filename, version, python, platform) for f in files)
+            return any(wheel_fits(f.filename, version, python, platform, floor) for f in files)
         return any(f.filename.startswith(f"transformers-{version}-") for f in files)
 
     reason = Unavailable(indexes.general, "transformers")

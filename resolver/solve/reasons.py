@@ -90,28 +90,49 @@ class UnverifiedBuild(Reason):
 
 @dataclass(frozen=True)
 class UnknownDriverFloor(Reason):
-    """The matrix does not know the minimum `os` driver for `cuda` (a family "12.x" or "11.8")."""
+    """The matrix does not know the minimum `os` driver for `cuda` (a family "12.x" or "11.8");
+    `bound`: it is at least this (the previous CUDA major's floor), when known."""
 
     kind: ClassVar[str] = "unverified"
     flag: ClassVar[str | None] = "--allow-unverified"
     os: str
     cuda: str
+    bound: str | None = None
 
 
 @dataclass(frozen=True)
 class CpuFallback(Reason):
-    """A CPU build is not chosen on a host with an NVIDIA GPU unless asked for."""
+    """A CPU build is not chosen on a host with a GPU (of `vendor`) unless asked for."""
 
     kind: ClassVar[str] = "cpu-fallback"
     flag: ClassVar[str | None] = "--variant cpu"
+    vendor: str = "nvidia"
 
 
 @dataclass(frozen=True)
 class RocmNotRequested(Reason):
-    """AMD (and other non-NVIDIA GPU) builds are used only when named with --variant."""
+    """An AMD ROCm build on a host without AMD GPUs: used only when named with --variant."""
 
     kind: ClassVar[str] = "rocm"
     variant: str
+
+
+@dataclass(frozen=True)
+class NoIntelGpu(Reason):
+    """An Intel XPU build on a host without Intel GPUs: used only when named with --variant."""
+
+    kind: ClassVar[str] = "xpu"
+    variant: str
+
+
+@dataclass(frozen=True)
+class UnknownGfxTargets(Reason):
+    """The matrix does not know which AMD gfx targets the build carries kernels for."""
+
+    kind: ClassVar[str] = "unverified"
+    flag: ClassVar[str | None] = "--allow-unverified"
+    variant: str
+    series: str
 
 
 @dataclass(frozen=True)
@@ -255,11 +276,14 @@ class DriverBelowFloor(Reason):
     driver: str
     floor: str
     cuda: str
+    # the floor itself is unknown on this OS; `floor` is a lower bound of it
+    at_least: bool = False
 
 
 @dataclass(frozen=True)
 class ArchMissing(Reason):
-    """The build carries no kernels (nor usable PTX) for the GPU's `sm`; `built_for` its targets."""
+    """The build carries no kernels (nor usable PTX) for the GPU's `sm` (an NVIDIA sm_XY or an AMD
+    gfx target); `built_for` lists the build's targets."""
 
     kind: ClassVar[str] = "arch"
     gpu_index: int
@@ -339,6 +363,38 @@ class ChosenUnverified(Reason):
     kind: ClassVar[str] = "chosen-unverified"
     variant: str
     series: str
+
+
+@dataclass(frozen=True)
+class ChosenIndirect(Reason):
+    """The chosen build is confirmed only indirectly in the matrix on `platform`."""
+
+    kind: ClassVar[str] = "chosen-indirect"
+    variant: str
+    series: str
+    platform: str
+
+
+@dataclass(frozen=True)
+class GpuUnused(Reason):
+    """GPU `gpu_index` is of another vendor than the chosen build (`build_kind`) drives."""
+
+    kind: ClassVar[str] = "gpu-unused"
+    gpu_index: int
+    gpu_name: str
+    vendor: str
+    build_kind: str
+
+
+@dataclass(frozen=True)
+class FloorUnknownNote(Reason):
+    """The chosen CUDA build's driver floor on `os` is unknown (allowed); `bound`, if known, is met."""
+
+    kind: ClassVar[str] = "floor-unknown"
+    os: str
+    cuda_major: int
+    driver: str | None
+    bound: str | None
 
 
 # --- outside the torch search: conda, the team ---------------------------------------------------

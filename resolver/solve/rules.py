@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from packaging.version import Version
 
 from resolver.host.model import Gpu, Host
-from resolver.matrix.arch import ArchTarget, Coverage, TegraRule, coverage, sm_list
-from resolver.matrix.load import Build, Matrix, TorchRelease, TransformersRelease
-from resolver.matrix.vocab import CPU, CUDA, python_version
+from resolver.matrix.arch import ArchTarget, Coverage, coverage, sm_list
+from resolver.matrix.model import Build, Matrix, TorchRelease, TransformersRelease
+from resolver.matrix.vocab import CPU, CUDA, ROCM, XPU, python_version
 from resolver.solve.reasons import (
     ArchMissing,
     CompanionMissing,
@@ -26,6 +26,7 @@ from resolver.solve.reasons import (
     MuslLibc,
     NoBuildData,
     NoDriver,
+    NoIntelGpu,
     NotRequestedVariant,
     NoWheelsForPlatform,
     PtxOnly,
@@ -35,6 +36,7 @@ from resolver.solve.reasons import (
     RocmNotRequested,
     TransformersNone,
     UnknownDriverFloor,
+    UnknownGfxTargets,
     UnverifiedBuild,
     UnverifiedPairing,
     UnverifiedRelease,
@@ -59,7 +61,6 @@ class Judge:
     matrix: Matrix
     request: Request
     python: str | None
-    rule: TegraRule
     # thorough: judge everything, even after a rule already failed the candidate (explanations)
     thorough: bool = False
     # build-level verdicts depend only on (series, variant), not on the release: computed once
@@ -121,7 +122,8 @@ def release_reasons(judge: Judge, release: TorchRelease) -> list[Reason]:
             reasons.append(MuslLibc())
         elif floor is not None and judge.libc_version is not None and judge.libc_version < floor:
             reasons.append(GlibcBelowFloor(floor, str(host.libc_version), platform))
-    macos_min = release.macos_min
+    # per-wheel macOS floors differ by CPU arch and Python
+    macos_min = release.macos_floor(host.arch, judge.python) if host.os == "macos" else None
     macos = Version(str(host.os_version)) if host.os == "macos" and host.os_version is not None else None
     if macos is not None and macos_min is not None and macos < macos_min:
         reasons.append(MacosBelowFloor(macos_min, str(host.os_version)))
@@ -152,9 +154,10 @@ def fit_gpus(
     """How each GPU runs the build: native kernels, PTX JIT, or not at all."""
     reasons: list[Reason] = []
     fits: list[GpuFit] = []
-    for gpu in judge.host.gpus:
-        cc = gpu.compute_capability
-        how = coverage(targets, cc, judge.rule)
+    rule = judge.matrix.tegra_rule_for(build.cuda)
+    for gpu in judge.host.nvidia_gpus:
+        cc = gpu.cc
+        how = coverage(targets, cc, rule)
         name = gpu.name or ""
         if how is Coverage.NONE:
             reasons.append(
@@ -185,13 +188,20 @@ def build_reasons(judge: Judge, release: TorchRelease, variant: str) -> tuple[li
     if build.is_unverified_on(platform) and not request.allow_unverified:
         reasons.append(UnverifiedBuild(variant, release.series, platform))
     if build.kind == CPU:
-        if host.has_nvidia_gpu and request.variant != CPU and not request.allow_cpu_fallback:
+        other = host.amd_gpus or host.intel_gpus
+        asked = request.variant == CPU or request.allow_cpu_fallback
+        if host.has_nvidia_gpu and not asked:
             reasons.append(CpuFallback())
+        elif other and not asked:
+            reasons.append(CpuFallback(other[0].vendor))
+        return reasons, []
+    if build.kind == ROCM:
+        return rocm_reasons(judge, release, build, reasons)
+    if build.kind == XPU:
+        if not host.intel_gpus and request.variant != variant:
+            reasons.append(NoIntelGpu(variant))
         return reasons, []
     if build.kind != CUDA or build.cuda is None:
-        # ROCm (and other non-NVIDIA GPU builds) are opt-in
-        if request.variant != variant:
-            reasons.append(RocmNotRequested(variant))
         return reasons, []
     if host.nvidia_driver is None:
         reasons.append(NoDriver(variant))
@@ -201,11 +211,44 @@ def build_reasons(judge: Judge, release: TorchRelease, variant: str) -> tuple[li
     cuda_family = matrix.cuda_families.get(build.cuda.major)
     minor_compatible = cuda_family is not None and cuda_family.minor_version_compatibility
     needed_by = f"{build.cuda.major}.x" if minor_compatible else str(build.cuda)
-    if floor is None:
+    bound = matrix.driver_floor_bound(build.cuda, host.os) if floor is None else None
+    if floor is None and bound is not None and host.driver is not None and host.driver < bound:
+        # An unknown floor is never below the previous CUDA major's known floor on this OS.
+        reasons.append(DriverBelowFloor(str(host.nvidia_driver), str(bound), needed_by, at_least=True))
+    elif floor is None:
         if not request.allow_unverified:
-            reasons.append(UnknownDriverFloor(host.os, needed_by))
+            reasons.append(UnknownDriverFloor(host.os, needed_by, str(bound) if bound is not None else None))
     elif host.driver is not None and host.driver < floor:
         reasons.append(DriverBelowFloor(str(host.nvidia_driver), str(floor), needed_by))
     arch_reasons, fits = fit_gpus(judge, release, build, build.arch.get(platform, ()))
     reasons.extend(arch_reasons)
+    return reasons, fits
+
+
+def rocm_reasons(
+    judge: Judge, release: TorchRelease, build: Build, reasons: list[Reason]
+) -> tuple[list[Reason], list[GpuFit]]:
+    """A ROCm build runs only where every AMD GPU has kernels among the build's gfx targets, and
+    is never taken on a host without AMD GPUs unless --variant names it."""
+    host, request, variant = judge.host, judge.request, build.variant
+    amd = host.amd_gpus
+    if not amd:
+        if request.variant != variant:
+            reasons.append(RocmNotRequested(variant))
+        return reasons, []
+    targets = build.gfx.get(host.platform)
+    if not targets:
+        if not request.allow_unverified:
+            reasons.append(UnknownGfxTargets(variant, release.series))
+        return reasons, []
+    fits = []
+    for gpu in amd:
+        if gpu.gfx_target in targets:
+            fits.append(GpuFit(gpu, Coverage.CUBIN, str(gpu.gfx_target)))
+            continue
+        reasons.append(
+            ArchMissing(
+                gpu.index, gpu.name or "", str(gpu.gfx_target), " ".join(targets), variant, release.series
+            )
+        )
     return reasons, fits

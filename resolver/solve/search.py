@@ -18,12 +18,15 @@ from packaging.version import Version
 
 from resolver.errors import NoCompatibleCombination
 from resolver.host.model import Host
-from resolver.matrix.load import Matrix, TorchRelease, TransformersRelease
-from resolver.matrix.vocab import ROCM, Variant, python_key, python_version
+from resolver.matrix.model import Matrix, TorchRelease, TransformersRelease
+from resolver.matrix.vocab import CPU, CUDA, ROCM, XPU, Variant, python_key, python_version
 from resolver.solve.reasons import (
+    ChosenIndirect,
     ChosenUnverified,
+    FloorUnknownNote,
     GlibcUnknown,
     GpusUnlisted,
+    GpuUnused,
     NoPythonWithin,
     PtxJit,
     PythonOutsideConstraint,
@@ -141,7 +144,7 @@ def _explore(
         notes.append(GlibcUnknown())
     if host.nvidia_driver is not None and not host.gpus:
         notes.append(GpusUnlisted())
-    judge = Judge(host, matrix, request, python, matrix.tegra_rule, thorough=thorough)
+    judge = Judge(host, matrix, request, python, thorough=thorough)
     judges = {python: judge}
     ranks: dict[tuple[str, str], tuple[int, Version]] = {}
 
@@ -162,14 +165,16 @@ def _explore(
             # Unknown host Python: take the newest non-free-threaded Python with wheels, within the
             # python constraint (a known Python was checked against it above).
             spec = request.spec("python")
-            plain = [p for p in release.python[host.platform] if not p.endswith("t") and Version(p) in spec]
+            plain = [
+                p
+                for p in release.python[host.platform]
+                if not p.endswith("t") and Version(p) in spec and _macos_fits(host, release, p)
+            ]
             release_python = max(plain, key=python_key) if plain else None
             if release_python is None:
                 release_reasons.append(NoPythonWithin(str(spec), host.platform))
         if release_python not in judges:
-            judges[release_python] = Judge(
-                host, matrix, request, release_python, judge.rule, thorough=thorough
-            )
+            judges[release_python] = Judge(host, matrix, request, release_python, thorough=thorough)
         release_judge = judges[release_python]
         transformers: TransformersRelease | TransformersNone | None = None
         if not release_reasons or thorough:
@@ -177,8 +182,11 @@ def _explore(
         chosen = transformers if isinstance(transformers, TransformersRelease) else None
         for variant in variants:
             rank = _rank_key(request.prefer, release, variant_rank(release, variant), chosen)
-            if _kind(variant) == ROCM and request.variant != variant:
-                continue  # AMD builds are opt-in; listing each as rejected is noise
+            kind = _kind(variant)
+            if request.variant != variant and (
+                (kind == ROCM and not host.amd_gpus) or (kind == XPU and not host.intel_gpus)
+            ):
+                continue  # no GPU of that vendor: listing each such build as rejected is noise
             if release_reasons and not thorough:
                 rejections.append(
                     (rank, Rejection(release.version, variant, tuple(release_reasons), stage="release"))
@@ -219,10 +227,19 @@ def _resolution(
 ) -> Resolution:
     pair = matrix.companions.get(release.version)
     found = list(notes)
-    found.extend(PtxJit(fit.gpu.index, fit.gpu.compute_capability.sm, fit.via) for fit in fits if fit.ptx)
+    found.extend(PtxJit(fit.gpu.index, fit.gpu.cc.sm, fit.via) for fit in fits if fit.ptx)
     build = matrix.build(release, variant)
     if build is not None and build.is_unverified_on(host.platform):
         found.append(ChosenUnverified(variant, release.series))
+    indirect = build is not None and build.is_indirect_on(host.platform)
+    if build is not None and indirect and not build.is_unverified_on(host.platform):
+        found.append(ChosenIndirect(variant, release.series, host.platform))
+    found.extend(_unused_gpus(host, build.kind if build is not None else CPU))
+    if build is not None and build.cuda is not None and matrix.driver_floor(build.cuda, host.os) is None:
+        bound = matrix.driver_floor_bound(build.cuda, host.os)
+        found.append(
+            FloorUnknownNote(host.os, build.cuda.major, host.nvidia_driver, str(bound) if bound else None)
+        )
     return Resolution(
         python=python or "",
         release=release,
@@ -235,6 +252,20 @@ def _resolution(
         notes=tuple(dict.fromkeys(found)),
         rejected=(),
     )
+
+
+def _macos_fits(host: Host, release: TorchRelease, python: str) -> bool:
+    """Whether this Python's macOS wheel installs on the host's macOS (per-wheel floors differ)."""
+    floor = release.macos_floor(host.arch, python) if host.os == "macos" else None
+    return floor is None or host.os_version is None or Version(host.os_version) >= floor
+
+
+def _unused_gpus(host: Host, kind: str) -> list[Reason]:
+    """GPUs the chosen build cannot drive (a CUDA build on a host that also has AMD GPUs, ...)."""
+    vendor = {CUDA: "nvidia", ROCM: "amd", XPU: "intel"}.get(kind)
+    if vendor is None:
+        return []
+    return [GpuUnused(g.index, g.name or "", g.vendor, kind) for g in host.gpus if g.vendor != vendor]
 
 
 def _rank_key(

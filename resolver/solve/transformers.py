@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from packaging.version import Version
 
-from resolver.matrix.load import TransformersRelease
+from resolver.matrix.model import TransformersRelease
 from resolver.matrix.vocab import python_version
 from resolver.solve.reasons import (
     ConstraintExcludes,

@@ -28,7 +28,7 @@ from resolver.explain.failure import fixes_of, headline
 from resolver.explain.fixes import Fix
 from resolver.index.client import IndexClient
 from resolver.lock.poetry.tool import LOCKFILE, PYPROJECT, PoetryTool
-from resolver.matrix.load import Matrix
+from resolver.matrix.model import Matrix
 from resolver.solve.reasons import CompanionOutside, ConstraintExcludes
 from resolver.solve.request import Request, merge_constraints, tighten
 from resolver.solve.search import Resolution, solve

@@ -36,7 +36,7 @@ from resolver.lock.environment import (
     stage_environment,
 )
 from resolver.lock.poetry.tool import LOCKFILE, PoetryTool, lock_in_staging
-from resolver.matrix.load import Matrix
+from resolver.matrix.model import Matrix
 from resolver.solve.reasons import Reason
 from resolver.solve.request import Request
 from resolver.team.solve import Target, TeamResolution, solve_team

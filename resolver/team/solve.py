@@ -26,7 +26,7 @@ from resolver.errors import (
     NoCompatibleCombination,
 )
 from resolver.host.model import Host, host_from_mapping, read_host_file
-from resolver.matrix.load import Matrix
+from resolver.matrix.model import Matrix
 from resolver.solve.reasons import Reason, Rejection, SmallestSplit, TargetBound, TargetUnsolvable
 from resolver.solve.request import Request, tighten
 from resolver.solve.search import Resolution, explore, solve
@@ -121,7 +121,7 @@ class Bands:
 
 
 def machine_class(host: Host, bands: Bands) -> MachineClass:
-    ccs = tuple(sorted({str(g.compute_capability) for g in host.gpus}, key=lambda c: Version(c)))
+    ccs = tuple(sorted({str(g.cc) for g in host.nvidia_gpus}, key=lambda c: Version(c)))
     return MachineClass(
         os=host.os,
         arch=host.arch,
