@@ -27,6 +27,7 @@ from resolver.fsutil import atomic_write_bytes
 from resolver.host.model import Host
 from resolver.index.client import IndexClient
 from resolver.lock.poetry.pyproject import (
+    EXTRA_SOURCE_PREFIX,
     GENERAL_SOURCE,
     PYTORCH_SOURCE_PREFIX,
     Dependency,
@@ -189,6 +190,10 @@ def environment_spec(
         sources.append(SourceSpec(source, indexes.variant_url(resolution.variant), "explicit"))
     if indexes.general is not None:
         sources.append(SourceSpec(GENERAL_SOURCE, indexes.general, "primary"))
+    # The user's extra indexes (pip's extra-index-url, uv's extra [[index]]): searched too, after.
+    sources.extend(
+        SourceSpec(f"{EXTRA_SOURCE_PREFIX}{n}", url, "supplemental") for n, url in enumerate(indexes.extra, 1)
+    )
     return EnvironmentSpec(
         name=name,
         requires_python=requires_python_for(resolution.python, sys.version_info[:2]),

@@ -23,7 +23,9 @@ def show(matrix: Matrix, kind: str, key: str) -> str:
     if kind == "cuda":
         return _cuda(matrix, _version(key, "CUDA", "12.8"))
     if kind == "gpu":
-        return _gpu(matrix, _cc(key))
+        from resolver.matrix.products import product_capability
+
+        return _gpu(matrix, product_capability(matrix, key) or _cc(key))
     if kind == "transformers":
         return _transformers(matrix, _version(key, "transformers", "4.46.3"))
     raise InputError("unknown kind for matrix show", value=kind, hint="one of " + ", ".join(KINDS))
@@ -43,7 +45,11 @@ def _cc(text: str) -> ComputeCapability:
     try:
         return ComputeCapability.parse(cleaned)
     except ValueError:
-        raise InputError("not a compute capability", value=text, hint="e.g. 8.9 (or sm_89)") from None
+        raise InputError(
+            "not a compute capability or a GPU the matrix lists",
+            value=text,
+            hint='e.g. 8.9, sm_89 or "RTX 4090"',
+        ) from None
 
 
 def _cite(matrix: Matrix, keys: Iterable[str], indent: str = "  ") -> list[str]:
