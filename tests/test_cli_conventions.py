@@ -105,3 +105,48 @@ def test_shell_completion_offers_commands_and_flags(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert answers.read_text().split() == ["export"]
+
+
+def test_progress_on_a_terminal_is_a_live_line_and_plain_lines_otherwise() -> None:
+    from resolver import progress
+
+    plain = io.StringIO()
+    with progress.reporting(progress.Reporter(stream=plain, verbosity=progress.NORMAL)):
+        with progress.step("poetry lock"):
+            pass
+        progress.say("detail", progress.VERBOSE)
+    assert plain.getvalue().splitlines()[0] == "poetry lock ..."
+    assert plain.getvalue().splitlines()[1].startswith("poetry lock: done in ")
+    assert len(plain.getvalue().splitlines()) == 2  # -v not given: no detail
+    live = io.StringIO()
+    reporter = progress.Reporter(stream=live, verbosity=progress.NORMAL, interactive=True)
+    with progress.reporting(reporter), progress.step("poetry lock"):
+        pass
+    assert "poetry lock: done in " in live.getvalue()
+    quiet = io.StringIO()
+    with progress.reporting(progress.Reporter(stream=quiet, verbosity=progress.QUIET)), progress.step("x"):
+        pass
+    assert quiet.getvalue() == ""
+    # a library caller (no CLI) gets a silent reporter
+    assert progress.current().stream is None
+
+
+def test_verbose_names_each_index_and_its_origin(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_", "STACK_RESOLVER_"))}
+    env.update(
+        PIP_CONFIG_FILE=os.devnull, UV_NO_CONFIG="1", PIP_EXTRA_INDEX_URL="https://extra.example.org/s"
+    )
+    write_project(tmp_path, "")
+    argv = [sys.executable, "-m", "resolver", "-v", "matrix", "validate"]
+    proc = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "index extra: https://extra.example.org/s (from PIP_EXTRA_INDEX_URL)" in proc.stderr
+    info = subprocess.run([sys.executable, "-m", "resolver", "info", "--json"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert info.returncode == 0, info.stderr
+    payload = json.loads(info.stdout)
+    assert {"role": "extra", "url": "https://extra.example.org/s", "from": "PIP_EXTRA_INDEX_URL"} in payload[
+        "indexes"
+    ]
+    assert payload["matrix"]["version"] and payload["poetry"]["pinned"] == "2.5.1"
+    assert set(payload["extras"]) >= {"nvml", "conda"}
