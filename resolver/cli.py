@@ -196,6 +196,7 @@ def _add_global_options(parser: argparse.ArgumentParser, commands: Any) -> None:
     """Options every command takes, before or after the command's name (`--project DIR resolve`
     or `resolve --project DIR`); on a subcommand they default to SUPPRESS so they never reset a
     value given before it."""
+
     def nested(sub: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
         found = [sub]
         for action in sub._actions:
