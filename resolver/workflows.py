@@ -28,7 +28,7 @@ from resolver.lock.environment import (
 )
 from resolver.lock.poetry.mirror import mirrored_tool
 from resolver.lock.poetry.tool import PoetryTool
-from resolver.matrix.load import Matrix
+from resolver.matrix.model import Matrix
 from resolver.solve.search import Request, Resolution, solve
 
 if TYPE_CHECKING:

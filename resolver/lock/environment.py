@@ -25,7 +25,6 @@ from resolver.errors import ExternalToolError
 from resolver.explain.render import resolution_json
 from resolver.fsutil import atomic_write_bytes
 from resolver.host.model import Host
-from resolver.index.availability import wheel_fits
 from resolver.index.client import IndexClient
 from resolver.lock.poetry.pyproject import (
     EXTRA_SOURCE_PREFIX,
@@ -39,7 +38,8 @@ from resolver.lock.poetry.pyproject import (
     requires_python_for,
 )
 from resolver.lock.poetry.tool import LOCKFILE, PYPROJECT, PoetryTool, lock_in_staging
-from resolver.matrix.load import Matrix
+from resolver.matrix.model import Matrix
+from resolver.matrix.wheeltags import wheel_fits
 from resolver.solve.search import Resolution
 
 if sys.version_info >= (3, 11):
@@ -55,7 +55,10 @@ CONDA_LOCKFILE = "conda-lock.yml"
 
 def target_name_for(host: Host, variant: str, python: str) -> str:
     """e.g. linux-x86_64-sm90-cu126-py311, linux-x86_64-sm61+sm86-cu126-py311, macos-arm64-cpu-py312."""
-    sms = sorted({f"sm{g.compute_capability.major}{g.compute_capability.minor}" for g in host.gpus})
+    sms = sorted(
+        {f"sm{g.cc.major}{g.cc.minor}" for g in host.nvidia_gpus}
+        | {g.gfx_target or "" for g in host.amd_gpus}
+    )
     parts = [host.platform]
     if sms and variant != "cpu":
         parts.append("+".join(sms))
