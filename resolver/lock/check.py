@@ -19,7 +19,7 @@ from resolver.lock.environment import (
     stage_environment,
 )
 from resolver.lock.poetry.tool import LOCKFILE, PYPROJECT, PoetryTool
-from resolver.matrix.load import Matrix
+from resolver.matrix.model import Matrix
 from resolver.solve.search import Request
 from resolver.team.lock import solve_team_available
 from resolver.team.solve import Target

@@ -7,7 +7,7 @@ import re
 
 from resolver.errors import InputError
 from resolver.host.model import ComputeCapability
-from resolver.matrix.load import Matrix
+from resolver.matrix.model import Matrix
 
 # Words that brand a product without naming it: "NVIDIA GeForce RTX 4090" is the "RTX 4090".
 _BRAND = {"nvidia", "geforce"}
