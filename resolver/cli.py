@@ -514,7 +514,10 @@ def cmd_audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if not args.no_lock:
         indexes = effective_indexes(team, os.environ, default_pip_config_files(os.environ))
         client = make_client(os.environ, offline=args.offline)
-        result = audit.with_package_diffs(result, targets, matrix, request, team, indexes, client, envs)
+        from resolver import progress
+
+        with progress.step("audit: scratch locks of the proposal"):
+            result = audit.with_package_diffs(result, targets, matrix, request, team, indexes, client, envs)
     if args.report is not None:
         atomic_write_text(args.report, audit.render_markdown(result))
     if args.grid is not None:
@@ -665,14 +668,17 @@ def _matrix_refresh(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     team = load_team(args.team)
     indexes = effective_indexes(team, os.environ, default_pip_config_files(os.environ))
     only = [k.strip() for k in args.only.split(",") if k.strip()] if args.only else refresh.KINDS
-    proposal = refresh.propose(
-        args.matrix or default_matrix_dir(),
-        indexes,
-        make_client(os.environ, offline=args.offline),
-        today=date.today(),
-        only=only,
-        extra_variants=[check_variant(v, "--variant") for v in args.variant],
-    )
+    from resolver import progress
+
+    with progress.step("matrix refresh: reading the indexes"):
+        proposal = refresh.propose(
+            args.matrix or default_matrix_dir(),
+            indexes,
+            make_client(os.environ, offline=args.offline),
+            today=date.today(),
+            only=only,
+            extra_variants=[check_variant(v, "--variant") for v in args.variant],
+        )
     if args.json:
         written = (
             [str(p) for p in refresh.write_proposal(proposal)] if args.write and proposal.changed else []
@@ -720,9 +726,12 @@ def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         name = match.target.name if match.target is not None else None
     directory = verify.find_target(envs_dir_for(team), name, host)
     uv = shutil.which("uv")
-    report = verify.verify_target(
-        directory, host, interpreter=args.python, uv=uv, keep=args.keep, lock_format=args.lock_format
-    )
+    from resolver import progress
+
+    with progress.step(f"verify {directory.name}: install into a fresh venv and smoke-test"):
+        report = verify.verify_target(
+            directory, host, interpreter=args.python, uv=uv, keep=args.keep, lock_format=args.lock_format
+        )
     if args.json:
         out.write(json.dumps(verify.report_json(report), indent=2) + "\n")
     else:
