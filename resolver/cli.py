@@ -806,8 +806,8 @@ def cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     team = load_team(args.team)
     indexes = effective_indexes(team, os.environ, default_pip_config_files(os.environ))
-    # the working directory is the project root here (see _in_project)
-    gathered = info.gather(os.environ, find_project(Path.cwd()), team, indexes, args.matrix)
+    project = getattr(args, "found_project", None) or find_project(Path.cwd())
+    gathered = info.gather(os.environ, project, team, indexes, args.matrix)
     out.write(json.dumps(gathered, indent=2) + "\n" if args.json else info.render(gathered))
     return 0
 
@@ -843,6 +843,7 @@ def _in_project(args: argparse.Namespace, err: TextIO) -> Iterator[None]:
         return
     cwd = Path.cwd()
     project = find_project(cwd, getattr(args, "project", None))
+    args.found_project = project  # for `info`
     if project.team_file is not None or getattr(args, "project", None) is not None:
         progress.say(project.describe())
     if project.root == cwd.resolve():
