@@ -413,6 +413,9 @@ def cmd_lock(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     matrix = _load_matrix(args.matrix, () if args.matrix else team.matrix_overlays)
     request = _request(args, team)
     targets = load_targets(team, matrix)
+    for target in targets:
+        for warning in _rocm_on_nvidia(target.host, request, args):
+            err.write(f"warning: {target.name}: {warning}\n")
     indexes = effective_indexes(team, os.environ, default_pip_config_files(os.environ))
     try:
         if getattr(args, "dry_run", False):

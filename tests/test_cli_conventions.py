@@ -150,3 +150,16 @@ def test_verbose_names_each_index_and_its_origin(tmp_path: Path) -> None:
     ]
     assert payload["matrix"]["version"] and payload["poetry"]["pinned"] == "2.5.1"
     assert set(payload["extras"]) >= {"nvml", "conda"}
+
+
+def test_rocm_for_a_team_with_nvidia_targets_is_refused_unless_forced(tmp_path: Path) -> None:
+    team = 'variant = "rocm6.3"\n\n[targets.h100]\nhost = "../h100.json"\n'
+    write_project(tmp_path, team)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STACK_RESOLVER_")}
+    argv = [sys.executable, "-m", "resolver", "lock", "--dry-run"]
+    refused = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == ExitCode.BAD_INPUT
+    assert "ROCm" in refused.stderr
+    forced = subprocess.run([*argv, "--variant", "rocm6.3"], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=120)  # fmt: skip
+    assert "warning: h100: variant rocm6.3 is a ROCm (AMD) build" in forced.stderr, forced.stderr
