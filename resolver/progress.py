@@ -106,3 +106,29 @@ def say(message: str, level: int = NORMAL) -> None:
 
 def step(label: str) -> contextlib.AbstractContextManager[None]:
     return _current.step(label)
+
+
+def redact(url: str) -> str:
+    """A URL without its credentials (user:password@), for output."""
+    scheme, sep, rest = url.partition("://")
+    host, slash, path = rest.partition("/")
+    if sep and "@" in host:
+        host = "***@" + host.rsplit("@", 1)[1]
+    return f"{scheme}{sep}{host}{slash}{path}" if sep else url
+
+
+def traced_session() -> Any:
+    """A requests session that names each request and its answer under -vv."""
+    import requests
+
+    session = requests.Session()
+
+    def trace(response: Any, *args: Any, **kwargs: Any) -> None:
+        seconds = response.elapsed.total_seconds()
+        say(
+            f"{response.request.method} {redact(response.url)} -> {response.status_code} ({seconds:.2f} s)",
+            DEBUG,
+        )
+
+    session.hooks["response"].append(trace)
+    return session

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -163,3 +164,19 @@ def test_rocm_for_a_team_with_nvidia_targets_is_refused_unless_forced(tmp_path: 
     forced = subprocess.run([*argv, "--variant", "rocm6.3"], cwd=tmp_path, env=env, capture_output=True,
                             text=True, timeout=120)  # fmt: skip
     assert "warning: h100: variant rocm6.3 is a ROCm (AMD) build" in forced.stderr, forced.stderr
+
+
+def test_very_verbose_names_each_request_without_credentials(
+    fixture_index_session: Any, tmp_path: Path
+) -> None:
+    from resolver import progress
+    from resolver.workflows import make_client
+
+    stream = io.StringIO()
+    with progress.reporting(progress.Reporter(stream=stream, verbosity=progress.DEBUG)):
+        client = make_client({"STACK_RESOLVER_CACHE_DIR": str(tmp_path)}, offline=False)
+        url = fixture_index_session.url().replace("http://", "http://user:secret@")
+        client.files(url, "transformers")
+    assert "GET http://***@127.0.0.1:" in stream.getvalue()
+    assert "/transformers/ -> 200" in stream.getvalue()
+    assert "secret" not in stream.getvalue()
