@@ -682,6 +682,7 @@ def _matrix_refresh(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     only = [k.strip() for k in args.only.split(",") if k.strip()] if args.only else refresh.KINDS
     from resolver import progress
 
+    extra_variants = [check_variant(v, "--variant") for v in args.variant]
     with progress.step("matrix refresh: reading the indexes"):
         proposal = refresh.propose(
             args.matrix or default_matrix_dir(),
@@ -689,7 +690,7 @@ def _matrix_refresh(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             make_client(os.environ, offline=args.offline),
             today=date.today(),
             only=only,
-            extra_variants=[check_variant(v, "--variant") for v in args.variant],
+            extra_variants=extra_variants,
         )
     if args.json:
         written = (
