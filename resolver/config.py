@@ -11,7 +11,6 @@ bundle come from the same pip/uv configuration.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +24,8 @@ from resolver import files
 from resolver.errors import ConfigError, ConstraintError, InputError, Location
 from resolver.host.spellings import python_series, split_local_label
 from resolver.index.credentials import Credentials, redact
-from resolver.solve.search import MANAGED, PREFERENCE_KEYS, merge_constraints
+from resolver.matrix.vocab import Variant
+from resolver.solve.request import MANAGED, PREFERENCE_KEYS, merge_constraints
 
 DEFAULT_PYTORCH_INDEX = "https://download.pytorch.org/whl"
 DEFAULT_TEAM_FILE = Path("envs") / "team.toml"
@@ -497,14 +497,11 @@ def check_python(text: str, origin: str = "--python") -> str:
         ) from None
 
 
-_VARIANT_RE = re.compile(r"cpu|cu\d{2,4}|rocm\d+(?:\.\d+){0,2}", re.ASCII)
-
-
 def check_variant(text: str, origin: str | None = None) -> str:
-    """A variant name: cpu, cuXYZ, rocmX.Y (any case). `origin` (a flag, or a file and key) is
-    named on error."""
+    """A variant name: cpu, cuXYZ, rocmX.Y, xpu (any case). `origin` (a flag, or a file and key)
+    is named on error."""
     normal = text.strip().lower()
-    if _VARIANT_RE.fullmatch(normal):
+    if Variant.of(normal) is not None:
         return normal
     raise InputError(
         "not a variant name",

@@ -30,7 +30,8 @@ from resolver.lock.environment import (
 from resolver.lock.poetry.mirror import mirrored_tool
 from resolver.lock.poetry.tool import PoetryTool
 from resolver.matrix.model import Matrix
-from resolver.solve.search import Request, Resolution, solve
+from resolver.solve.request import Request
+from resolver.solve.search import Resolution, solve
 
 if TYPE_CHECKING:
     from resolver.lock.conda import CondaSettings
@@ -50,12 +51,19 @@ def default_conda_cache_dir(environ: Mapping[str, str]) -> Path:
 def make_client(environ: Mapping[str, str], offline: bool, indexes: Indexes | None = None) -> IndexClient:
     """The run's index client: the HTTP policy from `environ`, the CA certificates pip would use,
     and the credentials `indexes` took out of their URLs (memory only)."""
+    from resolver.progress import traced_session
+
     policy = replace(
         HttpPolicy.from_environ(environ),
         credentials=indexes.credentials if indexes is not None else Credentials(),
         ca_bundle=effective_ca_bundle(environ, default_pip_config_files(environ)),
     )
-    return IndexClient(policy=policy, cache_dir=default_cache_dir(environ), offline=offline)
+    return IndexClient(
+        policy=policy,
+        cache_dir=default_cache_dir(environ),
+        offline=offline,
+        session=traced_session(),  # -vv names each request
+    )
 
 
 def envs_dir_for(team: TeamConfig) -> Path:
