@@ -374,7 +374,8 @@ class IndexClient:
         def attempt() -> tuple[str, str]:
             deadline = Deadline(self.policy.timeout)
             with self._send(url, headers, deadline) as response:
-                body = b"".join(deadline.chunks(response))
+                # only a 200's body is used; any other answer is judged by its status alone
+                body = b"".join(deadline.chunks(response)) if response.status_code == 200 else b""
             if response.status_code == 304 and cached is not None:
                 return str(cached["body"]), str(cached.get("content_type", ""))
             if response.status_code == 404 and valid is _parses:
