@@ -34,6 +34,7 @@ A per-field variable beats the host file; both beat every probe. Empty variables
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import glob as globmod
 import json
 import os
@@ -50,6 +51,7 @@ from typing import Any, Protocol
 
 from resolver.errors import InputError, Location
 from resolver.host import model as h
+from resolver.host import visible
 
 SUBPROCESS_TIMEOUT_S = 10.0
 
@@ -462,9 +464,46 @@ def _nvml_gpus(nvml: Any) -> tuple[h.Gpu, ...]:
                 name=h.nvml_text(nvml.nvmlDeviceGetName(handle)),
                 compute_capability=h.ComputeCapability(int(major), int(minor)),
                 memory_mib=h.bytes_to_mib(int(nvml.nvmlDeviceGetMemoryInfo(handle).total)),
+                uuid=_optional_text(_nvml_call(nvml, "nvmlDeviceGetUUID", handle)),
+                mig=_nvml_mig(nvml, handle),
             )
         )
     return tuple(gpus)
+
+
+def _optional_text(value: Any) -> str | None:
+    return h.nvml_text(value) if isinstance(value, (str, bytes)) else None
+
+
+def _nvml_call(nvml: Any, function: str, *args: Any) -> Any:
+    # UUIDs and MIG are extras: an old pynvml or a GPU without MIG ("NotSupported") answers none.
+    try:
+        return getattr(nvml, function)(*args)
+    except Exception:
+        return None
+
+
+def _nvml_mig(nvml: Any, handle: Any) -> tuple[h.MigDevice, ...] | None:
+    mode = _nvml_call(nvml, "nvmlDeviceGetMigMode", handle)
+    if not mode or int(mode[0]) != 1:  # (current, pending); 1 is NVML_DEVICE_MIG_ENABLE
+        return None
+    instances = []
+    for slot in range(int(_nvml_call(nvml, "nvmlDeviceGetMaxMigDeviceCount", handle) or 0)):
+        mig = _nvml_call(nvml, "nvmlDeviceGetMigDeviceHandleByIndex", handle, slot)
+        uuid = _nvml_call(nvml, "nvmlDeviceGetUUID", mig) if mig is not None else None
+        if not uuid:  # an empty slot raises NVMLError_NotFound
+            continue
+        name = h.nvml_text(_nvml_call(nvml, "nvmlDeviceGetName", mig) or "")
+        memory = _nvml_call(nvml, "nvmlDeviceGetMemoryInfo", mig)
+        # "NVIDIA A100-SXM4-40GB MIG 1g.5gb" -> "1g.5gb"
+        instances.append(
+            h.MigDevice(
+                uuid=h.nvml_text(uuid),
+                name=name.rsplit(" MIG ", 1)[-1],
+                memory_mib=h.bytes_to_mib(int(memory.total)) if memory is not None else None,
+            )
+        )
+    return tuple(instances)
 
 
 def _probe_kernel_module(probes: Probes, out: _Collector) -> None:
@@ -497,8 +536,26 @@ def _probe_nvidia_smi(probes: Probes, out: _Collector) -> None:
     except h.ProbeParseError as exc:
         out.warn(source, str(exc))
         return
+    took_gpus = out.missing("gpus")
     out.put("gpus", report.gpus, source)
     out.put("nvidia_driver", report.driver, source)
+    if took_gpus and report.gpus:
+        out.values["gpus"] = _with_smi_list(probes, report.gpus)
+
+
+def _with_smi_list(probes: Probes, gpus: tuple[h.Gpu, ...]) -> tuple[h.Gpu, ...]:
+    """UUIDs and MIG instances from `nvidia-smi -L`; best effort (the GPUs are already known)."""
+    try:
+        result = probes.run(["nvidia-smi", *h.NVIDIA_SMI_LIST_ARGS])
+    except (subprocess.TimeoutExpired, OSError):
+        return gpus
+    if result is None or result.returncode != 0:
+        return gpus
+    listed = {g.index: g for g in h.parse_nvidia_smi_list(result.stdout)}
+    return tuple(
+        dataclasses.replace(g, uuid=listed[g.index].uuid, mig=listed[g.index].mig) if g.index in listed else g
+        for g in gpus
+    )
 
 
 def _probe_nvidia(probes: Probes, out: _Collector, os_name: str) -> None:
@@ -645,5 +702,23 @@ def detect(probes: Probes) -> Detection:
         memory_mib=values.get("memory_mib"),
         disk_free_mib=values.get("disk_free_mib"),
         sources={key: out.sources[key] for key in values},
+        cuda_visible_devices=values.get("cuda_visible_devices"),
+        nvidia_visible_devices=values.get("nvidia_visible_devices"),
+        visible_devices=values.get("visible_devices"),
+        masked_gpus=tuple(values.get("masked_gpus") or ()),
+        limits=values.get("limits"),
     )
-    return Detection(host=host, warnings=tuple(out.warnings))
+    host, notes = visible.with_visibility(host, probes.environ)
+    if "visible_devices" not in host.sources:
+        named = [v for v, value in _visibility_vars(host) if value is not None]
+        host = dataclasses.replace(
+            host, sources={**host.sources, "visible_devices": ", ".join(named) or "every GPU"}
+        )
+    return Detection(host=host, warnings=(*out.warnings, *notes))
+
+
+def _visibility_vars(host: h.Host) -> tuple[tuple[str, str | None], ...]:
+    return (
+        (visible.NVIDIA_VISIBLE_DEVICES, host.nvidia_visible_devices),
+        (visible.CUDA_VISIBLE_DEVICES, host.cuda_visible_devices),
+    )

@@ -45,6 +45,19 @@ def render_host(subject: Detection | Host) -> str:
             out.append(_row("GPUs" if position == 0 else "", render_gpu(gpu)))
     else:
         out.append(_row("GPUs", "none (CPU host)"))
+    if host.gpus and host.visible_devices is not None:
+        seen = ", ".join(f"cuda:{d.index} = {d.label}" for d in host.visible_devices) or "no GPU"
+        variables = [
+            f"{name}={value!r}"
+            for name, value in (
+                ("NVIDIA_VISIBLE_DEVICES", host.nvidia_visible_devices),
+                ("CUDA_VISIBLE_DEVICES", host.cuda_visible_devices),
+            )
+            if value is not None
+        ]
+        out.append(_row("CUDA sees", seen + (f" ({', '.join(variables)})" if variables else "")))
+        if host.masked_gpus:
+            out.append(_row("Masked", ", ".join(f"GPU {i}" for i in host.masked_gpus)))
     out.append(_row("CPU cores", str(host.cpu_count) if host.cpu_count is not None else "unknown"))
     out.append(_row("Memory", _mib(host.memory_mib)))
     out.append(_row("Disk free", _mib(host.disk_free_mib)))

@@ -69,7 +69,7 @@ class Expectations:
     locked: Mapping[str, str]
     #: package -> version in resolution.json (None where the resolution pins nothing)
     resolved: Mapping[str, str | None]
-    host_gpus: int
+    host_gpus: int  # devices CUDA will see (CUDA_VISIBLE_DEVICES, MIG), not every GPU
 
     @property
     def gpu_target(self) -> bool:
@@ -201,7 +201,7 @@ def read_expectations(directory: Path, host: Host) -> Expectations:
         cuda=None if cuda is None else str(cuda),
         locked=locked,
         resolved=resolved,
-        host_gpus=len(host.gpus),
+        host_gpus=len(host.cuda_devices),
     )
 
 

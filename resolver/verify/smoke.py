@@ -110,7 +110,7 @@ def device_checks(
             _passed(count == host_gpus),
             str(host_gpus),
             str(count),
-            "host GPUs",
+            "GPUs visible to CUDA on this host",
             gpu=True,
         )
     )
