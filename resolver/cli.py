@@ -2,7 +2,7 @@
 
 Exit codes are `resolver.errors.ExitCode`: 0 success; 1 an external tool or index failed; 2 bad
 input (files, flags, constraints); 3 no valid combination; 4 an audit found a broken target;
-5 a check failed (doctor, verify).
+5 a check failed (doctor, verify, check).
 """
 
 from __future__ import annotations
@@ -126,6 +126,14 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("poetry", "conda"),
         help="which lock to install when a target has both (default: poetry.lock when present)",
     )
+
+    check = commands.add_parser("check", help="inspect an existing environment (changes nothing)")
+    check.add_argument("--python", metavar="EXE", help="its interpreter (default: $VIRTUAL_ENV, else .venv)")
+    check.add_argument("--target", help="compare with this locked target (default: the one matching)")
+    check.add_argument("--json", action="store_true", help="print the report as JSON")
+    check.add_argument("--smoke", action="store_true", help="also run the smoke tests in that environment")
+    check.add_argument("--team", type=Path, metavar="FILE", help="team file (default envs/team.toml)")
+    _add_host_args(check)
 
     matrix = commands.add_parser("matrix", help="validate or query the compatibility matrix")
     matrix_commands = matrix.add_subparsers(
@@ -556,6 +564,35 @@ def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return ExitCode.OK if report.ok else ExitCode.CHECK_FAILED
 
 
+def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from resolver.config import load_team
+    from resolver.host import visible
+    from resolver.host.model import read_host_file
+    from resolver.verify import check, environment
+    from resolver.workflows import envs_dir_for
+
+    python = environment.find_interpreter(args.python, os.environ, Path.cwd())
+    if args.host is not None:
+        host, notes = visible.with_visibility(read_host_file(args.host), os.environ)
+    else:
+        host, notes = _detect(None)
+    team = load_team(args.team)
+    matrix = _load_matrix(None, team.matrix_overlays)
+    target = check.locked_target(envs_dir_for(team), args.target, host)
+    installed = environment.probe_environment(python)
+    findings = check.check_environment(installed, host, matrix, target)
+    if args.smoke:
+        findings.extend(check.run_smoke(python, installed, host))
+    report = check.CheckReport(
+        installed, host, target[0].target if target else None, tuple(findings), tuple(notes)
+    )
+    if args.json:
+        out.write(json.dumps(check.report_json(report), indent=2) + "\n")
+    else:
+        out.write(check.render_report(report))
+    return ExitCode.OK if report.ok else ExitCode.CHECK_FAILED
+
+
 COMMANDS = {
     "detect": cmd_detect,
     "doctor": cmd_doctor,
@@ -564,6 +601,7 @@ COMMANDS = {
     "audit": cmd_audit,
     "matrix": cmd_matrix,
     "verify": cmd_verify,
+    "check": cmd_check,
 }
 
 
