@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = commands.add_parser("doctor", help="check the host against the team's minimum requirements")
     _add_host_args(doctor)
     doctor.add_argument("--requirements", type=Path, metavar="FILE", help="TOML file with [requirements]")
+    doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
 
     resolve = commands.add_parser("resolve", help="choose torch/variant/transformers for a host")
     _add_host_args(resolve)
@@ -206,7 +207,10 @@ def cmd_doctor(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         path = DEFAULT_TEAM_FILE
     requirements = doctor.read_requirements(path) if path is not None else doctor.Requirements()
     checks = doctor.check(host, requirements)
-    out.write(doctor.render_checks(checks))
+    if args.json:
+        out.write(json.dumps(doctor.checks_json(host, checks), indent=2) + "\n")
+    else:
+        out.write(doctor.render_limits(host) + doctor.render_checks(checks))
     return ExitCode.CHECK_FAILED if any(c.status == "fail" for c in checks) else ExitCode.OK
 
 

@@ -50,8 +50,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from resolver.errors import InputError, Location
+from resolver.host import limits, visible
 from resolver.host import model as h
-from resolver.host import visible
 
 SUBPROCESS_TIMEOUT_S = 10.0
 
@@ -115,6 +115,7 @@ class Probes:
     memory_bytes: Callable[[], int | None] = lambda: None  # used where /proc/meminfo is absent
     disk_free: Callable[[Path], int | None] = lambda path: None
     workdir: Path = field(default_factory=Path.cwd)
+    machine_cpu_count: Callable[[], int | None] = lambda: None  # every CPU, affinity or not
 
     @classmethod
     def system(cls, workdir: Path | None = None, environ: Mapping[str, str] | None = None) -> Probes:
@@ -131,6 +132,7 @@ class Probes:
             memory_bytes=_memory_bytes,
             disk_free=lambda path: shutil.disk_usage(path).free,
             workdir=Path.cwd() if workdir is None else workdir,
+            machine_cpu_count=os.cpu_count,
         )
 
 
@@ -658,6 +660,26 @@ def _probe_resources(probes: Probes, out: _Collector, os_name: str) -> None:
         out.put("disk_free_mib", h.bytes_to_mib(free) if free is not None else None, "shutil.disk_usage")
 
 
+def _probe_limits(probes: Probes, out: _Collector, os_name: str) -> None:
+    if not out.missing("limits"):
+        return
+
+    def read(path: str) -> str | None:
+        return _read_probe(probes, out, path)
+
+    affinity = out.values.get("cpu_count") if out.sources.get("cpu_count") == "os" else probes.cpu_count()
+    machine = probes.machine_cpu_count()
+    try:
+        if os_name == "linux":
+            found = limits.read_limits(read, affinity, machine)
+        else:
+            found = h.Limits(affinity_cpus=affinity, machine_cpus=machine)
+    except h.ProbeParseError as exc:
+        out.warn("cgroup", str(exc))
+        found = h.Limits(affinity_cpus=affinity, machine_cpus=machine)
+    out.put("limits", found, "cgroup" if found.cgroup else "os")
+
+
 def detect(probes: Probes) -> Detection:
     """Describe the machine `probes` look at. Raises only for a bad override (InputError)."""
     out = _Collector(_read_overrides(probes.environ))
@@ -686,6 +708,8 @@ def detect(probes: Probes) -> Detection:
     if same_os:
         _probe_nvidia(probes, out, os_name)
     _probe_resources(probes, out, os_name)
+    if same_os:
+        _probe_limits(probes, out, os_name)
 
     values = out.values
     host = h.Host(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from resolver.host.doctor import render_limits
 from resolver.host.model import Gpu, Host
 from resolver.host.probes import Detection
 
@@ -61,6 +62,8 @@ def render_host(subject: Detection | Host) -> str:
     out.append(_row("CPU cores", str(host.cpu_count) if host.cpu_count is not None else "unknown"))
     out.append(_row("Memory", _mib(host.memory_mib)))
     out.append(_row("Disk free", _mib(host.disk_free_mib)))
+    if host.limits is not None:
+        out.append(_row("Limits", render_limits(host).removeprefix("limits: ").rstrip()))
     if host.sources:
         out.append("Sources:\n")
         out.extend(f"  {key:<16}{source}\n" for key, source in sorted(host.sources.items()))
