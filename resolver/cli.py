@@ -1,3 +1,4 @@
+# PYTHON_ARGCOMPLETE_OK (shell completion: see docs/usage.md)
 """Command line: parse arguments, call plain functions, print, and map errors to exit codes.
 
 Exit codes are `resolver.errors.ExitCode`: 0 success; 1 an external tool or index failed; 2 bad
@@ -8,16 +9,18 @@ input (files, flags, constraints); 3 no valid combination; 4 an audit found a br
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import os
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from resolver import __version__
-from resolver.errors import ExitCode, InputError, NoCompatibleCombination, ResolverError
+from resolver.errors import ExitCode, InputError, Location, NoCompatibleCombination, ResolverError
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -95,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     lock.add_argument("--json", action="store_true", help="print JSON")
     lock.add_argument("--offline", action="store_true", help="use only the index cache; no network")
     lock.add_argument("--jobs", type=int, metavar="N", help="targets locked at once (default: CPU count)")
+    lock.add_argument(
+        "--check", action="store_true", help="write nothing; exit 5 when any target's lock is stale"
+    )
 
     audit = commands.add_parser(
         "audit", help="what a proposed upgrade (or matrix update) does to every target"
@@ -142,14 +148,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     validate = matrix_commands.add_parser("validate", help="check every matrix file")
     validate.add_argument("--matrix", type=Path, metavar="DIR")
+    validate.add_argument("--json", action="store_true", help="print the problems as JSON")
     show = matrix_commands.add_parser("show", help="print what the matrix says about one thing")
     show.add_argument("kind", choices=("torch", "cuda", "gpu", "transformers"))
     show.add_argument("key")
     show.add_argument("--matrix", type=Path, metavar="DIR")
+    show.add_argument("--json", action="store_true", help="print JSON")
     refresh = matrix_commands.add_parser("refresh", help="propose matrix rows from the package indexes")
     refresh.add_argument("--matrix", type=Path, metavar="DIR", help="matrix to refresh (default: shipped)")
     refresh.add_argument("--team", type=Path, metavar="FILE", help="team file (default envs/team.toml)")
     refresh.add_argument("--write", action="store_true", help="apply the printed diff")
+    refresh.add_argument("--json", action="store_true", help="print the proposal as JSON")
     refresh.add_argument("--offline", action="store_true", help="use only the index cache; no network")
     refresh.add_argument("--only", metavar="KINDS", help="torch, transformers or both (comma-separated)")
     refresh.add_argument(
@@ -159,7 +168,45 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="also look for this variant on the PyTorch index, e.g. rocm7.3 (repeatable)",
     )
+    _add_handoff_commands(commands)
+    _add_global_options(parser, commands)
     return parser
+
+
+def _add_handoff_commands(commands: Any) -> None:
+    """Commands that hand a target's lock to other tools, or install it here."""
+    export = commands.add_parser("export", help="write a target's lock as pylock.toml or requirements.txt")
+    export.add_argument("--target", help="target to export (default: the only one, or this host's)")
+    export.add_argument("--team", type=Path, metavar="FILE", help="team file (default envs/team.toml)")
+    export.add_argument("--format", dest="export_format", required=True, choices=("pylock", "requirements"))
+    export.add_argument(
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="where to write (default: pylock.toml / requirements.txt in the target's folder; - for stdout)",
+    )
+    export.add_argument("--offline", action="store_true", help="use only the index cache; no network")
+    sync = commands.add_parser("sync", help="install a target's lock into a venv exactly (.venv by default)")
+    sync.add_argument("--target", help="target to install (default: the only one, or this host's)")
+    sync.add_argument("--team", type=Path, metavar="FILE", help="team file (default envs/team.toml)")
+    sync.add_argument("--venv", type=Path, metavar="DIR", default=None, help="the venv (default: .venv)")
+    sync.add_argument("--python", metavar="EXE", help="interpreter for a venv that does not exist yet")
+    sync.add_argument("--no-uv", action="store_true", help="install with pip even when uv is available")
+
+
+def _add_global_options(parser: argparse.ArgumentParser, commands: Any) -> None:
+    """Options every command takes, before or after the command's name (`--project DIR resolve`
+    or `resolve --project DIR`); on a subcommand they default to SUPPRESS so they never reset a
+    value given before it."""
+    for index, target in enumerate([parser, *commands.choices.values()]):
+        default = None if index == 0 else argparse.SUPPRESS
+        target.add_argument(
+            "--project",
+            type=Path,
+            metavar="DIR",
+            default=default,
+            help="the project folder (holding envs/team.toml); default: found from the working directory up",
+        )
 
 
 # --- commands --------------------------------------------------------------------------------
@@ -208,7 +255,15 @@ def cmd_doctor(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     requirements = doctor.read_requirements(path) if path is not None else doctor.Requirements()
     checks = doctor.check(host, requirements)
     if args.json:
-        out.write(json.dumps(doctor.checks_json(host, checks), indent=2) + "\n")
+        payload = {
+            "ok": not any(c.status == "fail" for c in checks),
+            "checks": [dataclasses.asdict(c) for c in checks],
+            "warnings": list(warnings),
+        }
+        # what this process may use beside the machine's totals (cgroups, affinity)
+        limits = doctor.checks_json(host, checks)
+        payload.update({k: v for k, v in limits.items() if k not in payload})
+        out.write(json.dumps(payload, indent=2) + "\n")
     else:
         out.write(doctor.render_limits(host) + doctor.render_checks(checks))
     return ExitCode.CHECK_FAILED if any(c.status == "fail" for c in checks) else ExitCode.OK
@@ -235,6 +290,7 @@ def cmd_resolve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if forced or (args.host is None and not args.dry_run):
             return _resolve_team_machine(args, team, matrix, request, targets, forced, out, err)
     host, warnings = _detect(args.host)
+    warnings = (*warnings, *_rocm_on_nvidia(host, request, args))
     indexes = effective_indexes(team, os.environ, default_pip_config_files(os.environ))
     if not args.dry_run:
         return _resolve_and_write(args, host, matrix, request, team, indexes, warnings, out, err)
@@ -245,6 +301,22 @@ def cmd_resolve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     index_url = indexes.variant_url(resolution.variant) if resolution.local_label else None
     _report_resolution(resolution, index_url, warnings, args, out, err)
     return 0
+
+
+def _rocm_on_nvidia(host: Any, request: Any, args: argparse.Namespace) -> tuple[str, ...]:
+    """A ROCm build runs on AMD GPUs only: on a host with NVIDIA GPUs it is refused unless the
+    user forced it with --variant (then it is a warning)."""
+    variant = request.variant or ""
+    if not variant.startswith("rocm") or not host.gpus:
+        return ()
+    message = f"variant {variant} is a ROCm (AMD) build, and this host has NVIDIA GPUs it will not use"
+    if not args.variant:
+        raise InputError(
+            message,
+            location=Location(str(getattr(args, "team", None) or "envs/team.toml"), key="variant"),
+            hint=f"choose a CUDA variant, or force it with --variant {variant}",
+        )
+    return (message,)
 
 
 def _request(args: argparse.Namespace, team: Any) -> Any:
@@ -316,6 +388,8 @@ def cmd_lock(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from resolver.team.solve import load_targets, solve_team
     from resolver.workflows import make_client
 
+    if getattr(args, "check", False):
+        return cmd_lock_check(args, out, err)
     team = load_team(args.team)
     matrix = _load_matrix(args.matrix, () if args.matrix else team.matrix_overlays)
     request = _request(args, team)
@@ -358,6 +432,46 @@ def cmd_lock(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         out.write(f"{item.directory}: {state}\n")
     out.write("team.lock.json: " + ("written" if outcome.team_file_changed else "unchanged") + "\n")
     return 0
+
+
+def cmd_lock_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """`lock --check`: exit 5 when any target's lock is stale against its inputs or the matrix."""
+    from resolver.config import default_pip_config_files, effective_indexes, load_team
+    from resolver.lock.check import check_team
+    from resolver.lock.poetry.tool import PoetryTool
+    from resolver.team.solve import load_targets
+    from resolver.workflows import make_client
+
+    team = load_team(args.team)
+    matrix = _load_matrix(args.matrix, () if args.matrix else team.matrix_overlays)
+    targets = load_targets(team, matrix)
+    indexes = effective_indexes(team, os.environ, default_pip_config_files(os.environ))
+    client = make_client(os.environ, offline=args.offline)
+    try:
+        checks = check_team(
+            targets, matrix, _request(args, team), team, indexes, client, PoetryTool(environ=dict(os.environ))
+        )
+    except NoCompatibleCombination as exc:
+        from resolver.explain import render as explain
+
+        if args.json:
+            out.write(json.dumps(explain.failure_json(exc), indent=2) + "\n")
+        else:
+            err.write(f"No common version set: {exc.summary}\n")
+        return exc.exit_code
+    stale = [c for c in checks if not c.fresh]
+    if args.json:
+        payload = {
+            "stale": [c.name for c in stale],
+            "targets": {
+                c.name: {"fresh": c.fresh, "why": c.why, "directory": str(c.directory)} for c in checks
+            },
+        }
+        out.write(json.dumps(payload, indent=2) + "\n")
+    else:
+        for check in checks:
+            out.write(f"{check.directory}: {'up to date' if check.fresh else 'STALE: ' + check.why}\n")
+    return ExitCode.CHECK_FAILED if stale else ExitCode.OK
 
 
 def cmd_audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -491,6 +605,15 @@ def cmd_matrix(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.matrix_command == "validate":
         directory = args.matrix or default_matrix_dir()
         problems = validate_matrix(directory)
+        if args.json:
+            payload = {
+                "ok": not problems,
+                "directory": str(directory),
+                "problems": [{"problem": p.render(), "file": p.location.file, "line": p.location.line,
+                              "key": p.location.key} for p in problems],
+            }  # fmt: skip
+            out.write(json.dumps(payload, indent=2) + "\n")
+            return ExitCode.BAD_INPUT if problems else ExitCode.OK
         if problems:
             for problem in problems:
                 err.write(problem.render() + "\n")
@@ -499,7 +622,13 @@ def cmd_matrix(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         out.write(f"matrix OK: {directory}\n")
         return 0
     if args.matrix_command == "show":
-        out.write(show(_load_matrix(args.matrix), args.kind, args.key))
+        text = show(_load_matrix(args.matrix), args.kind, args.key)
+        if args.json:
+            out.write(
+                json.dumps({"kind": args.kind, "key": args.key, "lines": text.splitlines()}, indent=2) + "\n"
+            )
+        else:
+            out.write(text)
         return 0
     if args.matrix_command == "refresh":
         return _matrix_refresh(args, out, err)
@@ -525,6 +654,20 @@ def _matrix_refresh(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         only=only,
         extra_variants=[check_variant(v, "--variant") for v in args.variant],
     )
+    if args.json:
+        written = (
+            [str(p) for p in refresh.write_proposal(proposal)] if args.write and proposal.changed else []
+        )
+        payload = {
+            "directory": str(proposal.directory),
+            "changed": bool(proposal.changed),
+            "diff": proposal.diff(),
+            "summary": list(proposal.summary),
+            "warnings": list(proposal.warnings),
+            "written": written,
+        }
+        out.write(json.dumps(payload, indent=2) + "\n")
+        return 0
     out.write(proposal.diff())
     for line in proposal.summary:
         err.write(f"refresh: {line}\n")
@@ -568,6 +711,66 @@ def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return ExitCode.OK if report.ok else ExitCode.CHECK_FAILED
 
 
+def _target_directory(args: argparse.Namespace, err: TextIO) -> Path:
+    """The locked target folder a command names (`--target`), or the one for this machine."""
+    from resolver.config import load_team
+    from resolver.verify.poetry import find_target
+    from resolver.workflows import envs_dir_for
+
+    team = load_team(args.team)
+    name = args.target
+    host, warnings = _detect(None)
+    if name is None and (team.raw.get("targets") or team.raw.get("inventory")):
+        from resolver.team.solve import load_targets, match_target
+
+        for warning in warnings:
+            err.write(f"warning: {warning}\n")
+        matrix = _load_matrix(None, team.matrix_overlays)
+        match = match_target(host, load_targets(team, matrix), matrix)
+        name = match.target.name if match.target is not None else None
+    directory: Path = find_target(envs_dir_for(team), name, host)
+    return directory
+
+
+def cmd_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from resolver.config import default_pip_config_files, effective_indexes, load_team
+    from resolver.fsutil import atomic_write_text
+    from resolver.lock import export
+    from resolver.workflows import make_client
+
+    directory = _target_directory(args, err)
+    target = export.read_locked_target(directory)
+    if args.export_format == "requirements":
+        text = export.render_requirements(target)
+    else:
+        indexes = effective_indexes(load_team(args.team), os.environ, default_pip_config_files(os.environ))
+        text = export.render_pylock(target, make_client(os.environ, offline=args.offline), indexes.general)
+    if args.output == "-":
+        out.write(text)
+        return 0
+    path = Path(args.output) if args.output else directory / export.FORMATS[args.export_format]
+    atomic_write_text(path, text)
+    out.write(f"wrote {path}\n")
+    return 0
+
+
+def cmd_sync(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from resolver.lock.sync import sync_target
+
+    directory = _target_directory(args, err)
+    venv = args.venv or Path(".venv")
+
+    def notify(line: str) -> None:
+        err.write(line + "\n")
+
+    outcome = sync_target(
+        directory, venv, os.environ, python=args.python, use_uv=not args.no_uv, notify=notify
+    )
+    removed = f"; removed {', '.join(outcome.removed)}" if outcome.removed else ""
+    out.write(f"{outcome.venv}: holds exactly {directory}/poetry.lock ({outcome.installer}{removed})\n")
+    return 0
+
+
 def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from resolver.config import load_team
     from resolver.host import visible
@@ -606,20 +809,95 @@ COMMANDS = {
     "matrix": cmd_matrix,
     "verify": cmd_verify,
     "check": cmd_check,
+    "export": cmd_export,
+    "sync": cmd_sync,
 }
+
+
+# Commands that read no project (a host is described wherever it is run).
+_NO_PROJECT = frozenset({"detect"})
+
+
+@contextlib.contextmanager
+def _in_project(args: argparse.Namespace, err: TextIO) -> Iterator[None]:
+    """Run a command in its project's root, as git runs in its top-level folder: paths given on
+    the command line are made absolute first (they mean what they meant where the user typed
+    them), the project in use is named on stderr, and the working directory is restored after."""
+    from resolver.project import find_project
+
+    if args.command in _NO_PROJECT:
+        yield
+        return
+    cwd = Path.cwd()
+    project = find_project(cwd, getattr(args, "project", None))
+    if project.team_file is not None or getattr(args, "project", None) is not None:
+        err.write(project.describe() + "\n")
+    if project.root == cwd.resolve():
+        yield  # paths stay as typed, and messages name them so
+        return
+    for name, value in vars(args).items():
+        if isinstance(value, Path):
+            setattr(args, name, cwd / value)
+        elif isinstance(value, list) and value and all(isinstance(v, Path) for v in value):
+            setattr(args, name, [cwd / v for v in value])
+    os.chdir(project.root)
+    try:
+        yield
+    finally:
+        os.chdir(cwd)
+
+
+@contextlib.contextmanager
+def _user_certificates() -> Iterator[None]:
+    """pip's `cert` setting, for the duration of the command (see `certificate_environment`)."""
+    from resolver.config import default_pip_config_files
+    from resolver.userconfig import certificate_environment
+
+    added = certificate_environment(os.environ, default_pip_config_files(os.environ))
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
+
+
+def _complete(parser: argparse.ArgumentParser) -> None:
+    """Shell completion through argcomplete: answers and exits when the shell asks (it sets
+    `_ARGCOMPLETE`), and does nothing otherwise."""
+    if "_ARGCOMPLETE" not in os.environ:
+        return
+    import argcomplete
+
+    argcomplete.autocomplete(parser)
+
+
+def _wants_json(argv: Sequence[str] | None) -> bool:
+    """`--json` anywhere on the command line: errors are then JSON on stdout too, even one found
+    while the arguments were parsed."""
+    words = sys.argv[1:] if argv is None else argv
+    return "--json" in words
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
     try:
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        _complete(parser)
+        args = parser.parse_args(argv)
         if args.command is None:
             build_parser().print_help(out)
             return ExitCode.BAD_INPUT
-        return COMMANDS[args.command](args, out, err)
+        with _in_project(args, err), _user_certificates():
+            return COMMANDS[args.command](args, out, err)
     except ResolverError as exc:
         err.write(f"error: {exc.render()}\n")
+        if _wants_json(argv):
+            kind = exc.exit_code.name.lower()
+            out.write(
+                json.dumps({"error": exc.render(), "kind": kind, "exit_code": int(exc.exit_code)}) + "\n"
+            )
         return exc.exit_code
     except KeyboardInterrupt:
         err.write("interrupted\n")

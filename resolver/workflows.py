@@ -28,7 +28,7 @@ from resolver.lock.environment import (
 )
 from resolver.lock.poetry.mirror import mirrored_tool
 from resolver.lock.poetry.tool import PoetryTool
-from resolver.matrix.load import Matrix
+from resolver.matrix.model import Matrix
 from resolver.solve.search import Request, Resolution, solve
 
 if TYPE_CHECKING:
@@ -36,10 +36,9 @@ if TYPE_CHECKING:
 
 
 def default_cache_dir(environ: Mapping[str, str]) -> Path:
-    if environ.get("STACK_RESOLVER_CACHE_DIR"):
-        return Path(environ["STACK_RESOLVER_CACHE_DIR"])
-    base = environ.get("XDG_CACHE_HOME") or str(Path(environ.get("HOME", "~")).expanduser() / ".cache")
-    return Path(base) / "stack-resolver" / "http"
+    from resolver.dirs import http_cache_dir
+
+    return http_cache_dir(environ)
 
 
 def default_conda_cache_dir(environ: Mapping[str, str]) -> Path:

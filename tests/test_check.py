@@ -327,7 +327,7 @@ def test_bad_python_is_bad_input(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     elif kind == "text":
         target.write_text("just text\n", encoding="utf-8")
     code, payload, err = run_check(tmp_path, monkeypatch, BASE, "--python", str(target))
-    assert code == 2 and payload == {}
+    assert code == 2 and payload["kind"] == "bad_input"  # errors under --json are JSON too
     assert "--python" in err and str(target) in err
 
 

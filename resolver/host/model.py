@@ -28,6 +28,7 @@ HOST_KEYS = (
     "python",
     "nvidia_driver",
     "cuda_driver_api",
+    "rocm_version",
     "gpus",
     "cpu_count",
     "memory_mib",
@@ -41,7 +42,10 @@ HOST_KEYS = (
     # the limits that apply to this process (cgroups, affinity)
     "limits",
 )
-GPU_KEYS = ("index", "name", "compute_capability", "memory_mib", "uuid", "mig")
+GPU_KEYS = ("index", "name", "vendor", "compute_capability", "gfx_target", "memory_mib", "uuid", "mig")
+# GPU vendors; an entry without "vendor" is NVIDIA (host files written before AMD and Intel GPUs).
+VENDORS = ("nvidia", "amd", "intel")
+_GFX_RE = re.compile(r"gfx[0-9a-f]{3,4}", re.ASCII)
 MIG_KEYS = ("uuid", "name", "memory_mib")
 DEVICE_KEYS = ("index", "gpu", "name", "compute_capability", "memory_mib", "mig")
 LIMIT_KEYS = ("cgroup", "memory_max_mib", "cpu_quota", "affinity_cpus", "machine_cpus")
@@ -110,27 +114,39 @@ class MigDevice:
 
 @dataclass(frozen=True)
 class Gpu:
+    """One GPU. NVIDIA GPUs carry a compute capability, AMD GPUs a gfx target (the ISA ROCm
+    kernels are built for, e.g. gfx942); Intel GPUs carry neither."""
+
     index: int
     name: str
-    compute_capability: ComputeCapability
+    compute_capability: ComputeCapability | None
     memory_mib: int | None = None
+    vendor: str = "nvidia"
+    gfx_target: str | None = None
     uuid: str | None = None  # "GPU-8932f937-d72c-4106-c12f-20bd9faed9f6"
     # None: MIG mode off (or unknown); a tuple (maybe empty): MIG mode on, these instances exist
     mig: tuple[MigDevice, ...] | None = None
 
+    @property
+    def cc(self) -> ComputeCapability:
+        """The compute capability of an NVIDIA GPU (callers select NVIDIA GPUs first)."""
+        if self.compute_capability is None:
+            raise ValueError(f"GPU {self.index} ({self.vendor}) has no compute capability")
+        return self.compute_capability
+
     def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "index": self.index,
-            "name": self.name,
-            "compute_capability": str(self.compute_capability),
-            "memory_mib": self.memory_mib,
-        }
+        out: dict[str, Any] = {"index": self.index, "name": self.name, "vendor": self.vendor}
+        if self.vendor == "nvidia":
+            out["compute_capability"] = str(self.compute_capability)
+        if self.vendor == "amd":
+            out["gfx_target"] = self.gfx_target
+        out["memory_mib"] = self.memory_mib
         # Written only when known, so hosts without them read and write as before.
         if self.uuid is not None:
-            data["uuid"] = self.uuid
+            out["uuid"] = self.uuid
         if self.mig is not None:
-            data["mig"] = [m.to_json() for m in self.mig]
-        return data
+            out["mig"] = [m.to_json() for m in self.mig]
+        return out
 
 
 @dataclass(frozen=True)
@@ -168,6 +184,8 @@ def default_cuda_devices(gpus: tuple[Gpu, ...]) -> tuple[CudaDevice, ...]:
     devices: list[CudaDevice] = []
     mig_taken = False
     for gpu in gpus:
+        if gpu.vendor != "nvidia":  # CUDA enumerates NVIDIA GPUs only
+            continue
         if gpu.mig is None:
             devices.append(cuda_device(len(devices), gpu))
         elif gpu.mig and not mig_taken:
@@ -178,9 +196,9 @@ def default_cuda_devices(gpus: tuple[Gpu, ...]) -> tuple[CudaDevice, ...]:
 
 def cuda_device(ordinal: int, gpu: Gpu, mig: MigDevice | None = None) -> CudaDevice:
     if mig is None:
-        return CudaDevice(ordinal, gpu.index, gpu.name, gpu.compute_capability, gpu.memory_mib)
+        return CudaDevice(ordinal, gpu.index, gpu.name, gpu.cc, gpu.memory_mib)
     name = f"MIG {mig.name}" if mig.name else "MIG instance"
-    return CudaDevice(ordinal, gpu.index, name, gpu.compute_capability, mig.memory_mib, mig.uuid)
+    return CudaDevice(ordinal, gpu.index, name, gpu.cc, mig.memory_mib, mig.uuid)
 
 
 @dataclass(frozen=True)
@@ -216,6 +234,8 @@ class Host:
     nvidia_driver: str | None = None
     cuda_driver_api: str | None = None
     gpus: tuple[Gpu, ...] = ()
+    # the host's ROCm release (e.g. "6.4.1"), where ROCm is installed
+    rocm_version: str | None = None
     cpu_count: int | None = None
     memory_mib: int | None = None
     disk_free_mib: int | None = None
@@ -262,7 +282,19 @@ class Host:
 
     @property
     def has_nvidia_gpu(self) -> bool:
-        return bool(self.gpus) or self.nvidia_driver is not None
+        return bool(self.nvidia_gpus) or self.nvidia_driver is not None
+
+    @property
+    def nvidia_gpus(self) -> tuple[Gpu, ...]:
+        return tuple(gpu for gpu in self.gpus if gpu.vendor == "nvidia")
+
+    @property
+    def amd_gpus(self) -> tuple[Gpu, ...]:
+        return tuple(gpu for gpu in self.gpus if gpu.vendor == "amd")
+
+    @property
+    def intel_gpus(self) -> tuple[Gpu, ...]:
+        return tuple(gpu for gpu in self.gpus if gpu.vendor == "intel")
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -274,6 +306,7 @@ class Host:
             "python": self.python,
             "nvidia_driver": self.nvidia_driver,
             "cuda_driver_api": self.cuda_driver_api,
+            "rocm_version": self.rocm_version,
             "gpus": [gpu.to_json() for gpu in self.gpus],
             "cpu_count": self.cpu_count,
             "memory_mib": self.memory_mib,
@@ -328,25 +361,31 @@ def _parse_gpu(item: Any, position: int, origin: str) -> Gpu:
         raise _fail(
             origin, f"{key}.{unknown[0]}", "unknown GPU key", unknown[0], f"allowed: {', '.join(GPU_KEYS)}"
         )
-    cc_text = item.get("compute_capability")
-    if not isinstance(cc_text, str):
-        raise _fail(
-            origin,
-            f"{key}.compute_capability",
-            'compute capability must be a string like "8.6"',
-            cc_text,
-            "nvidia-smi --query-gpu=compute_cap prints it",
-        )
-    try:
-        cc = ComputeCapability.parse(cc_text)
-    except ValueError:
-        raise _fail(
-            origin,
-            f"{key}.compute_capability",
-            "compute capability is not MAJOR.MINOR",
-            cc_text,
-            'write it as "8.6", not "sm_86" or "86"',
-        ) from None
+    vendor_raw = item.get("vendor", "nvidia")
+    vendor = vendor_raw.strip().lower() if isinstance(vendor_raw, str) else vendor_raw
+    if vendor not in VENDORS:
+        raise _fail(origin, f"{key}.vendor", "unknown GPU vendor", vendor_raw, f"one of {', '.join(VENDORS)}")
+    cc, gfx = None, None
+    if vendor == "nvidia":
+        cc = _parse_cc(item, key, origin)
+        if item.get("gfx_target") is not None:
+            raise _fail(
+                origin, f"{key}.gfx_target", "an NVIDIA GPU has no gfx target", item["gfx_target"], "drop it"
+            )
+    else:
+        if item.get("compute_capability") is not None:
+            raise _fail(
+                origin,
+                f"{key}.compute_capability",
+                f"an {vendor.upper()} GPU has no CUDA compute capability",
+                item["compute_capability"],
+                'drop it, or set "vendor": "nvidia"',
+            )
+        gfx = _parse_gfx(item, key, origin) if vendor == "amd" else None
+        if vendor == "intel" and item.get("gfx_target") is not None:
+            raise _fail(
+                origin, f"{key}.gfx_target", "an Intel GPU has no gfx target", item["gfx_target"], "drop it"
+            )
     index = item.get("index", position)
     if isinstance(index, bool) or not isinstance(index, int) or index < 0:
         raise _fail(origin, f"{key}.index", "GPU index must be a non-negative integer", index, "e.g. 0")
@@ -372,7 +411,16 @@ def _parse_gpu(item: Any, position: int, origin: str) -> Gpu:
         if not isinstance(mig_raw, list):
             raise _fail(origin, f"{key}.mig", "'mig' must be a list of MIG instances", mig_raw, "or omit it")
         mig = tuple(_parse_mig(m, f"{key}.mig[{i}]", origin) for i, m in enumerate(mig_raw))
-    return Gpu(index=index, name=name, compute_capability=cc, memory_mib=memory, uuid=uuid, mig=mig)
+    return Gpu(
+        index=index,
+        name=name,
+        compute_capability=cc,
+        memory_mib=memory,
+        vendor=vendor,
+        gfx_target=gfx,
+        uuid=uuid,
+        mig=mig,
+    )
 
 
 def _check_keys(item: Any, key: str, allowed: tuple[str, ...], origin: str, what: str) -> Mapping[str, Any]:
@@ -457,6 +505,47 @@ def _visibility_fields(data: Mapping[str, Any], origin: str) -> dict[str, Any]:
     return fields
 
 
+def _parse_cc(item: Mapping[str, Any], key: str, origin: str) -> ComputeCapability:
+    cc_text = item.get("compute_capability")
+    if not isinstance(cc_text, str):
+        raise _fail(
+            origin,
+            f"{key}.compute_capability",
+            'compute capability must be a string like "8.6"',
+            cc_text,
+            "nvidia-smi --query-gpu=compute_cap prints it",
+        )
+    try:
+        return ComputeCapability.parse(cc_text)
+    except ValueError:
+        raise _fail(
+            origin,
+            f"{key}.compute_capability",
+            "compute capability is not MAJOR.MINOR",
+            cc_text,
+            'write it as "8.6", not "sm_86" or "86"',
+        ) from None
+
+
+def parse_gfx_target(text: str) -> str:
+    """`gfx942`, `GFX90A`, `gfx90a:sramecc+:xnack-` -> the bare lowercase target (`gfx90a`)."""
+    bare = text.strip().lower().split(":", 1)[0]
+    if not _GFX_RE.fullmatch(bare):
+        raise ValueError(f"not a gfx target: {text!r} (expected e.g. gfx942)")
+    return bare
+
+
+def _parse_gfx(item: Mapping[str, Any], key: str, origin: str) -> str:
+    text = item.get("gfx_target")
+    hint = 'rocminfo or amd-smi prints it, e.g. "gfx942"'
+    if not isinstance(text, str):
+        raise _fail(origin, f"{key}.gfx_target", "an AMD GPU needs a gfx target string", text, hint)
+    try:
+        return parse_gfx_target(text)
+    except ValueError:
+        raise _fail(origin, f"{key}.gfx_target", "not a gfx target", text, hint) from None
+
+
 def host_from_mapping(data: Any, origin: str = "<host>") -> Host:
     """Validate a decoded host JSON object (or an inline team-file host table)."""
     if not isinstance(data, Mapping):
@@ -496,6 +585,9 @@ def host_from_mapping(data: Any, origin: str = "<host>") -> Host:
     cuda_api = _opt_str(data, "cuda_driver_api", origin)
     if cuda_api is not None and not _CUDA_API_RE.fullmatch(cuda_api):
         raise _fail(origin, "cuda_driver_api", "CUDA driver API must be MAJOR.MINOR", cuda_api, 'e.g. "12.4"')
+    rocm = _opt_str(data, "rocm_version", origin)
+    if rocm is not None and not _VERSION_RE.fullmatch(rocm.strip()):
+        raise _fail(origin, "rocm_version", "ROCm version is not a version", rocm, 'e.g. "6.4.1"')
     gpus_raw = data.get("gpus") or []
     if not isinstance(gpus_raw, list):
         raise _fail(origin, "gpus", "'gpus' must be a list", gpus_raw, "use [] for a CPU host")
@@ -515,6 +607,7 @@ def host_from_mapping(data: Any, origin: str = "<host>") -> Host:
         nvidia_driver=driver,
         cuda_driver_api=cuda_api,
         gpus=gpus,
+        rocm_version=rocm.strip() if rocm is not None else None,
         cpu_count=_opt_int(data, "cpu_count", origin, '"cpu_count": 16'),
         memory_mib=_opt_int(data, "memory_mib", origin, '"memory_mib": 65536 (MiB)'),
         disk_free_mib=_opt_int(data, "disk_free_mib", origin, '"disk_free_mib": 512000 (MiB)'),

@@ -126,6 +126,7 @@ def resolve_visibility(
     gpus: Sequence[Gpu], cuda_visible: str | None, nvidia_visible: str | None, device_order: str | None = None
 ) -> Visibility:
     notes: list[str] = []
+    gpus = [g for g in gpus if g.vendor == "nvidia"]  # CUDA enumerates NVIDIA GPUs only
     available = list(gpus)
     renumbered = False
     if nvidia_visible is not None:

@@ -10,56 +10,15 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
-from packaging.tags import Tag
-from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import Version
 
 from resolver.config import Indexes
 from resolver.errors import NoCompatibleCombination
 from resolver.host.model import Host
 from resolver.index.client import IndexClient
-from resolver.matrix.load import Matrix
+from resolver.matrix.model import Matrix
+from resolver.matrix.wheeltags import host_floor, wheel_fits
 from resolver.solve.search import Request, Resolution, explore, solve
-
-# platform key -> (tag prefixes, tag suffixes): manylinux_2_28_x86_64, macosx_14_0_arm64, win_amd64
-_PLATFORM_TAGS = {
-    "linux-x86_64": (("manylinux", "linux"), ("_x86_64",)),
-    "linux-aarch64": (("manylinux", "linux"), ("_aarch64",)),
-    "windows-x86_64": (("win",), ("_amd64",)),
-    "macos-arm64": (("macosx",), ("_arm64", "_universal2")),
-    "macos-x86_64": (("macosx",), ("_x86_64", "_universal2", "_intel")),
-}
-
-
-def platform_fits(tag_platform: str, platform: str) -> bool:
-    if tag_platform == "any":
-        return True
-    prefixes, suffixes = _PLATFORM_TAGS.get(platform, ((), ()))
-    return tag_platform.startswith(prefixes) and tag_platform.endswith(suffixes)
-
-
-def python_fits(tag: Tag, python: str) -> bool:
-    free_threaded = python.endswith("t")
-    major, minor = python.rstrip("t").split(".")
-    if tag.interpreter.startswith("py"):
-        return tag.interpreter in ("py3", f"py{major}", f"py{major}{minor}") and tag.abi in ("none", "abi3")
-    if tag.interpreter != f"cp{major}{minor}":
-        return False
-    if tag.abi == "abi3":
-        return not free_threaded
-    if tag.abi == "none":  # e.g. torch's macOS wheels: cp311-none-macosx_11_0_arm64
-        return True
-    return tag.abi == f"cp{major}{minor}{'t' if free_threaded else ''}"
-
-
-def wheel_fits(filename: str, version: str, python: str, platform: str) -> bool:
-    try:
-        _, wheel_version, _, tags = parse_wheel_filename(filename)
-    except InvalidWheelFilename:
-        return False
-    if wheel_version != Version(version):
-        return False
-    return any(python_fits(tag, python) and platform_fits(tag.platform, platform) for tag in tags)
 
 
 @dataclass(frozen=True)
@@ -88,13 +47,21 @@ def required_builds(
 
 
 def missing_builds(
-    resolution: Resolution, indexes: Indexes, packages: tuple[str, ...], client: IndexClient, platform: str
+    resolution: Resolution,
+    indexes: Indexes,
+    packages: tuple[str, ...],
+    client: IndexClient,
+    platform: str,
+    floor: Version | None = None,
 ) -> list[tuple[Requirement, str]]:
+    """Builds the lock needs that no index lists for this Python and platform (`floor`: the
+    target's glibc or macOS version, which a wheel's manylinux/macosx tag must not exceed)."""
     missing = []
     for need in required_builds(resolution, indexes, packages):
         files = client.files(need.index_url, need.project)
         if not any(
-            wheel_fits(f.filename, need.version, resolution.python, platform) and not f.yanked for f in files
+            wheel_fits(f.filename, need.version, resolution.python, platform, floor) and not f.yanked
+            for f in files
         ):
             missing.append((need, f"is not on {need.index_url}"))
     return missing
@@ -114,7 +81,9 @@ def solve_available(
     prefetch_listings(host, matrix, request, indexes, client)
     unavailable = dict(request.unavailable)
     unavailable_transformers = {
-        **transformers_missing(matrix, indexes, client, request.python or host.python, host.platform),
+        **transformers_missing(
+            matrix, indexes, client, request.python or host.python, host.platform, host_floor(host)
+        ),
         **request.unavailable_transformers,
     }
     while True:
@@ -123,7 +92,9 @@ def solve_available(
             matrix,
             replace(request, unavailable=unavailable, unavailable_transformers=unavailable_transformers),
         )
-        missing = missing_builds(resolution, indexes, request.packages, client, host.platform)
+        missing = missing_builds(
+            resolution, indexes, request.packages, client, host.platform, host_floor(host)
+        )
         if not missing:
             return _note_skipped_transformers(resolution, matrix, unavailable_transformers)
         need, why = missing[0]
@@ -150,7 +121,12 @@ def prefetch_listings(
 
 
 def transformers_missing(
-    matrix: Matrix, indexes: Indexes, client: IndexClient, python: str | None, platform: str | None
+    matrix: Matrix,
+    indexes: Indexes,
+    client: IndexClient,
+    python: str | None,
+    platform: str | None,
+    floor: Version | None = None,
 ) -> dict[str, str]:
     """Transformers releases of the matrix that the general index lacks (one listing request),
     so the solver skips them in a single pass. Nothing is known without a configured index."""
@@ -160,7 +136,7 @@ def transformers_missing(
 
     def present(version: str) -> bool:
         if python and platform:
-            return any(wheel_fits(f.filename, version, python, platform) for f in files)
+            return any(wheel_fits(f.filename, version, python, platform, floor) for f in files)
         return any(f.filename.startswith(f"transformers-{version}-") for f in files)
 
     reason = f"is not on {indexes.general}"

@@ -25,9 +25,9 @@ from resolver.errors import ExternalToolError
 from resolver.explain.render import resolution_json
 from resolver.fsutil import atomic_write_bytes
 from resolver.host.model import Host
-from resolver.index.availability import wheel_fits
 from resolver.index.client import IndexClient
 from resolver.lock.poetry.pyproject import (
+    EXTRA_SOURCE_PREFIX,
     GENERAL_SOURCE,
     PYTORCH_SOURCE_PREFIX,
     Dependency,
@@ -38,7 +38,8 @@ from resolver.lock.poetry.pyproject import (
     requires_python_for,
 )
 from resolver.lock.poetry.tool import LOCKFILE, PYPROJECT, PoetryTool, lock_in_staging
-from resolver.matrix.load import Matrix
+from resolver.matrix.model import Matrix
+from resolver.matrix.wheeltags import wheel_fits
 from resolver.solve.search import Resolution
 
 if sys.version_info >= (3, 11):
@@ -54,7 +55,10 @@ CONDA_LOCKFILE = "conda-lock.yml"
 
 def target_name_for(host: Host, variant: str, python: str) -> str:
     """e.g. linux-x86_64-sm90-cu126-py311, linux-x86_64-sm61+sm86-cu126-py311, macos-arm64-cpu-py312."""
-    sms = sorted({f"sm{g.compute_capability.major}{g.compute_capability.minor}" for g in host.gpus})
+    sms = sorted(
+        {f"sm{g.cc.major}{g.cc.minor}" for g in host.nvidia_gpus}
+        | {g.gfx_target or "" for g in host.amd_gpus}
+    )
     parts = [host.platform]
     if sms and variant != "cpu":
         parts.append("+".join(sms))
@@ -186,6 +190,10 @@ def environment_spec(
         sources.append(SourceSpec(source, indexes.variant_url(resolution.variant), "explicit"))
     if indexes.general is not None:
         sources.append(SourceSpec(GENERAL_SOURCE, indexes.general, "primary"))
+    # The user's extra indexes (pip's extra-index-url, uv's extra [[index]]): searched too, after.
+    sources.extend(
+        SourceSpec(f"{EXTRA_SOURCE_PREFIX}{n}", url, "supplemental") for n, url in enumerate(indexes.extra, 1)
+    )
     return EnvironmentSpec(
         name=name,
         requires_python=requires_python_for(resolution.python, sys.version_info[:2]),

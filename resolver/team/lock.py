@@ -36,7 +36,7 @@ from resolver.lock.environment import (
     stage_environment,
 )
 from resolver.lock.poetry.tool import LOCKFILE, PoetryTool, lock_in_staging
-from resolver.matrix.load import Matrix
+from resolver.matrix.model import Matrix
 from resolver.solve.search import Request
 from resolver.team.solve import Target, TeamResolution, solve_team
 from resolver.workflows import envs_dir_for

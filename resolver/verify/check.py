@@ -27,7 +27,7 @@ from resolver.host.model import CudaDevice, Host
 from resolver.lock.poetry.tool import LOCKFILE
 from resolver.lock.runner import Runner, run_subprocess
 from resolver.matrix.arch import Coverage, coverage
-from resolver.matrix.load import Matrix, variant_kind
+from resolver.matrix.model import Matrix, variant_kind
 from resolver.verify import smoke
 from resolver.verify.environment import Installed, child_environ, parse_version
 from resolver.verify.poetry import (

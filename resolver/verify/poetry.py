@@ -24,12 +24,12 @@ from typing import Any
 from resolver.config import load_toml
 from resolver.errors import ExternalToolError, InputError, Location
 from resolver.host.model import Host
-from resolver.index.availability import wheel_fits
 from resolver.index.client import IndexClient
 from resolver.lock.environment import CONDA_LOCKFILE, RESOLUTION, target_name_for
 from resolver.lock.poetry.tool import LOCKFILE, PoetryTool
 from resolver.lock.runner import Runner, run_subprocess
-from resolver.matrix.load import variant_cuda, variant_kind
+from resolver.matrix.model import variant_cuda, variant_kind
+from resolver.matrix.wheeltags import wheel_fits
 from resolver.verify import smoke
 from resolver.verify.smoke import PACKAGES, Check
 

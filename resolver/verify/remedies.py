@@ -19,7 +19,7 @@ from packaging.version import Version
 from resolver.errors import NoCompatibleCombination
 from resolver.host.model import ComputeCapability, DriverVersion, Host
 from resolver.matrix.arch import ArchTarget
-from resolver.matrix.load import Matrix, TransformersRelease, variant_cuda
+from resolver.matrix.model import Matrix, TransformersRelease, variant_cuda
 from resolver.solve.search import Request, Resolution, solve
 from resolver.verify import smoke
 from resolver.verify.environment import Installed, parse_version
