@@ -349,3 +349,12 @@ def test_no_build_fits_this_driver_names_the_driver_that_unlocks_one(
     assert_install_fix_works(dict(fix, kind="install"), raised)
     with pytest.raises(NoCompatibleCombination):
         solve(host_from_mapping(host), MATRIX, Request(python="3.11"))
+
+
+def test_no_torch_installed_gets_the_solvers_choice(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_env(tmp_path, torch=None)
+    code, payload, _ = run_check(tmp_path, monkeypatch, BASE)
+    assert code == 5 and failed(payload) == ["torch"]
+    (fix,) = checks_of(payload)["torch"]["fixes"]
+    best = solve(host_from_mapping(BASE), MATRIX, Request(python="3.11"))
+    assert fix["apply"]["install"]["torch"] == best.torch and "or newer" not in fix["summary"]

@@ -181,3 +181,8 @@ def test_verify_expects_the_devices_cuda_sees(tmp_path: Path) -> None:
     shown = render_host(host)
     assert "CUDA sees  cuda:0 = GPU 1 (H100) (CUDA_VISIBLE_DEVICES='1')" in shown
     assert "Masked     GPU 0" in shown
+
+
+def test_variables_on_a_host_without_nvidia_gpus_change_nothing_and_say_nothing() -> None:
+    seen = visible.resolve_visibility((), "0,1", "all")
+    assert seen == visible.Visibility(devices=(), masked=(), notes=())

@@ -160,6 +160,8 @@ def resolve_visibility(
                     f"{CUDA_DEVICE_ORDER}=PCI_BUS_ID so CUDA numbers these different GPUs the same way"
                 )
         devices = tuple(cuda_device(i, gpu, mig) for i, (gpu, mig) in enumerate(chosen))
+    if not gpus:
+        notes = []  # no NVIDIA GPU: what the variables say changes nothing
     shown = {d.gpu for d in devices}
     masked = tuple(g.index for g in gpus if g.index not in shown)
     return Visibility(devices=devices, masked=masked, notes=tuple(notes))

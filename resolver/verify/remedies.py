@@ -124,7 +124,7 @@ def install_fix(ctx: Context, why: str) -> Fix | None:
 def _closest_install(ctx: Context, best: Resolution, why: str) -> Fix:
     current = ctx.installed.torch
     releases = sorted(r.version for r in ctx.matrix.torch)
-    ordered = releases
+    ordered: list[Version] = []  # nothing installed: the solver's choice
     if current is not None:
         public = Version(current.public)
         ordered = [v for v in releases if v > public] + [v for v in reversed(releases) if v <= public]
