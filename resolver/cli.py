@@ -785,7 +785,16 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         host, notes = _detect(None)
     team = load_team(args.team)
     matrix = _load_matrix(None, team.matrix_overlays)
-    target = check.locked_target(envs_dir_for(team), args.target, host)
+    name = args.target
+    if name is None and (team.raw.get("targets") or team.raw.get("inventory")):
+        from resolver.team.solve import load_targets, match_target
+
+        match = match_target(host, load_targets(team, matrix), matrix)
+        matched = match.target.name if match.target is not None else None
+        # the team target this machine is, once locked
+        if matched is not None and (envs_dir_for(team) / matched / "poetry.lock").is_file():
+            name = matched
+    target = check.locked_target(envs_dir_for(team), name, host)
     installed = environment.probe_environment(python)
     findings = check.check_environment(installed, host, matrix, target)
     if args.smoke:

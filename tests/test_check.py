@@ -358,3 +358,34 @@ def test_no_torch_installed_gets_the_solvers_choice(tmp_path: Path, monkeypatch:
     (fix,) = checks_of(payload)["torch"]["fixes"]
     best = solve(host_from_mapping(BASE), MATRIX, Request(python="3.11"))
     assert fix["apply"]["install"]["torch"] == best.torch and "or newer" not in fix["summary"]
+
+
+def test_the_target_named_for_this_host_is_compared_without_target(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from resolver.lock.environment import target_name_for
+
+    name = target_name_for(host_from_mapping(BASE), "cpu", "3.11")
+    write_target(tmp_path / "envs", name, "cpu")
+    write_target(tmp_path / "envs", "someone-elses", "cu129")
+    fake_env(tmp_path, torch="2.8.0+cpu", cuda=None, arch=(), devices=())
+    code, payload, _ = run_check(tmp_path, monkeypatch, BASE)
+    assert code == 0 and payload["target"] == name
+    assert checks_of(payload)[f"torch as locked ({name})"]["status"] == "pass"
+
+
+def test_the_team_target_this_machine_is_compared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    team_hosts = Path(__file__).parent / "data" / "team" / "hosts"
+    envs = tmp_path / "envs"
+    envs.mkdir()
+    (envs / "team.toml").write_text(
+        f'[targets.workstation]\nhost = "{team_hosts / "rtx5090.json"}"\n'
+        f'[targets.laptop]\nhost = "{team_hosts / "cpu-laptop.json"}"\n',
+        encoding="utf-8",
+    )
+    write_target(envs, "workstation", "cu128")  # locks torch 2.8.0+cpu, as write_target does
+    fake_env(tmp_path, torch="2.7.1+cu128", cuda="12.8", arch=("sm_120",), devices=((12, 0),))
+    host = json.loads((team_hosts / "rtx5090.json").read_text(encoding="utf-8"))
+    code, payload, _ = run_check(tmp_path, monkeypatch, host)
+    assert payload["target"] == "workstation" and code == 5
+    assert checks_of(payload)["torch as locked (workstation)"]["found"] == "2.7.1+cu128"
