@@ -188,6 +188,8 @@ def test_a_driver_below_the_builds_floor(tmp_path: Path, monkeypatch: pytest.Mon
     variant_cuda = Version(other["apply"]["variant"][2:-1] + "." + other["apply"]["variant"][-1])
     assert MATRIX.driver_floor(variant_cuda, "linux") <= host_from_mapping(host).driver  # type: ignore[operator]
     assert checks_of(payload)["cuda:0 GPU 0 (NVIDIA A100-SXM4-80GB) sm_80"]["status"] == "pass"
+    available = checks_of(payload)["CUDA available"]
+    assert (available["status"], available["found"]) == ("fail", "False")
 
 
 def test_a_torchvision_of_another_torch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

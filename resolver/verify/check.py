@@ -135,7 +135,17 @@ def _device_findings(ctx: Context, shown: str) -> list[Finding]:
             detail = "runs only by JIT-compiling PTX (slow first start)" if how is Coverage.PTX else ""
             findings.append(_pass(name, f"{cc.sm} in torch's arch list", how.value, detail, gpu=True))
     findings.extend(_driver_findings(ctx, shown))
-    if installed.available and installed.device_count != len(devices):
+    if not installed.available:
+        findings.append(
+            _fail(
+                "CUDA available",
+                "True",
+                "False",
+                installed.cuda_error or f"torch cannot reach the {len(devices)} GPU(s) CUDA should see",
+                gpu=True,
+            )
+        )
+    elif installed.device_count != len(devices):
         findings.append(
             _fail(
                 "CUDA device count",
@@ -145,7 +155,7 @@ def _device_findings(ctx: Context, shown: str) -> list[Finding]:
                 gpu=True,
             )
         )
-    elif installed.available:
+    else:
         findings.append(_pass("CUDA device count", str(len(devices)), str(installed.device_count), gpu=True))
     return findings
 

@@ -38,6 +38,7 @@ class Installed:
     capabilities: tuple[tuple[int, int], ...]
     arch_list: tuple[str, ...]
     arch_source: str
+    cuda_error: str = ""  # what torch.cuda raised while asked about devices
 
     @property
     def python_tag(self) -> str:
@@ -160,4 +161,5 @@ def parse_inspection(payload: Mapping[str, Any]) -> Installed:
         capabilities=tuple((int(c[0]), int(c[1])) for c in facts.get("capabilities") or ()),
         arch_list=tuple(str(a) for a in facts.get("arch_list") or ()),
         arch_source=str(facts.get("arch_source") or ""),
+        cuda_error=str(facts.get("error") or ""),
     )
