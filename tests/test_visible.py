@@ -87,6 +87,9 @@ def test_detection_records_mig_and_masking_and_round_trips() -> None:
     assert (device.index, device.gpu, device.compute_capability) == (0, 0, ComputeCapability(8, 0))
     assert device.mig == "MIG-c6d4f1ef-42e4-5de3-91c7-45d71c87eb3f" and device.name == "MIG 1g.5gb"
     assert host.masked_gpus == (1,) and host.cuda_visible_devices == "MIG-c6d4f1ef"
+    from resolver.host.render import render_host
+
+    assert "   MIG mode: 3g.20gb, 1g.5gb, 1g.5gb (sm_80 each)" in render_host(host)
     assert host.sources["visible_devices"] == "CUDA_VISIBLE_DEVICES"
     text = host.dumps()
     payload = json.loads(text)

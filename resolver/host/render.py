@@ -47,6 +47,10 @@ def render_host(subject: Detection | Host) -> str:
     if host.gpus:
         for position, gpu in enumerate(host.gpus):
             out.append(_row("GPUs" if position == 0 else "", render_gpu(gpu)))
+            if gpu.mig is not None and gpu.compute_capability is not None:
+                # MIG instances run what their parent runs: the same compute capability.
+                shown = ", ".join(m.name or m.uuid for m in gpu.mig) or "no instance"
+                out.append(_row("", f"   MIG mode: {shown} ({gpu.compute_capability.sm} each)"))
     else:
         out.append(_row("GPUs", "none (CPU host)"))
     if host.gpus and host.visible_devices is not None:
