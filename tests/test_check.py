@@ -259,6 +259,13 @@ def test_cuda_visible_devices_on_a_two_gpu_host(tmp_path: Path, monkeypatch: pyt
     count = checks_of(payload)["CUDA device count"]
     assert code == 5 and (count["expected"], count["found"]) == ("1", "2")
     assert "CUDA_VISIBLE_DEVICES='1'" in count["detail"]
+    assert count["fixes"] == [
+        {
+            "kind": "env",
+            "summary": "run with CUDA_VISIBLE_DEVICES='1', as the host recorded",
+            "apply": {"env": {"CUDA_VISIBLE_DEVICES": "1"}},
+        }
+    ]
 
 
 def test_a_mig_instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

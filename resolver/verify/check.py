@@ -87,7 +87,7 @@ def _skip(name: str, detail: str, gpu: bool = False) -> Finding:
     return Finding(Check(name, "skip", "-", "-", detail, gpu))
 
 
-def _device_findings(ctx: Context, shown: str) -> list[Finding]:
+def _device_findings(ctx: Context, shown: str, environ_value: str | None) -> list[Finding]:
     installed, host = ctx.installed, ctx.host
     devices = host.cuda_devices
     variant = installed.variant or "cpu"
@@ -152,12 +152,25 @@ def _device_findings(ctx: Context, shown: str) -> list[Finding]:
                 str(len(devices)),
                 str(installed.device_count),
                 f"torch sees {installed.device_count}, the host shows CUDA {len(devices)}: {_masking(host)}",
+                _mask_fix(host, environ_value),
                 gpu=True,
             )
         )
     else:
         findings.append(_pass("CUDA device count", str(len(devices)), str(installed.device_count), gpu=True))
     return findings
+
+
+def _mask_fix(host: Host, current: str | None) -> Fix | None:
+    """The host recorded a CUDA_VISIBLE_DEVICES this process does not have: set it."""
+    wanted = host.cuda_visible_devices
+    if wanted is None or wanted == current:
+        return None
+    return Fix(
+        "env",
+        f"run with CUDA_VISIBLE_DEVICES={wanted!r}, as the host recorded",
+        {"env": {"CUDA_VISIBLE_DEVICES": wanted}},
+    )
 
 
 def _device_list(devices: Sequence[CudaDevice]) -> str:
@@ -347,8 +360,11 @@ def check_environment(
     host: Host,
     matrix: Matrix,
     target: tuple[Expectations, Path] | None = None,
+    environ: Mapping[str, str] | None = None,
 ) -> list[Finding]:
-    """Every finding about `installed` on `host` (whose devices are those CUDA will see)."""
+    """Every finding about `installed` on `host` (whose devices are those CUDA will see);
+    `environ` is the environment the checked interpreter ran in (default: this process's)."""
+    cuda_visible_devices = (os.environ if environ is None else environ).get("CUDA_VISIBLE_DEVICES")
     ctx = Context(installed, dataclasses.replace(host, python=installed.python_tag), matrix)
     findings: list[Finding] = []
     torch = installed.torch
@@ -360,7 +376,8 @@ def check_environment(
     else:
         shown = str(torch)
         if installed.torch_error:
-            findings.append(_fail("torch imports", "import torch", "failed", installed.torch_error))
+            fix = install_fix(ctx, f"torch {shown} is installed but does not import")
+            findings.append(_fail("torch imports", "import torch", "failed", installed.torch_error, fix))
         release = matrix.release(Version(torch.public))
         findings.append(
             _pass("torch", "installed", f"{shown} ({installed.variant})")
@@ -369,7 +386,7 @@ def check_environment(
                 Check("torch", "pass", "installed", shown, f"torch {torch.public} is not in the matrix")
             )
         )
-        findings.extend(_device_findings(ctx, shown))
+        findings.extend(_device_findings(ctx, shown, cuda_visible_devices))
         findings.extend(_companion_findings(ctx, torch))
     findings.extend(_transformers_findings(ctx, torch))
     if target is not None:
