@@ -398,3 +398,15 @@ def test_the_team_target_this_machine_is_compared(tmp_path: Path, monkeypatch: p
     code, payload, _ = run_check(tmp_path, monkeypatch, host)
     assert payload["target"] == "workstation" and code == 5
     assert checks_of(payload)["torch as locked (workstation)"]["found"] == "2.7.1+cu128"
+
+
+def test_the_same_release_in_another_variant_comes_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_env(tmp_path, torch="2.7.1+cu118", cuda="11.8")
+    host = dict(BASE, nvidia_driver="575.57.08", gpus=[RTX5090])
+    code, payload, _ = run_check(tmp_path, monkeypatch, host)
+    (fix,) = checks_of(payload)["cuda:0 GPU 0 (NVIDIA GeForce RTX 5090) sm_120"]["fixes"]
+    assert code == 5 and Version(fix["apply"]["install"]["torch"]).public == "2.7.1"
+    assert "or newer" not in fix["summary"]
+    assert_install_fix_works(fix, host)

@@ -1,9 +1,10 @@
 """What to do about a `check` finding: fixes found by solving for the host, never from a table.
 
-An install fix names the closest torch that works on this host (the oldest release newer than the
-installed one, else the newest older one), found by solving with it pinned, and the solver's own
-choice beside it. When no build works on the host's driver, the lowest driver floor of the
-matrix that gives a solution is named with what it gives.
+An install fix names the closest torch that works on this host (the installed release in another
+variant, else the oldest release newer than the installed one, else the newest older one), found
+by solving with it pinned, and the solver's own choice beside it. When no build works on the
+host's driver, the lowest driver floor of the matrix that gives a solution is named with what it
+gives.
 """
 
 from __future__ import annotations
@@ -98,8 +99,9 @@ def _driver_floors(matrix: Matrix, os_name: str) -> list[DriverVersion]:
 
 
 def install_fix(ctx: Context, why: str) -> Fix | None:
-    """The closest torch that works on this host (the oldest newer than the installed one, else
-    the newest older one), found by solving with it pinned; the solver's own choice beside it.
+    """The closest torch that works on this host (the installed release in another variant, else
+    the oldest newer one, else the newest older one), found by solving with it pinned; the
+    solver's own choice beside it.
     When nothing works on this driver: the lowest driver floor that gives a solution."""
     best = _solve(ctx, {})
     if best is not None:
@@ -127,7 +129,9 @@ def _closest_install(ctx: Context, best: Resolution, why: str) -> Fix:
     ordered: list[Version] = []  # nothing installed: the solver's choice
     if current is not None:
         public = Version(current.public)
-        ordered = [v for v in releases if v > public] + [v for v in reversed(releases) if v <= public]
+        # the same release in another variant, then newer ones, then older ones
+        ordered = [v for v in releases if v == public]
+        ordered += [v for v in releases if v > public] + [v for v in reversed(releases) if v < public]
     chosen = best
     for version in ordered:
         found = _solve(ctx, {"torch": SpecifierSet(f"=={version}")})
