@@ -299,8 +299,16 @@ def cmd_resolve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     except NoCompatibleCombination as exc:
         return _report_failure(exc, args, out, err)
     index_url = indexes.variant_url(resolution.variant) if resolution.local_label else None
-    _report_resolution(resolution, index_url, warnings, args, out, err)
+    _report_resolution(
+        resolution, index_url, warnings, args, out, err, _upgrades(host, matrix, request, resolution)
+    )
     return 0
+
+
+def _upgrades(host: Any, matrix: Any, request: Any, resolution: Any) -> Any:
+    from resolver.explain.fixes import upgrades
+
+    return upgrades(host, matrix, request, resolution)
 
 
 def _rocm_on_nvidia(host: Any, request: Any, args: argparse.Namespace) -> tuple[str, ...]:
@@ -321,14 +329,11 @@ def _rocm_on_nvidia(host: Any, request: Any, args: argparse.Namespace) -> tuple[
 
 def _request(args: argparse.Namespace, team: Any) -> Any:
     from resolver.config import check_python, check_variant
-    from resolver.solve.search import Request, merge_constraints
+    from resolver.solve.request import Request, merge_constraints, tighten
 
-    constraints = dict(team.constraints)
-    for name, spec in merge_constraints(args.constraint).items():
-        constraints[name] = constraints[name] & spec if name in constraints else spec
     variant = args.variant or team.variant
-    return Request(
-        constraints=constraints,
+    request = Request(
+        constraints=team.constraints,
         variant=check_variant(variant, "--variant" if args.variant else None) if variant else None,
         python=check_python(args.python) if args.python else team.python,
         allow_ptx=args.allow_ptx or team.allow_ptx,
@@ -337,6 +342,7 @@ def _request(args: argparse.Namespace, team: Any) -> Any:
         packages=team.packages,
         prefer=team.prefer,
     )
+    return tighten(request, merge_constraints(args.constraint))
 
 
 def _resolve_team_machine(
@@ -411,11 +417,9 @@ def cmd_lock(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             )
     except NoCompatibleCombination as exc:
         if args.json:
-            out.write(json.dumps(explain.failure_json(exc), indent=2) + "\n")
+            out.write(json.dumps(explain.team_failure_json(exc), indent=2) + "\n")
         else:
-            err.write(f"No common version set: {exc.summary}\n")
-            for cause in exc.causes:
-                err.write(f"  {cause.detail}\n")
+            err.write(explain.render_team_failure(exc))
         return exc.exit_code
     if args.json:
         payload = team_json(outcome.resolution, indexes)
@@ -455,9 +459,9 @@ def cmd_lock_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         from resolver.explain import render as explain
 
         if args.json:
-            out.write(json.dumps(explain.failure_json(exc), indent=2) + "\n")
+            out.write(json.dumps(explain.team_failure_json(exc), indent=2) + "\n")
         else:
-            err.write(f"No common version set: {exc.summary}\n")
+            err.write(explain.render_team_failure(exc))
         return exc.exit_code
     stale = [c for c in checks if not c.fresh]
     if args.json:
@@ -524,17 +528,20 @@ def _report_resolution(
     args: argparse.Namespace,
     out: TextIO,
     err: TextIO,
+    advice: Sequence[Any] = (),
 ) -> None:
     from resolver.explain import render as explain
 
     if args.json:
         payload = explain.resolution_json(resolution, index_url)
         payload["warnings"] = [*warnings, *payload["warnings"]]
+        payload["upgrades"] = explain.upgrades_json(advice)
         out.write(json.dumps(payload, indent=2) + "\n")
         return
     for warning in warnings:
         err.write(f"warning: {warning}\n")
     out.write(explain.render_resolution(resolution, index_url, explain=args.explain))
+    out.write(explain.render_upgrades(advice))
 
 
 def _resolve_and_write(
@@ -580,6 +587,7 @@ def _resolve_and_write(
 
         payload = explain.resolution_json(outcome.resolution, outcome.index_url)
         payload["warnings"] = [*warnings, *payload["warnings"]]
+        payload["upgrades"] = explain.upgrades_json(_upgrades(host, matrix, request, outcome.resolution))
         payload["environment"] = {
             "target": outcome.target,
             "directory": str(written.directory),
@@ -588,7 +596,8 @@ def _resolve_and_write(
         }
         out.write(json.dumps(payload, indent=2) + "\n")
         return 0
-    _report_resolution(outcome.resolution, outcome.index_url, warnings, args, out, err)
+    advice = _upgrades(host, matrix, request, outcome.resolution)
+    _report_resolution(outcome.resolution, outcome.index_url, warnings, args, out, err, advice)
     if written.reused:
         out.write(f"{written.directory}: inputs unchanged, lock reused (nothing written)\n")
     elif written.changed:

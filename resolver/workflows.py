@@ -29,7 +29,8 @@ from resolver.lock.environment import (
 from resolver.lock.poetry.mirror import mirrored_tool
 from resolver.lock.poetry.tool import PoetryTool
 from resolver.matrix.model import Matrix
-from resolver.solve.search import Request, Resolution, solve
+from resolver.solve.request import Request
+from resolver.solve.search import Resolution, solve
 
 if TYPE_CHECKING:
     from resolver.lock.conda import CondaSettings

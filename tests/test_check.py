@@ -23,7 +23,8 @@ from resolver.errors import NoCompatibleCombination
 from resolver.host.model import ComputeCapability, host_from_mapping
 from resolver.matrix.arch import Coverage
 from resolver.matrix.load import load_matrix
-from resolver.solve.search import Request, solve
+from resolver.solve.request import Request
+from resolver.solve.search import solve
 from resolver.verify import check
 from tests.fixtures.wheels import build_wheel_bytes
 from tests.test_verify import write_target
@@ -182,6 +183,7 @@ def test_a_driver_below_the_builds_floor(tmp_path: Path, monkeypatch: pytest.Mon
     assert driver["found"] == "470.82.01"
     kinds = {fix["kind"]: fix for fix in driver["fixes"]}
     assert kinds["driver"]["apply"] == {"nvidia_driver": str(floor)}
+    assert kinds["driver"]["gives"]["torch"] == "2.7.1+cu128"  # what the raised driver runs
     # the other way: a build this driver runs
     other = kinds["install"]
     assert_install_fix_works(other, host)
@@ -264,6 +266,7 @@ def test_cuda_visible_devices_on_a_two_gpu_host(tmp_path: Path, monkeypatch: pyt
             "kind": "env",
             "summary": "run with CUDA_VISIBLE_DEVICES='1', as the host recorded",
             "apply": {"env": {"CUDA_VISIBLE_DEVICES": "1"}},
+            "gives": {},
         }
     ]
 

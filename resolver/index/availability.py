@@ -7,7 +7,7 @@ gives a working lock.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 
 from packaging.version import Version
@@ -18,7 +18,10 @@ from resolver.host.model import Host
 from resolver.index.client import IndexClient
 from resolver.matrix.model import Matrix
 from resolver.matrix.wheeltags import host_floor, wheel_fits
-from resolver.solve.search import Request, Resolution, explore, solve
+from resolver.solve.reasons import Reason, Unavailable
+from resolver.solve.request import Request
+from resolver.solve.search import Resolution, explore, solve
+from resolver.solve.transformers import release_reasons, torch_reasons
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,7 @@ def missing_builds(
     client: IndexClient,
     platform: str,
     floor: Version | None = None,
-) -> list[tuple[Requirement, str]]:
+) -> list[tuple[Requirement, Unavailable]]:
     """Builds the lock needs that no index lists for this Python and platform (`floor`: the
     target's glibc or macOS version, which a wheel's manylinux/macosx tag must not exceed)."""
     missing = []
@@ -63,7 +66,8 @@ def missing_builds(
             wheel_fits(f.filename, need.version, resolution.python, platform, floor) and not f.yanked
             for f in files
         ):
-            missing.append((need, f"is not on {need.index_url}"))
+            version = "" if need.project == "torch" else need.version
+            missing.append((need, Unavailable(need.index_url, need.project, version)))
     return missing
 
 
@@ -96,10 +100,9 @@ def solve_available(
             resolution, indexes, request.packages, client, host.platform, host_floor(host)
         )
         if not missing:
-            return _note_skipped_transformers(resolution, matrix, unavailable_transformers)
-        need, why = missing[0]
-        what = "" if need.project == "torch" else f"(its {need.project} {need.version}) "
-        unavailable[(str(resolution.release.version), resolution.variant)] = what + why
+            return _note_skipped_transformers(resolution, matrix, request, unavailable_transformers)
+        _, why = missing[0]
+        unavailable[(str(resolution.release.version), resolution.variant)] = why
 
 
 def prefetch_listings(
@@ -127,7 +130,7 @@ def transformers_missing(
     python: str | None,
     platform: str | None,
     floor: Version | None = None,
-) -> dict[str, str]:
+) -> dict[str, Unavailable]:
     """Transformers releases of the matrix that the general index lacks (one listing request),
     so the solver skips them in a single pass. Nothing is known without a configured index."""
     if indexes.general is None:
@@ -139,12 +142,12 @@ def transformers_missing(
             return any(wheel_fits(f.filename, version, python, platform, floor) for f in files)
         return any(f.filename.startswith(f"transformers-{version}-") for f in files)
 
-    reason = f"is not on {indexes.general}"
+    reason = Unavailable(indexes.general, "transformers")
     return {str(row.version): reason for row in matrix.transformers if not present(str(row.version))}
 
 
 def _note_skipped_transformers(
-    resolution: Resolution, matrix: Matrix, unavailable: dict[str, str]
+    resolution: Resolution, matrix: Matrix, request: Request, unavailable: Mapping[str, Reason]
 ) -> Resolution:
     """Say so when a newer transformers that fits was passed over because the index lacks it."""
     chosen = resolution.transformers.version
@@ -154,12 +157,13 @@ def _note_skipped_transformers(
         for row in matrix.transformers
         if row.version > chosen
         and str(row.version) in unavailable
-        and not row.yanked
-        and not row.version.is_prerelease
-        and row.torch.contains(torch_version, prereleases=True)
+        and not release_reasons(row, request, resolution.python)
+        and not torch_reasons(row, torch_version)
     ]
     if not skipped:
         return resolution
     newest = max(skipped, key=lambda row: row.version)
-    note = f"transformers {newest.version} {unavailable[str(newest.version)]}: took {chosen}"
+    why = unavailable[str(newest.version)]
+    where = f"is not on {why.source}" if isinstance(why, Unavailable) else "is not available"
+    note = f"transformers {newest.version} {where}: took {chosen}"
     return replace(resolution, warnings=(*resolution.warnings, note))

@@ -20,7 +20,7 @@ from resolver.lock.environment import (
 )
 from resolver.lock.poetry.tool import LOCKFILE, PYPROJECT, PoetryTool
 from resolver.matrix.model import Matrix
-from resolver.solve.search import Request
+from resolver.solve.request import Request
 from resolver.team.lock import solve_team_available
 from resolver.team.solve import Target
 from resolver.workflows import envs_dir_for

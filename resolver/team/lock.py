@@ -37,7 +37,8 @@ from resolver.lock.environment import (
 )
 from resolver.lock.poetry.tool import LOCKFILE, PoetryTool, lock_in_staging
 from resolver.matrix.model import Matrix
-from resolver.solve.search import Request
+from resolver.solve.reasons import Reason
+from resolver.solve.request import Request
 from resolver.team.solve import Target, TeamResolution, solve_team
 from resolver.workflows import envs_dir_for
 
@@ -65,15 +66,14 @@ def solve_team_available(
     target's index lacks is dropped for that target and the team is solved again."""
     missing_tf = transformers_missing(matrix, indexes, client, None, None)
     base = dataclasses.replace(base, unavailable_transformers={**missing_tf, **base.unavailable_transformers})
-    unavailable: dict[str, dict[tuple[str, str], str]] = {}
+    unavailable: dict[str, dict[tuple[str, str], Reason]] = {}
     while True:
         resolution = solve_team(targets, matrix, base, unavailable)
         found = False
         for target in targets:
             res = resolution.targets[target.name]
-            for need, why in missing_builds(res, indexes, packages, client, target.host.platform):
-                what = "" if need.project == "torch" else f"(its {need.project} {need.version}) "
-                unavailable.setdefault(target.name, {})[(str(res.release.version), res.variant)] = what + why
+            for _, why in missing_builds(res, indexes, packages, client, target.host.platform):
+                unavailable.setdefault(target.name, {})[(str(res.release.version), res.variant)] = why
                 found = True
         if not found:
             return resolution

@@ -23,6 +23,7 @@ from typing import Any
 from packaging.version import Version
 
 from resolver.errors import InputError, Location
+from resolver.explain.fixes import Fix
 from resolver.host.model import CudaDevice, Host
 from resolver.lock.poetry.tool import LOCKFILE
 from resolver.lock.runner import Runner, run_subprocess
@@ -40,7 +41,7 @@ from resolver.verify.poetry import (
 )
 from resolver.verify.remedies import (
     Context,
-    Fix,
+    driver_fix,
     install_fix,
     torch_arch_targets,
     transformers_fix,
@@ -170,6 +171,7 @@ def _mask_fix(host: Host, current: str | None) -> Fix | None:
         "env",
         f"run with CUDA_VISIBLE_DEVICES={wanted!r}, as the host recorded",
         {"env": {"CUDA_VISIBLE_DEVICES": wanted}},
+        {},
     )
 
 
@@ -212,10 +214,8 @@ def _driver_findings(ctx: Context, shown: str) -> list[Finding]:
         return [_skip(name, f"the matrix knows no driver floor for CUDA {cuda} on {ctx.host.os}", gpu=True)]
     if driver >= floor:
         return [_pass(name, f">= {floor} (CUDA {cuda})", str(driver), gpu=True)]
-    raise_driver = Fix(
-        "driver",
-        f"upgrade the NVIDIA driver to {floor} or newer (torch {shown} is built with CUDA {cuda})",
-        {"nvidia_driver": str(floor)},
+    raise_driver = driver_fix(
+        ctx, floor, f"upgrade the NVIDIA driver to {floor} or newer (torch {shown} is built with CUDA {cuda})"
     )
     other = install_fix(ctx, f"or keep driver {driver}")
     return [
@@ -253,6 +253,7 @@ def _companion_findings(ctx: Context, torch: Version) -> list[Finding]:
             "install",
             f"install {package} {want}, the release paired with torch {torch}",
             {"install": {package: want}},
+            {},
         )
         public = Version(installed.public)
         pairs = ctx.matrix.companions.values()
@@ -307,6 +308,7 @@ def _drift_findings(ctx: Context, expect: Expectations, directory: Path) -> list
         "sync",
         f"install the target's lock: cd {directory} && poetry sync --no-root",
         {"sync": {"target": expect.target, "directory": str(directory), "command": "poetry sync --no-root"}},
+        {},
     )
     findings = []
     for package in PACKAGES:

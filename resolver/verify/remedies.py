@@ -12,36 +12,21 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from resolver.errors import NoCompatibleCombination
+from resolver.explain.fixes import Fix
 from resolver.host.model import ComputeCapability, DriverVersion, Host
 from resolver.matrix.arch import ArchTarget
 from resolver.matrix.model import Matrix, TransformersRelease, variant_cuda
-from resolver.solve.search import Request, Resolution, solve
+from resolver.solve.reasons import RuntimeTorchFloor, TorchOutside
+from resolver.solve.request import Request
+from resolver.solve.search import Resolution, solve
+from resolver.solve.transformers import torch_reasons
 from resolver.verify import smoke
 from resolver.verify.environment import Installed, parse_version
-
-
-@dataclass(frozen=True)
-class Fix:
-    """What to do about a finding, in the shape of `resolve`'s fixes: `apply` says exactly what
-    to change (`{"install": {...}, "variant": ...}`, `{"nvidia_driver": "525.60.13"}`,
-    `{"sync": ...}`, `{"env": {...}}`); `gives` what the solver chose with it."""
-
-    kind: str
-    summary: str
-    apply: Mapping[str, Any]
-    gives: Mapping[str, str] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"kind": self.kind, "summary": self.summary, "apply": dict(self.apply)}
-        if self.gives is not None:
-            data["gives"] = dict(self.gives)
-        return data
 
 
 def torch_arch_targets(arch_list: Sequence[str], device: ComputeCapability) -> tuple[ArchTarget, ...]:
@@ -123,6 +108,16 @@ def install_fix(ctx: Context, why: str) -> Fix | None:
     return None
 
 
+def driver_fix(ctx: Context, floor: DriverVersion, summary: str) -> Fix:
+    """Raise the driver to `floor`; `gives` is what the solver then picks for the installed torch
+    (or at all)."""
+    raised = dataclasses.replace(ctx, host=dataclasses.replace(ctx.host, nvidia_driver=str(floor)))
+    torch = ctx.installed.torch
+    found = _solve(raised, {"torch": SpecifierSet(f"=={torch.public}")}) if torch is not None else None
+    found = found or _solve(raised, {})
+    return Fix("driver", summary, {"nvidia_driver": str(floor)}, _gives(found) if found else {})
+
+
 def _closest_install(ctx: Context, best: Resolution, why: str) -> Fix:
     current = ctx.installed.torch
     releases = sorted(r.version for r in ctx.matrix.torch)
@@ -153,11 +148,12 @@ def _closest_install(ctx: Context, best: Resolution, why: str) -> Fix:
 
 
 def transformers_problem(release: TransformersRelease, torch: Version) -> str | None:
-    public = Version(torch.public)
-    if release.torch and not release.torch.contains(public, prereleases=True):
-        return f"requires torch{release.torch}"
-    if release.runtime_min_torch is not None and public < release.runtime_min_torch:
-        return f"disables its torch support below torch {release.runtime_min_torch}"
+    """Why `release` cannot be used with `torch`, in words (the rule is the solver's)."""
+    for reason in torch_reasons(release, Version(torch.public)):
+        if isinstance(reason, TorchOutside):
+            return f"requires torch{reason.spec}"
+        if isinstance(reason, RuntimeTorchFloor):
+            return f"disables its torch support below torch {reason.floor}"
     return None
 
 
