@@ -413,3 +413,16 @@ def test_the_same_release_in_another_variant_comes_first(
     assert code == 5 and Version(fix["apply"]["install"]["torch"]).public == "2.7.1"
     assert "or newer" not in fix["summary"]
     assert_install_fix_works(fix, host)
+
+
+def test_a_conda_only_target_is_not_compared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from resolver.lock.environment import target_name_for
+
+    name = target_name_for(host_from_mapping(BASE), "cpu", "3.11")
+    directory = write_target(tmp_path / "envs", name, "cpu")
+    (directory / "poetry.lock").rename(directory / "conda-lock.yml")
+    fake_env(tmp_path, torch="2.8.0+cpu", cuda=None, arch=(), devices=())
+    code, payload, _ = run_check(tmp_path, monkeypatch, BASE)
+    assert code == 0 and payload["target"] is None
+    code, _, err = run_check(tmp_path, monkeypatch, BASE, "--target", name)
+    assert code == 2 and "has no poetry.lock" in err

@@ -337,12 +337,14 @@ def _drift_findings(ctx: Context, expect: Expectations, directory: Path) -> list
 
 
 def locked_target(envs: Path, name: str | None, host: Host) -> tuple[Expectations, Path] | None:
-    """The target to compare with: `--target NAME` (which must exist), else the one locked target
-    whose name `resolve` gives this host; None when none matches."""
+    """The target to compare with: `--target NAME` (which must exist and hold a poetry.lock),
+    else the one Poetry-locked target whose name `resolve` gives this host; None when none does."""
     if name is not None:
         directory = find_target(envs, name, host)
     else:
-        matching = [t for t in list_targets(envs) if (_derived(host, envs / t) or ("", ""))[0] == t]
+        # only Poetry-locked targets can be compared; a conda-only one is not drift
+        named = [t for t in list_targets(envs) if (envs / t / LOCKFILE).is_file()]
+        matching = [t for t in named if (_derived(host, envs / t) or ("", ""))[0] == t]
         if len(matching) > 1 and host.cuda_devices:
             matching = [t for t in matching if (_derived(host, envs / t) or ("", "cpu"))[1] != "cpu"]
         if len(matching) != 1:
