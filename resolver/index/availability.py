@@ -1,25 +1,26 @@
-"""Before locking: do the chosen builds exist on the configured indexes?
+"""Before the solve: which candidate builds exist on the configured indexes?
 
-A candidate whose wheel is missing (a mirror lagging behind, a variant never published) is
-rejected with "not on <index URL>" and the solver takes the next best, so a lagging mirror still
-gives a working lock.
+The survey lists the candidates a matrix-only exploration finds, reads the index listings they
+need (in parallel, each once), and returns the ones whose wheels are missing (a mirror lagging
+behind, a variant never published) as an `Availability`: the solver takes it as input, rejects
+those with "not on <index URL>" and chooses once. A lagging mirror still gives a working lock, and
+`resolve --dry-run --check-indexes` gives the same answer as a real run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import Version
 
 from resolver.config import Indexes
-from resolver.errors import NoCompatibleCombination
 from resolver.host.model import Host
 from resolver.index.client import IndexClient
 from resolver.matrix.load import Matrix
-from resolver.solve.search import Request, Resolution, explore, solve
+from resolver.solve.search import Request, Resolution, explore
 
 # platform key -> (tag prefixes, tag suffixes): manylinux_2_28_x86_64, macosx_14_0_arm64, win_amd64
 _PLATFORM_TAGS = {
@@ -63,7 +64,7 @@ def wheel_fits(filename: str, version: str, python: str, platform: str) -> bool:
 
 
 @dataclass(frozen=True)
-class Requirement:
+class NeededBuild:
     """One build the lock needs: this exact version of `project` on `index_url`."""
 
     project: str
@@ -71,25 +72,50 @@ class Requirement:
     index_url: str
 
 
+@dataclass(frozen=True)
+class Availability:
+    """What the survey found missing, each with why: (torch version, variant) builds and
+    transformers versions. `checked`: whether any index or channel was asked at all."""
+
+    builds: Mapping[tuple[str, str], str] = field(default_factory=dict)
+    transformers: Mapping[str, str] = field(default_factory=dict)
+    checked: bool = False
+
+    def applied_to(self, request: Request) -> Request:
+        """The request the solver takes: these builds and versions are unavailable."""
+        return replace(
+            request,
+            unavailable={**self.builds, **request.unavailable},
+            unavailable_transformers={**self.transformers, **request.unavailable_transformers},
+        )
+
+    def merged(self, other: Availability) -> Availability:
+        return Availability(
+            {**other.builds, **self.builds},
+            {**other.transformers, **self.transformers},
+            self.checked or other.checked,
+        )
+
+
 def required_builds(
-    resolution: Resolution, indexes: Indexes, packages: tuple[str, ...]
-) -> Iterator[Requirement]:
+    resolution: Resolution, indexes: Indexes, packages: Sequence[str]
+) -> Iterator[NeededBuild]:
     if resolution.local_label:
         torch_index = indexes.variant_url(resolution.variant)
     elif indexes.general is not None:
         torch_index = indexes.general
     else:
         return  # the general index is Poetry's built-in one: nothing we may name to check
-    yield Requirement("torch", resolution.torch, torch_index)
+    yield NeededBuild("torch", resolution.torch, torch_index)
     for name, version in (("torchvision", resolution.torchvision), ("torchaudio", resolution.torchaudio)):
         pin = resolution.pin(version)
         if pin is not None and name in packages:
-            yield Requirement(name, pin, torch_index)
+            yield NeededBuild(name, pin, torch_index)
 
 
 def missing_builds(
-    resolution: Resolution, indexes: Indexes, packages: tuple[str, ...], client: IndexClient, platform: str
-) -> list[tuple[Requirement, str]]:
+    resolution: Resolution, indexes: Indexes, packages: Sequence[str], client: IndexClient, platform: str
+) -> list[tuple[NeededBuild, str]]:
     missing = []
     for need in required_builds(resolution, indexes, packages):
         files = client.files(need.index_url, need.project)
@@ -100,53 +126,35 @@ def missing_builds(
     return missing
 
 
-def solve_available(
-    host: Host,
-    matrix: Matrix,
-    request: Request,
+def check_candidates(
+    candidates: Sequence[Resolution],
     indexes: Indexes,
+    packages: Sequence[str],
     client: IndexClient,
-) -> Resolution:
-    """Solve, then drop candidates whose wheels the indexes lack, until one is complete.
-
-    Raises NoCompatibleCombination (with the "not on <URL>" causes) when none is left.
-    """
-    prefetch_listings(host, matrix, request, indexes, client)
-    unavailable = dict(request.unavailable)
-    unavailable_transformers = {
-        **transformers_missing(matrix, indexes, client, request.python or host.python, host.platform),
-        **request.unavailable_transformers,
-    }
-    while True:
-        resolution = solve(
-            host,
-            matrix,
-            replace(request, unavailable=unavailable, unavailable_transformers=unavailable_transformers),
-        )
-        missing = missing_builds(resolution, indexes, request.packages, client, host.platform)
-        if not missing:
-            return _note_skipped_transformers(resolution, matrix, unavailable_transformers)
-        need, why = missing[0]
-        what = "" if need.project == "torch" else f"(its {need.project} {need.version}) "
-        unavailable[(str(resolution.release.version), resolution.variant)] = what + why
-
-
-def prefetch_listings(
-    host: Host, matrix: Matrix, request: Request, indexes: Indexes, client: IndexClient, depth: int = 6
-) -> None:
-    """Fetch, in parallel, the listings the check below will most likely read: the transformers
-    listing and the torch-family listings of the best few candidates' indexes."""
-    wanted: list[tuple[str, str]] = []
-    if indexes.general is not None:
-        wanted.append((indexes.general, "transformers"))
-    try:
-        candidates = explore(host, matrix, request, exhaustive=True).best_first()[:depth]
-    except NoCompatibleCombination:
-        candidates = ()
-    for resolution in candidates:
-        for need in required_builds(resolution, indexes, request.packages):
-            wanted.append((need.index_url, need.project))
-    client.prefetch(wanted)
+    platform: str,
+    *,
+    until_complete: bool = False,
+    batch: int = 8,
+) -> dict[tuple[str, str], str]:
+    """(torch version, variant) -> why, for each candidate whose builds an index lacks. The
+    listings of `batch` candidates are fetched at once. `until_complete`: the candidates come in
+    the solver's order of preference, and the survey stops at the first complete one (the solver
+    will choose it; nothing after it matters)."""
+    unavailable: dict[tuple[str, str], str] = {}
+    for start in range(0, len(candidates), batch):
+        chunk = candidates[start : start + batch]
+        wanted = {(n.index_url, n.project) for r in chunk for n in required_builds(r, indexes, packages)}
+        client.prefetch(sorted(wanted))
+        for resolution in chunk:
+            missing = missing_builds(resolution, indexes, packages, client, platform)
+            if not missing:
+                if until_complete:
+                    return unavailable
+                continue
+            need, why = missing[0]
+            what = "" if need.project == "torch" else f"(its {need.project} {need.version}) "
+            unavailable[(str(resolution.release.version), resolution.variant)] = what + why
+    return unavailable
 
 
 def transformers_missing(
@@ -167,8 +175,31 @@ def transformers_missing(
     return {str(row.version): reason for row in matrix.transformers if not present(str(row.version))}
 
 
-def _note_skipped_transformers(
-    resolution: Resolution, matrix: Matrix, unavailable: dict[str, str]
+def survey_indexes(
+    host: Host,
+    matrix: Matrix,
+    request: Request,
+    indexes: Indexes,
+    client: IndexClient,
+    *,
+    until_complete: bool = True,
+) -> Availability:
+    """What the pip indexes lack among the candidates for one host: the transformers listing
+    first (it changes which candidates are valid), then the torch-family listings of the
+    candidates in the solver's order, until the first complete one (`until_complete=False`:
+    all of them, when another source may still rule that one out)."""
+    transformers = transformers_missing(matrix, indexes, client, request.python or host.python, host.platform)
+    explored = explore(
+        host, matrix, Availability(transformers=transformers).applied_to(request), exhaustive=True
+    )
+    builds = check_candidates(
+        explored.best_first(), indexes, request.packages, client, host.platform, until_complete=until_complete
+    )
+    return Availability(builds, transformers, checked=True)
+
+
+def note_skipped_transformers(
+    resolution: Resolution, matrix: Matrix, unavailable: Mapping[str, str]
 ) -> Resolution:
     """Say so when a newer transformers that fits was passed over because the index lacks it."""
     chosen = resolution.transformers.version

@@ -26,9 +26,10 @@ from resolver.errors import ExternalToolError, InputError, Location
 from resolver.host.model import Host
 from resolver.index.availability import wheel_fits
 from resolver.index.client import IndexClient
-from resolver.lock.environment import CONDA_LOCKFILE, RESOLUTION, target_name_for
 from resolver.lock.poetry.tool import LOCKFILE, PoetryTool
+from resolver.lock.record import RESOLUTION
 from resolver.lock.runner import Runner, run_subprocess
+from resolver.lock.target import CONDA_LOCKFILE, target_name_for
 from resolver.matrix.load import variant_cuda, variant_kind
 from resolver.verify import smoke
 from resolver.verify.smoke import PACKAGES, Check
