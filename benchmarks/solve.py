@@ -21,7 +21,8 @@ from packaging.version import Version
 
 from resolver.errors import NoCompatibleCombination
 from resolver.host.model import ComputeCapability, Gpu, Host
-from resolver.matrix.load import Matrix, load_matrix
+from resolver.matrix.load import load_matrix
+from resolver.matrix.model import Matrix
 from resolver.solve.search import Request, solve
 
 HOSTS = {

@@ -1,3 +1,4 @@
+# PYTHON_ARGCOMPLETE_OK (shell completion: see docs/usage.md)
 """Command line: parse arguments, call plain functions, print, and map errors to exit codes.
 
 Exit codes are `resolver.errors.ExitCode`: 0 success; 1 an external tool or index failed; 2 bad
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -23,6 +25,10 @@ from resolver import __version__
 from resolver.errors import ExitCode, InputError, NoCompatibleCombination, ResolverError
 
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    # what `add_subparsers` returns: where commands are added
+    Subcommands: TypeAlias = "argparse._SubParsersAction[_ArgumentParser]"
     from resolver.workflows import Chosen, RunOptions, SolveOptions, TeamLocked, TeamMachine
 
 
@@ -86,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor = commands.add_parser("doctor", help="check the host against the team's minimum requirements")
     _add_host_args(doctor)
     doctor.add_argument("--requirements", type=Path, metavar="FILE", help="TOML file with [requirements]")
+    doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
 
     resolve = commands.add_parser("resolve", help="choose torch/variant/transformers for a host")
     _add_host_args(resolve)
@@ -111,6 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_solve_args(lock)
     _add_write_args(lock, "the team's version set")
     lock.add_argument("--jobs", type=int, metavar="N", help="targets locked at once (default: CPU count)")
+    lock.add_argument(
+        "--check", action="store_true", help="write nothing; exit 5 when any target's lock is stale"
+    )
 
     audit = commands.add_parser(
         "audit", help="what a proposed upgrade (or matrix update) does to every target"
@@ -150,14 +160,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     validate = matrix_commands.add_parser("validate", help="check every matrix file")
     validate.add_argument("--matrix", type=Path, metavar="DIR")
+    validate.add_argument("--json", action="store_true", help="print the problems as JSON")
     show = matrix_commands.add_parser("show", help="print what the matrix says about one thing")
     show.add_argument("kind", choices=("torch", "cuda", "gpu", "transformers"))
     show.add_argument("key")
     show.add_argument("--matrix", type=Path, metavar="DIR")
+    show.add_argument("--json", action="store_true", help="print JSON")
     refresh = matrix_commands.add_parser("refresh", help="propose matrix rows from the package indexes")
     refresh.add_argument("--matrix", type=Path, metavar="DIR", help="matrix to refresh (default: shipped)")
     refresh.add_argument("--team", type=Path, metavar="FILE", help="team file (default envs/team.toml)")
     refresh.add_argument("--write", action="store_true", help="apply the printed diff")
+    refresh.add_argument("--json", action="store_true", help="print the proposal as JSON")
     refresh.add_argument("--offline", action="store_true", help="use only the index cache; no network")
     refresh.add_argument("--only", metavar="KINDS", help="torch, transformers or both (comma-separated)")
     refresh.add_argument(
@@ -167,7 +180,45 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="also look for this variant on the PyTorch index, e.g. rocm7.3 (repeatable)",
     )
+    _add_handoff_commands(commands)
+    _add_global_options(parser, commands)
     return parser
+
+
+def _add_handoff_commands(commands: Subcommands) -> None:
+    """Commands that hand a target's lock to other tools, or install it here."""
+    export = commands.add_parser("export", help="write a target's lock as pylock.toml or requirements.txt")
+    export.add_argument("--target", help="target to export (default: the only one, or this host's)")
+    export.add_argument("--team", type=Path, metavar="FILE", help="team file (default envs/team.toml)")
+    export.add_argument("--format", dest="export_format", required=True, choices=("pylock", "requirements"))
+    export.add_argument(
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="where to write (default: pylock.toml / requirements.txt in the target's folder; - for stdout)",
+    )
+    export.add_argument("--offline", action="store_true", help="use only the index cache; no network")
+    sync = commands.add_parser("sync", help="install a target's lock into a venv exactly (.venv by default)")
+    sync.add_argument("--target", help="target to install (default: the only one, or this host's)")
+    sync.add_argument("--team", type=Path, metavar="FILE", help="team file (default envs/team.toml)")
+    sync.add_argument("--venv", type=Path, metavar="DIR", default=None, help="the venv (default: .venv)")
+    sync.add_argument("--python", metavar="EXE", help="interpreter for a venv that does not exist yet")
+    sync.add_argument("--no-uv", action="store_true", help="install with pip even when uv is available")
+
+
+def _add_global_options(parser: argparse.ArgumentParser, commands: Subcommands) -> None:
+    """Options every command takes, before or after the command's name (`--project DIR resolve`
+    or `resolve --project DIR`); on a subcommand they default to SUPPRESS so they never reset a
+    value given before it."""
+    for index, target in enumerate([parser, *commands.choices.values()]):
+        default = None if index == 0 else argparse.SUPPRESS
+        target.add_argument(
+            "--project",
+            type=Path,
+            metavar="DIR",
+            default=default,
+            help="the project folder (holding envs/team.toml); default: found from the working directory up",
+        )
 
 
 # --- commands --------------------------------------------------------------------------------
@@ -205,7 +256,15 @@ def cmd_doctor(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         path = DEFAULT_TEAM_FILE
     requirements = doctor.read_requirements(path) if path is not None else doctor.Requirements()
     checks = doctor.check(host, requirements)
-    out.write(doctor.render_checks(checks))
+    if args.json:
+        payload = {
+            "ok": not any(c.status == "fail" for c in checks),
+            "checks": [dataclasses.asdict(c) for c in checks],
+            "warnings": list(warnings),
+        }
+        out.write(json.dumps(payload, indent=2) + "\n")
+    else:
+        out.write(doctor.render_checks(checks))
     return ExitCode.CHECK_FAILED if any(c.status == "fail" for c in checks) else ExitCode.OK
 
 
@@ -275,6 +334,8 @@ def _report_team_machine(result: TeamMachine, as_json: bool, out: TextIO) -> int
 def cmd_lock(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from resolver.workflows import LockOptions, lock
 
+    if args.check:
+        return cmd_lock_check(args, out, err)
     if args.jobs is not None and args.jobs < 1:
         raise InputError("--jobs must be at least 1", value=str(args.jobs), hint="e.g. --jobs 4")
     options = LockOptions(solve=_solve_options(args), run=_run_options(args), jobs=args.jobs)
@@ -318,6 +379,35 @@ def _report_team(result: TeamLocked, as_json: bool, out: TextIO) -> int:
 
 
 NOT_CHECKED = "Indexes not checked (--dry-run): add --check-indexes to check that the builds exist."
+
+
+def cmd_lock_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """`lock --check`: exit 5 when any target's lock is stale against its inputs or the matrix."""
+    from resolver.workflows import check_locks
+
+    try:
+        checks = check_locks(_solve_options(args), os.environ, offline=args.offline)
+    except NoCompatibleCombination as exc:
+        from resolver.explain import render as explain
+
+        if args.json:
+            out.write(json.dumps(explain.failure_json(exc), indent=2) + "\n")
+        else:
+            err.write(f"No common version set: {exc.summary}\n")
+        return exc.exit_code
+    stale = [c for c in checks if not c.fresh]
+    if args.json:
+        payload = {
+            "stale": [c.name for c in stale],
+            "targets": {
+                c.name: {"fresh": c.fresh, "why": c.why, "directory": str(c.directory)} for c in checks
+            },
+        }
+        out.write(json.dumps(payload, indent=2) + "\n")
+    else:
+        for check in checks:
+            out.write(f"{check.directory}: {'up to date' if check.fresh else 'STALE: ' + check.why}\n")
+    return ExitCode.CHECK_FAILED if stale else ExitCode.OK
 
 
 def cmd_audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -406,6 +496,15 @@ def cmd_matrix(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.matrix_command == "validate":
         directory = args.matrix or default_matrix_dir()
         problems = validate_matrix(directory)
+        if args.json:
+            payload = {
+                "ok": not problems,
+                "directory": str(directory),
+                "problems": [{"problem": p.render(), "file": p.location.file, "line": p.location.line,
+                              "key": p.location.key} for p in problems],
+            }  # fmt: skip
+            out.write(json.dumps(payload, indent=2) + "\n")
+            return ExitCode.BAD_INPUT if problems else ExitCode.OK
         if problems:
             for problem in problems:
                 err.write(problem.render() + "\n")
@@ -416,7 +515,13 @@ def cmd_matrix(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.matrix_command == "show":
         from resolver.matrix.load import load_matrix
 
-        out.write(show(load_matrix(args.matrix), args.kind, args.key))
+        text = show(load_matrix(args.matrix), args.kind, args.key)
+        if args.json:
+            out.write(
+                json.dumps({"kind": args.kind, "key": args.key, "lines": text.splitlines()}, indent=2) + "\n"
+            )
+        else:
+            out.write(text)
         return 0
     if args.matrix_command == "refresh":
         return _matrix_refresh(args, out, err)
@@ -442,6 +547,20 @@ def _matrix_refresh(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         only=only,
         extra_variants=[check_variant(v, "--variant") for v in args.variant],
     )
+    if args.json:
+        written = (
+            [str(p) for p in refresh.write_proposal(proposal)] if args.write and proposal.changed else []
+        )
+        payload = {
+            "directory": str(proposal.directory),
+            "changed": bool(proposal.changed),
+            "diff": proposal.diff(),
+            "summary": list(proposal.summary),
+            "warnings": list(proposal.warnings),
+            "written": written,
+        }
+        out.write(json.dumps(payload, indent=2) + "\n")
+        return 0
     out.write(proposal.diff())
     for line in proposal.summary:
         err.write(f"refresh: {line}\n")
@@ -486,6 +605,67 @@ def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return ExitCode.OK if report.ok else ExitCode.CHECK_FAILED
 
 
+def _target_directory(args: argparse.Namespace, err: TextIO) -> Path:
+    """The locked target folder a command names (`--target`), or the one for this machine."""
+    from resolver.config import load_team
+    from resolver.verify.poetry import find_target
+    from resolver.workflows import detect_host, envs_dir_for
+
+    team = load_team(args.team)
+    name = args.target
+    host, warnings = detect_host(None)
+    if name is None and (team.raw.get("targets") or team.raw.get("inventory")):
+        from resolver.matrix.load import load_matrix
+        from resolver.team.solve import load_targets, match_target
+
+        for warning in warnings:
+            err.write(f"warning: {warning}\n")
+        matrix = load_matrix(None, overlays=team.matrix_overlays)
+        match = match_target(host, load_targets(team, matrix), matrix)
+        name = match.target.name if match.target is not None else None
+    directory: Path = find_target(envs_dir_for(team), name, host)
+    return directory
+
+
+def cmd_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from resolver.config import default_pip_config_files, effective_indexes, load_team
+    from resolver.fsutil import atomic_write_text
+    from resolver.lock import export
+    from resolver.workflows import make_client
+
+    directory = _target_directory(args, err)
+    target = export.read_locked_target(directory)
+    if args.export_format == "requirements":
+        text = export.render_requirements(target)
+    else:
+        indexes = effective_indexes(load_team(args.team), os.environ, default_pip_config_files(os.environ))
+        text = export.render_pylock(target, make_client(os.environ, offline=args.offline), indexes.general)
+    if args.output == "-":
+        out.write(text)
+        return 0
+    path = Path(args.output) if args.output else directory / export.FORMATS[args.export_format]
+    atomic_write_text(path, text)
+    out.write(f"wrote {path}\n")
+    return 0
+
+
+def cmd_sync(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from resolver.lock.sync import sync_target
+
+    directory = _target_directory(args, err)
+    venv = args.venv or Path(".venv")
+
+    def notify(line: str) -> None:
+        err.write(line + "\n")
+
+    outcome = sync_target(
+        directory, venv, os.environ, python=args.python, use_uv=not args.no_uv, notify=notify
+    )
+    removed = f"; removed {', '.join(outcome.removed)}" if outcome.removed else ""
+    out.write(f"{outcome.venv}: holds exactly {directory}/poetry.lock ({outcome.installer}{removed})\n")
+    return 0
+
+
 COMMANDS = {
     "detect": cmd_detect,
     "doctor": cmd_doctor,
@@ -494,6 +674,8 @@ COMMANDS = {
     "audit": cmd_audit,
     "matrix": cmd_matrix,
     "verify": cmd_verify,
+    "export": cmd_export,
+    "sync": cmd_sync,
 }
 
 
@@ -524,18 +706,91 @@ def _stop_on_signals() -> Iterator[None]:
             signal.signal(number, handler)
 
 
+# Commands that read no project (a host is described wherever it is run).
+_NO_PROJECT = frozenset({"detect"})
+
+
+@contextlib.contextmanager
+def _in_project(args: argparse.Namespace, err: TextIO) -> Iterator[None]:
+    """Run a command in its project's root, as git runs in its top-level folder: paths given on
+    the command line are made absolute first (they mean what they meant where the user typed
+    them), the project in use is named on stderr, and the working directory is restored after."""
+    from resolver.project import find_project
+
+    if args.command in _NO_PROJECT:
+        yield
+        return
+    cwd = Path.cwd()
+    project = find_project(cwd, getattr(args, "project", None))
+    if project.team_file is not None or getattr(args, "project", None) is not None:
+        err.write(project.describe() + "\n")
+    if project.root == cwd.resolve():
+        yield  # paths stay as typed, and messages name them so
+        return
+    for name, value in vars(args).items():
+        if isinstance(value, Path):
+            setattr(args, name, cwd / value)
+        elif isinstance(value, list) and value and all(isinstance(v, Path) for v in value):
+            setattr(args, name, [cwd / v for v in value])
+    os.chdir(project.root)
+    try:
+        yield
+    finally:
+        os.chdir(cwd)
+
+
+@contextlib.contextmanager
+def _user_certificates() -> Iterator[None]:
+    """pip's `cert` setting, for the duration of the command (see `certificate_environment`)."""
+    from resolver.config import default_pip_config_files
+    from resolver.userconfig import certificate_environment
+
+    added = certificate_environment(os.environ, default_pip_config_files(os.environ))
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
+
+
+def _complete(parser: argparse.ArgumentParser) -> None:
+    """Shell completion through argcomplete: answers and exits when the shell asks (it sets
+    `_ARGCOMPLETE`), and does nothing otherwise."""
+    if "_ARGCOMPLETE" not in os.environ:
+        return
+    import argcomplete
+
+    argcomplete.autocomplete(parser)
+
+
+def _wants_json(argv: Sequence[str] | None) -> bool:
+    """`--json` anywhere on the command line: errors are then JSON on stdout too, even one found
+    while the arguments were parsed."""
+    words = sys.argv[1:] if argv is None else argv
+    return "--json" in words
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
     try:
         with _stop_on_signals():
-            args = build_parser().parse_args(argv)
+            parser = build_parser()
+            _complete(parser)
+            args = parser.parse_args(argv)
             if args.command is None:
                 build_parser().print_help(out)
                 return ExitCode.BAD_INPUT
-            return COMMANDS[args.command](args, out, err)
+            with _in_project(args, err), _user_certificates():
+                return COMMANDS[args.command](args, out, err)
     except ResolverError as exc:
         err.write(f"error: {exc.render()}\n")
+        if _wants_json(argv):
+            kind = exc.exit_code.name.lower()
+            out.write(
+                json.dumps({"error": exc.render(), "kind": kind, "exit_code": int(exc.exit_code)}) + "\n"
+            )
         return exc.exit_code
     except KeyboardInterrupt:
         from resolver.lock.runner import CHILDREN

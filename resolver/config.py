@@ -4,14 +4,13 @@ Index URLs are configuration, never code: the PyTorch index (base URL; the varia
 comes from `STACK_RESOLVER_PYTORCH_INDEX`, then `[indexes] pytorch` in the team file, then the
 public default below. The general index comes from `STACK_RESOLVER_INDEX_URL`, then
 `[indexes] general`, then the user's pip or uv configuration (`PIP_INDEX_URL`, `UV_DEFAULT_INDEX`,
-`UV_INDEX_URL`, pip.conf `index-url`);
-with none of these, it is left to Poetry's built-in source.
+`UV_INDEX_URL`, pip.conf `index-url`, uv.toml's default index; see `resolver.userconfig`);
+with none of these, it is left to Poetry's built-in source. Extra indexes, find-links and a CA
+bundle come from the same pip/uv configuration.
 """
 
 from __future__ import annotations
 
-import configparser
-import os
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -86,6 +85,15 @@ def _line_of(message: str) -> int | None:
 class Indexes:
     pytorch: str = DEFAULT_PYTORCH_INDEX
     general: str | None = None
+    # From the user's pip/uv configuration: more indexes to search, wheel folders/pages, a CA bundle.
+    extra: tuple[str, ...] = ()
+    find_links: tuple[str, ...] = ()
+    cert: str | None = None
+    # (what, where it came from): ("general", "PIP_INDEX_URL"), ("extra", "/etc/pip.conf ..."), ...
+    origins: tuple[tuple[str, str], ...] = ()
+
+    def origin(self, what: str) -> str | None:
+        return dict(self.origins).get(what)
 
     def variant_url(self, variant: str) -> str:
         """The simple-API root for one variant: `{variant}` in the base is replaced (mirrors with
@@ -309,49 +317,65 @@ def load_team(path: Path | None) -> TeamConfig:
 
 
 def effective_indexes(
-    team: TeamConfig, environ: Mapping[str, str], pip_config_files: Sequence[Path]
+    team: TeamConfig,
+    environ: Mapping[str, str],
+    pip_config_files: Sequence[Path],
+    uv_config_files: Sequence[Path] | None = None,
 ) -> Indexes:
-    """Apply the precedence documented above. `pip_config_files` is injectable for tests."""
-    pytorch = environ.get("STACK_RESOLVER_PYTORCH_INDEX") or team.indexes.pytorch
-    general = (
-        environ.get("STACK_RESOLVER_INDEX_URL")
-        or team.indexes.general
-        or environ.get("PIP_INDEX_URL")
-        or environ.get("UV_DEFAULT_INDEX")
-        or environ.get("UV_INDEX_URL")
-        or _pip_config_index(environ, pip_config_files)
+    """Apply the precedence documented above. The config files are injectable for tests; uv's
+    default to `userconfig.uv_config_files` for the working directory (the project root)."""
+    from resolver import userconfig
+
+    pip = userconfig.read_pip_config(environ, pip_config_files)
+    if uv_config_files is None:
+        uv_config_files = userconfig.uv_config_files(environ, Path.cwd())
+    uv = userconfig.read_uv_config(environ, uv_config_files)
+    origins: list[tuple[str, str]] = []
+    pytorch = environ.get("STACK_RESOLVER_PYTORCH_INDEX")
+    origins.append(("pytorch", "STACK_RESOLVER_PYTORCH_INDEX"))
+    if not pytorch:
+        pytorch = team.indexes.pytorch
+        from_team = team.path is not None and "pytorch" in team.raw.get("indexes", {})
+        origins[-1] = ("pytorch", f"{team.path} [indexes] pytorch" if from_team else "default")
+    candidates = [
+        (environ.get("STACK_RESOLVER_INDEX_URL"), "STACK_RESOLVER_INDEX_URL"),
+        (team.indexes.general, f"{team.path} [indexes] general"),
+        (environ.get("PIP_INDEX_URL"), "PIP_INDEX_URL"),
+        (environ.get("UV_DEFAULT_INDEX"), "UV_DEFAULT_INDEX"),
+        (environ.get("UV_INDEX_URL"), "UV_INDEX_URL"),
+        *((s.value, s.origin) for s in (pip.index, uv.index) if s is not None),
+    ]
+    general = next(((url, origin) for url, origin in candidates if url and url.strip()), None)
+    if general is not None:
+        origins.append(("general", general[1]))
+    extra: list[str] = []
+    for setting in (*pip.extra, *uv.extra):
+        if setting.value not in extra and (general is None or setting.value != general[0]):
+            extra.append(setting.value)
+            origins.append((f"extra:{setting.value}", setting.origin))
+    links: list[str] = []
+    for setting in (*pip.find_links, *uv.find_links):
+        if setting.value not in links:
+            links.append(setting.value)
+            origins.append((f"find-links:{setting.value}", setting.origin))
+    if pip.cert is not None:
+        origins.append(("cert", pip.cert.origin))
+    return Indexes(
+        pytorch=pytorch,
+        general=general[0].strip() if general is not None else None,
+        extra=tuple(extra),
+        find_links=tuple(links),
+        cert=pip.cert.value if pip.cert is not None else None,
+        origins=tuple(origins),
     )
-    return Indexes(pytorch=pytorch, general=general or None)
-
-
-def _pip_config_index(environ: Mapping[str, str], files: Sequence[Path]) -> str | None:
-    config_file = environ.get("PIP_CONFIG_FILE")
-    candidates = [Path(config_file)] if config_file else list(files)
-    found: str | None = None
-    for candidate in candidates:
-        if str(candidate) == os.devnull or not candidate.is_file():
-            continue
-        parser = configparser.ConfigParser()
-        try:
-            parser.read(candidate)
-        except configparser.Error:
-            continue
-        for section in ("global", "install"):
-            if parser.has_option(section, "index-url"):
-                found = parser.get(section, "index-url").strip()  # later files win, as in pip
-    return found
 
 
 def default_pip_config_files(environ: Mapping[str, str]) -> tuple[Path, ...]:
-    """pip's own lookup order (site-wide, then user); later ones override earlier ones."""
-    home = Path(environ.get("HOME", "~")).expanduser()
-    xdg = Path(environ.get("XDG_CONFIG_HOME", home / ".config"))
-    return (
-        Path("/etc/pip.conf"),
-        home / ".pip" / "pip.conf",
-        xdg / "pip" / "pip.conf",
-        Path(sys.prefix) / "pip.conf",
-    )
+    """pip's own lookup order on this OS (site-wide, user, the environment's); later ones
+    override earlier ones."""
+    from resolver.userconfig import pip_config_files
+
+    return pip_config_files(environ)
 
 
 def check_python(text: str, origin: str = "--python") -> str:

@@ -22,10 +22,11 @@ from resolver.fsutil import sweep_stale_temps
 from resolver.host.model import Host
 from resolver.index.availability import note_skipped_transformers
 from resolver.index.client import HttpPolicy, IndexClient
-from resolver.matrix.load import Matrix
+from resolver.matrix.model import Matrix
 from resolver.solve.search import Request, Resolution
 
 if TYPE_CHECKING:
+    from resolver.lock.check import TargetCheck
     from resolver.lock.conda import CondaSettings
     from resolver.lock.target import Lockers
     from resolver.team.lock import TeamLockOutcome
@@ -36,10 +37,9 @@ Notify = Callable[[str], None]
 
 
 def default_cache_dir(environ: Mapping[str, str]) -> Path:
-    if environ.get("STACK_RESOLVER_CACHE_DIR"):
-        return Path(environ["STACK_RESOLVER_CACHE_DIR"])
-    base = environ.get("XDG_CACHE_HOME") or str(Path(environ.get("HOME", "~")).expanduser() / ".cache")
-    return Path(base) / "stack-resolver" / "http"
+    from resolver.dirs import http_cache_dir
+
+    return http_cache_dir(environ)
 
 
 def default_conda_cache_dir(environ: Mapping[str, str]) -> Path:
@@ -184,6 +184,24 @@ def build_request(options: SolveOptions, team: TeamConfig) -> Request:
     )
 
 
+def rocm_on_nvidia(host: Host, request: Request, options: SolveOptions, team: TeamConfig) -> tuple[str, ...]:
+    """A ROCm build runs on AMD GPUs only: on a host with NVIDIA GPUs it is refused unless the
+    user forced it with --variant (then it is a warning)."""
+    from resolver.errors import Location
+
+    variant = request.variant or ""
+    if not variant.startswith("rocm") or not host.gpus:
+        return ()
+    message = f"variant {variant} is a ROCm (AMD) build, and this host has NVIDIA GPUs it will not use"
+    if not options.variant:
+        raise InputError(
+            message,
+            location=Location(str(options.team_file or team.path or "envs/team.toml"), key="variant"),
+            hint=f"choose a CUDA variant, or force it with --variant {variant}",
+        )
+    return (message,)
+
+
 def declares_targets(team: TeamConfig) -> bool:
     return bool(team.raw.get("targets") or team.raw.get("inventory"))
 
@@ -276,6 +294,7 @@ def resolve_host(
     from resolver.solve.search import solve
 
     formats = stage.check_formats(options.formats or team.formats)
+    warnings = (*warnings, *rocm_on_nvidia(host, request, options.solve, team))
     indexes = _indexes(team, environ)
     run = options.run
     if run.dry_run and not run.check_indexes:
@@ -409,3 +428,29 @@ def lock(options: LockOptions, environ: Mapping[str, str], notify: Notify) -> Te
             jobs=options.jobs,
         )
     return TeamLocked(outcome.resolution, targets, indexes, True, outcome)
+
+
+def check_locks(options: SolveOptions, environ: Mapping[str, str], *, offline: bool) -> list[TargetCheck]:
+    """`lock --check`: every target prepared as `lock` prepares it; nothing written, no Poetry run."""
+    from resolver.config import load_team
+    from resolver.lock.check import check_targets
+    from resolver.lock.poetry.tool import PoetryTool
+    from resolver.lock.target import Lockers, check_target_name
+    from resolver.team.lock import solve_team_available
+    from resolver.team.solve import load_targets
+
+    team = load_team(options.team_file)
+    matrix = load_matrix_for(options, team)
+    request = build_request(options, team)
+    targets = tuple(load_targets(team, matrix))
+    for target in targets:
+        check_target_name(target.name, "team target")
+    indexes = _indexes(team, environ)
+    client = make_client(environ, offline=offline)
+    conda = conda_settings(team, environ, "rattler", offline) if "conda" in team.formats else None
+    resolution = solve_team_available(targets, matrix, request, team.formats, indexes, client, conda)
+    version = PoetryTool(environ=dict(environ)).version() if "poetry" in team.formats else None
+    lockers = Lockers(poetry_version=version, conda=conda)
+    return check_targets(
+        targets, resolution, matrix, team.packages, team.formats, envs_dir_for(team), indexes, client, lockers
+    )

@@ -361,7 +361,7 @@ def _virtual_cases() -> list[dict[str, Any]]:
 
 @pytest.mark.parametrize("case", _virtual_cases(), ids=lambda c: c["name"])
 def test_virtual_packages_come_from_the_target_host(case: dict[str, Any]) -> None:
-    from resolver.lock.conda import load_conda_facts
+    from resolver.matrix.load import load_conda_facts
 
     host = host_from_mapping(case["host"])
     found = {p.name: p.spec_text for p in virtual_packages(host, load_matrix(None), load_conda_facts())}

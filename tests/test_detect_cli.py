@@ -67,7 +67,13 @@ def test_fake_nvidia_smi_on_path_end_to_end(tmp_path: Path) -> None:
         pytest.skip("NVML on this machine answered before the fake nvidia-smi")
     assert payload["sources"]["gpus"] == "nvidia-smi"
     assert payload["gpus"] == [
-        {"index": i, "name": "NVIDIA H100 80GB HBM3", "compute_capability": "9.0", "memory_mib": 81559}
+        {
+            "index": i,
+            "name": "NVIDIA H100 80GB HBM3",
+            "vendor": "nvidia",
+            "compute_capability": "9.0",
+            "memory_mib": 81559,
+        }
         for i in range(8)
     ]
     if payload["sources"]["nvidia_driver"] == "nvidia-smi":  # else this machine's kernel module answered

@@ -24,7 +24,7 @@ from tests.fixtures.cli import run_cli
 from tests.fixtures.isolation import poetry_available, poetry_env
 from tests.fixtures.pyindex import Fault, FixtureIndex
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+INDEX_DOCS = Path(__file__).resolve().parent.parent / "docs" / "indexes.md"
 POLICY = HttpPolicy(timeout=0.5, retries=3, backoff=0.1, max_backoff=2.0)
 EXPONENTIAL = [0.1, 0.2, 0.4]  # backoff * 2**attempt, before attempts 2, 3 and 4
 
@@ -166,7 +166,7 @@ def test_policy_from_the_environment_and_the_readme_agree() -> None:
         HttpPolicy.from_environ({"STACK_RESOLVER_HTTP_RETRIES": "many"})
     with pytest.raises(InputError, match="must not be negative"):
         HttpPolicy.from_environ({"STACK_RESOLVER_HTTP_TIMEOUT": "-1"})
-    text = " ".join(README.read_text(encoding="utf-8").split())
+    text = " ".join(INDEX_DOCS.read_text(encoding="utf-8").split())
     for variable, value in (
         ("STACK_RESOLVER_HTTP_TIMEOUT", f"default {default.timeout:g}"),
         ("STACK_RESOLVER_HTTP_RETRIES", f"default {default.retries}"),

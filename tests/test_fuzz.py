@@ -23,7 +23,8 @@ from resolver.config import TeamConfig, team_from_mapping
 from resolver.errors import ConfigError, ConstraintError, HostFileError, InputError, NoCompatibleCombination
 from resolver.host.model import ComputeCapability, Gpu, Host, host_from_mapping
 from resolver.matrix.arch import ArchTarget
-from resolver.matrix.load import Matrix, load_matrix
+from resolver.matrix.load import load_matrix
+from resolver.matrix.model import Matrix
 from resolver.solve.search import (
     PREFERENCE_KEYS,
     Request,

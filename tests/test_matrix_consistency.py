@@ -6,14 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from resolver.matrix.load import (
-    MATRIX_FILES,
-    PLATFORMS,
-    Matrix,
-    default_matrix_dir,
-    load_matrix,
-    validate_matrix,
-)
+from resolver.matrix.load import MATRIX_FILES, default_matrix_dir, load_matrix, validate_matrix
+from resolver.matrix.model import PLATFORMS, Matrix
 
 SHIPPED = Path(__file__).resolve().parent.parent / "matrices"
 
@@ -108,6 +102,10 @@ def test_every_source_is_cited(matrix: Matrix) -> None:
     ):
         for row in rows:
             cited.update(row.sources)
+    assert matrix.conda is not None
+    cited.update(matrix.conda.sources)
+    for conda_row in (*matrix.conda.platforms.values(), *matrix.conda.packages.values()):
+        cited.update(conda_row.sources)
     assert sorted(set(matrix.sources) - cited) == []
 
 

@@ -10,7 +10,8 @@ from packaging.version import Version
 
 from resolver.host.model import ComputeCapability, DriverVersion
 from resolver.matrix.arch import ArchTarget
-from resolver.matrix.load import Build, Matrix, TorchRelease, load_matrix
+from resolver.matrix.load import load_matrix
+from resolver.matrix.model import Build, Matrix, TorchRelease
 
 
 @pytest.fixture(scope="module")

@@ -20,18 +20,16 @@ from resolver.config import Indexes
 from resolver.errors import ResolverError
 from resolver.index.client import HttpPolicy, IndexClient, IndexFile
 from resolver.matrix.load import MATRIX_FILES, load_matrix, validate_matrix
-from resolver.matrix.refresh.propose import (
+from resolver.matrix.refresh.propose import propose, write_proposal
+from resolver.matrix.refresh.wheels import (
     cuda_variant,
     exact_pin,
     platform_facts,
-    propose,
     read_wheel,
-    tag_platforms,
-    tag_python,
     torch_extra,
     torch_pin,
-    write_proposal,
 )
+from resolver.matrix.wheeltags import tag_platforms, tag_python
 from tests.fixtures.catalog import GENERAL, Catalog, WheelSpec
 from tests.fixtures.cli import run_cli
 from tests.fixtures.isolation import offline_env
@@ -320,9 +318,11 @@ def test_wheel_tags_to_platform_facts() -> None:
         "linux-aarch64": ("3.12",),
         "macos-arm64": ("3.12", "3.13"),
     }
-    # the lowest tag of one wheel, the highest floor across wheels
+    # glibc: the lowest tag of one wheel, the highest floor across wheels
     assert facts.glibc_min == {"x86_64": Version("2.28"), "aarch64": Version("2.28")}
-    assert facts.macos_min == {"arm64": Version("14.0")}
+    # macOS: the floor belongs to the wheel; the arch's is the lowest, higher ones are listed apart
+    assert facts.macos_min == {"arm64": Version("11.0")}
+    assert facts.macos_min_python == {"arm64": {"3.13": Version("14.0")}}
     assert tag_python("cp313", "cp313t") == "3.13t" and tag_python("py3", "none") is None
 
 

@@ -25,7 +25,8 @@ from packaging.utils import canonicalize_name
 from resolver.errors import ExternalToolError
 from resolver.lock.poetry.checks import check_lock_sources
 from resolver.lock.poetry.pyproject import Dependency, EnvironmentSpec, SourceSpec
-from resolver.matrix.load import Matrix, load_matrix
+from resolver.matrix.load import load_matrix
+from resolver.matrix.model import Matrix
 from tests.fixtures.catalog import CUDA_MARKER, GENERAL, BuiltCatalog, WheelSpec, default_catalog
 from tests.fixtures.cli import HOSTS, run_cli
 from tests.fixtures.isolation import poetry_available, poetry_env

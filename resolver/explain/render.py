@@ -119,7 +119,7 @@ def render_resolution(resolution: Resolution, index_url: str | None, *, explain:
     for fit in resolution.gpu_fit:
         gpu = fit.gpu
         lines.append(
-            f"GPU {gpu.index}: {gpu.name or 'unnamed'} ({gpu.compute_capability.sm}) runs {fit.via} code"
+            f"GPU {gpu.index}: {gpu.name or 'unnamed'} ({gpu.gfx_target or gpu.cc.sm}) runs {fit.via} code"
         )
     for warning in resolution.warnings:
         lines.append(f"warning: {warning}")
@@ -151,4 +151,6 @@ def _variant_words(resolution: Resolution) -> str:
         return f"CUDA {resolution.cuda} build"
     if resolution.variant.startswith("rocm"):
         return f"ROCm {resolution.variant[4:]} build"
+    if resolution.variant == "xpu":
+        return "Intel XPU build"
     return "CPU build"

@@ -218,11 +218,12 @@ def _gpu_memory_check(host: Host, minimum: int) -> Check:
 
 def _cc_check(host: Host, minimum: ComputeCapability) -> Check:
     name, required = "compute capability", f">= {minimum} ({minimum.sm})"
-    if not host.gpus:
+    nvidia = host.nvidia_gpus
+    if not nvidia:
         return Check(name, "fail", "no NVIDIA GPU", required)
-    lowest = min(host.gpus, key=lambda gpu: (gpu.compute_capability, gpu.index))
-    cc = lowest.compute_capability
-    shown = f"{cc} ({cc.sm})" + (f" on GPU {lowest.index} ({lowest.name})" if len(host.gpus) > 1 else "")
+    lowest = min(nvidia, key=lambda gpu: (gpu.cc, gpu.index))
+    cc = lowest.cc
+    shown = f"{cc} ({cc.sm})" + (f" on GPU {lowest.index} ({lowest.name})" if len(nvidia) > 1 else "")
     if cc >= minimum:
         return Check(name, "pass", shown, required)
     return Check(name, "fail", shown, required, f"{lowest.name or 'the GPU'} is older than {minimum.sm}")

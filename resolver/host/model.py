@@ -28,13 +28,17 @@ HOST_KEYS = (
     "python",
     "nvidia_driver",
     "cuda_driver_api",
+    "rocm_version",
     "gpus",
     "cpu_count",
     "memory_mib",
     "disk_free_mib",
     "sources",
 )
-GPU_KEYS = ("index", "name", "compute_capability", "memory_mib")
+GPU_KEYS = ("index", "name", "vendor", "compute_capability", "gfx_target", "memory_mib")
+# GPU vendors; an entry without "vendor" is NVIDIA (host files written before AMD and Intel GPUs).
+VENDORS = ("nvidia", "amd", "intel")
+_GFX_RE = re.compile(r"gfx[0-9a-f]{3,4}", re.ASCII)
 
 # ASCII digits only, matched in full: `\d` also takes "٣" and `$` matches before a final newline,
 # and neither would parse as a version later.
@@ -88,18 +92,31 @@ class DriverVersion:
 
 @dataclass(frozen=True)
 class Gpu:
+    """One GPU. NVIDIA GPUs carry a compute capability, AMD GPUs a gfx target (the ISA ROCm
+    kernels are built for, e.g. gfx942); Intel GPUs carry neither."""
+
     index: int
     name: str
-    compute_capability: ComputeCapability
+    compute_capability: ComputeCapability | None
     memory_mib: int | None = None
+    vendor: str = "nvidia"
+    gfx_target: str | None = None
+
+    @property
+    def cc(self) -> ComputeCapability:
+        """The compute capability of an NVIDIA GPU (callers select NVIDIA GPUs first)."""
+        if self.compute_capability is None:
+            raise ValueError(f"GPU {self.index} ({self.vendor}) has no compute capability")
+        return self.compute_capability
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "index": self.index,
-            "name": self.name,
-            "compute_capability": str(self.compute_capability),
-            "memory_mib": self.memory_mib,
-        }
+        out: dict[str, Any] = {"index": self.index, "name": self.name, "vendor": self.vendor}
+        if self.vendor == "nvidia":
+            out["compute_capability"] = str(self.compute_capability)
+        if self.vendor == "amd":
+            out["gfx_target"] = self.gfx_target
+        out["memory_mib"] = self.memory_mib
+        return out
 
 
 @dataclass(frozen=True)
@@ -115,6 +132,8 @@ class Host:
     nvidia_driver: str | None = None
     cuda_driver_api: str | None = None
     gpus: tuple[Gpu, ...] = ()
+    # the host's ROCm release (e.g. "6.4.1"), where ROCm is installed
+    rocm_version: str | None = None
     cpu_count: int | None = None
     memory_mib: int | None = None
     disk_free_mib: int | None = None
@@ -131,7 +150,19 @@ class Host:
 
     @property
     def has_nvidia_gpu(self) -> bool:
-        return bool(self.gpus) or self.nvidia_driver is not None
+        return bool(self.nvidia_gpus) or self.nvidia_driver is not None
+
+    @property
+    def nvidia_gpus(self) -> tuple[Gpu, ...]:
+        return tuple(gpu for gpu in self.gpus if gpu.vendor == "nvidia")
+
+    @property
+    def amd_gpus(self) -> tuple[Gpu, ...]:
+        return tuple(gpu for gpu in self.gpus if gpu.vendor == "amd")
+
+    @property
+    def intel_gpus(self) -> tuple[Gpu, ...]:
+        return tuple(gpu for gpu in self.gpus if gpu.vendor == "intel")
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -143,6 +174,7 @@ class Host:
             "python": self.python,
             "nvidia_driver": self.nvidia_driver,
             "cuda_driver_api": self.cuda_driver_api,
+            "rocm_version": self.rocm_version,
             "gpus": [gpu.to_json() for gpu in self.gpus],
             "cpu_count": self.cpu_count,
             "memory_mib": self.memory_mib,
@@ -186,25 +218,31 @@ def _parse_gpu(item: Any, position: int, origin: str) -> Gpu:
         raise _fail(
             origin, f"{key}.{unknown[0]}", "unknown GPU key", unknown[0], f"allowed: {', '.join(GPU_KEYS)}"
         )
-    cc_text = item.get("compute_capability")
-    if not isinstance(cc_text, str):
-        raise _fail(
-            origin,
-            f"{key}.compute_capability",
-            'compute capability must be a string like "8.6"',
-            cc_text,
-            "nvidia-smi --query-gpu=compute_cap prints it",
-        )
-    try:
-        cc = ComputeCapability.parse(cc_text)
-    except ValueError:
-        raise _fail(
-            origin,
-            f"{key}.compute_capability",
-            "compute capability is not MAJOR.MINOR",
-            cc_text,
-            'write it as "8.6", not "sm_86" or "86"',
-        ) from None
+    vendor_raw = item.get("vendor", "nvidia")
+    vendor = vendor_raw.strip().lower() if isinstance(vendor_raw, str) else vendor_raw
+    if vendor not in VENDORS:
+        raise _fail(origin, f"{key}.vendor", "unknown GPU vendor", vendor_raw, f"one of {', '.join(VENDORS)}")
+    cc, gfx = None, None
+    if vendor == "nvidia":
+        cc = _parse_cc(item, key, origin)
+        if item.get("gfx_target") is not None:
+            raise _fail(
+                origin, f"{key}.gfx_target", "an NVIDIA GPU has no gfx target", item["gfx_target"], "drop it"
+            )
+    else:
+        if item.get("compute_capability") is not None:
+            raise _fail(
+                origin,
+                f"{key}.compute_capability",
+                f"an {vendor.upper()} GPU has no CUDA compute capability",
+                item["compute_capability"],
+                'drop it, or set "vendor": "nvidia"',
+            )
+        gfx = _parse_gfx(item, key, origin) if vendor == "amd" else None
+        if vendor == "intel" and item.get("gfx_target") is not None:
+            raise _fail(
+                origin, f"{key}.gfx_target", "an Intel GPU has no gfx target", item["gfx_target"], "drop it"
+            )
     index = item.get("index", position)
     if isinstance(index, bool) or not isinstance(index, int) or index < 0:
         raise _fail(origin, f"{key}.index", "GPU index must be a non-negative integer", index, "e.g. 0")
@@ -221,7 +259,50 @@ def _parse_gpu(item: Any, position: int, origin: str) -> Gpu:
             memory,
             "e.g. 81920",
         )
-    return Gpu(index=index, name=name, compute_capability=cc, memory_mib=memory)
+    return Gpu(
+        index=index, name=name, compute_capability=cc, memory_mib=memory, vendor=vendor, gfx_target=gfx
+    )
+
+
+def _parse_cc(item: Mapping[str, Any], key: str, origin: str) -> ComputeCapability:
+    cc_text = item.get("compute_capability")
+    if not isinstance(cc_text, str):
+        raise _fail(
+            origin,
+            f"{key}.compute_capability",
+            'compute capability must be a string like "8.6"',
+            cc_text,
+            "nvidia-smi --query-gpu=compute_cap prints it",
+        )
+    try:
+        return ComputeCapability.parse(cc_text)
+    except ValueError:
+        raise _fail(
+            origin,
+            f"{key}.compute_capability",
+            "compute capability is not MAJOR.MINOR",
+            cc_text,
+            'write it as "8.6", not "sm_86" or "86"',
+        ) from None
+
+
+def parse_gfx_target(text: str) -> str:
+    """`gfx942`, `GFX90A`, `gfx90a:sramecc+:xnack-` -> the bare lowercase target (`gfx90a`)."""
+    bare = text.strip().lower().split(":", 1)[0]
+    if not _GFX_RE.fullmatch(bare):
+        raise ValueError(f"not a gfx target: {text!r} (expected e.g. gfx942)")
+    return bare
+
+
+def _parse_gfx(item: Mapping[str, Any], key: str, origin: str) -> str:
+    text = item.get("gfx_target")
+    hint = 'rocminfo or amd-smi prints it, e.g. "gfx942"'
+    if not isinstance(text, str):
+        raise _fail(origin, f"{key}.gfx_target", "an AMD GPU needs a gfx target string", text, hint)
+    try:
+        return parse_gfx_target(text)
+    except ValueError:
+        raise _fail(origin, f"{key}.gfx_target", "not a gfx target", text, hint) from None
 
 
 def host_from_mapping(data: Any, origin: str = "<host>") -> Host:
@@ -263,6 +344,9 @@ def host_from_mapping(data: Any, origin: str = "<host>") -> Host:
     cuda_api = _opt_str(data, "cuda_driver_api", origin)
     if cuda_api is not None and not _CUDA_API_RE.fullmatch(cuda_api):
         raise _fail(origin, "cuda_driver_api", "CUDA driver API must be MAJOR.MINOR", cuda_api, 'e.g. "12.4"')
+    rocm = _opt_str(data, "rocm_version", origin)
+    if rocm is not None and not _VERSION_RE.fullmatch(rocm.strip()):
+        raise _fail(origin, "rocm_version", "ROCm version is not a version", rocm, 'e.g. "6.4.1"')
     gpus_raw = data.get("gpus") or []
     if not isinstance(gpus_raw, list):
         raise _fail(origin, "gpus", "'gpus' must be a list", gpus_raw, "use [] for a CPU host")
@@ -282,6 +366,7 @@ def host_from_mapping(data: Any, origin: str = "<host>") -> Host:
         nvidia_driver=driver,
         cuda_driver_api=cuda_api,
         gpus=gpus,
+        rocm_version=rocm.strip() if rocm is not None else None,
         cpu_count=_opt_int(data, "cpu_count", origin, '"cpu_count": 16'),
         memory_mib=_opt_int(data, "memory_mib", origin, '"memory_mib": 65536 (MiB)'),
         disk_free_mib=_opt_int(data, "disk_free_mib", origin, '"disk_free_mib": 512000 (MiB)'),

@@ -27,6 +27,12 @@ Overrides (also in the README):
 - `STACK_RESOLVER_OS_VERSION=14.5`: the OS version (macOS `14.5`; Linux `ubuntu 22.04`).
 - `STACK_RESOLVER_GLIBC=2.35`: glibc and its version (implies libc = glibc).
 - `STACK_RESOLVER_PYTHON=3.11`: the Python to resolve for (`3.13t`: free-threaded).
+- `STACK_RESOLVER_AMD_GPUS=SPEC`: the AMD GPUs, each `[NAME=]GFX`, e.g. `gfx942;gfx942`.
+- `STACK_RESOLVER_INTEL_GPUS=NAMES`: the Intel GPUs, `;`-separated names.
+- `STACK_RESOLVER_ROCM_VERSION=6.4.1`: the host's ROCm release.
+
+AMD and Intel GPUs have chains of their own (`vendors.py`); a host file that lists `gpus`, or
+`STACK_RESOLVER_NO_GPU`, answers for every vendor.
 
 A per-field variable beats the host file; both beat every probe. Empty variables count as unset.
 """
@@ -50,6 +56,7 @@ from typing import Any, Protocol
 
 from resolver.errors import InputError, Location
 from resolver.host import model as h
+from resolver.host import vendors
 
 SUBPROCESS_TIMEOUT_S = 10.0
 
@@ -61,8 +68,23 @@ ENV_GPUS = "STACK_RESOLVER_GPUS"
 ENV_OS_VERSION = "STACK_RESOLVER_OS_VERSION"
 ENV_GLIBC = "STACK_RESOLVER_GLIBC"
 ENV_PYTHON = "STACK_RESOLVER_PYTHON"
+ENV_AMD_GPUS = "STACK_RESOLVER_AMD_GPUS"
+ENV_INTEL_GPUS = "STACK_RESOLVER_INTEL_GPUS"
+ENV_ROCM_VERSION = "STACK_RESOLVER_ROCM_VERSION"
 
-ENV_VARS = (ENV_HOST, ENV_NO_GPU, ENV_DRIVER, ENV_CUDA_API, ENV_GPUS, ENV_OS_VERSION, ENV_GLIBC, ENV_PYTHON)
+ENV_VARS = (
+    ENV_HOST,
+    ENV_NO_GPU,
+    ENV_DRIVER,
+    ENV_CUDA_API,
+    ENV_GPUS,
+    ENV_OS_VERSION,
+    ENV_GLIBC,
+    ENV_PYTHON,
+    ENV_AMD_GPUS,
+    ENV_INTEL_GPUS,
+    ENV_ROCM_VERSION,
+)
 
 PROC_DRIVER_VERSION = "/proc/driver/nvidia/version"
 SYS_MODULE_VERSION = "/sys/module/nvidia/version"
@@ -519,6 +541,45 @@ def _probe_nvidia(probes: Probes, out: _Collector, os_name: str) -> None:
         out.put("gpus", (), "none found")
 
 
+def _probe_other_vendors(probes: Probes, out: _Collector, os_name: str, probe: bool) -> None:
+    """AMD and Intel GPUs and the ROCm release: overrides, then (on Linux) the chains in vendors.py."""
+    environ = probes.environ
+    for variable, key, parse in (
+        (ENV_AMD_GPUS, "amd_gpus", vendors.parse_amd_gpus_override),
+        (ENV_INTEL_GPUS, "intel_gpus", vendors.parse_intel_gpus_override),
+    ):
+        if (value := _env(environ, variable)) is not None:
+            if _env_flag(environ, ENV_NO_GPU):
+                raise _bad_env(variable, value, f"conflicts with {ENV_NO_GPU}", "unset one of them")
+            try:
+                out.put(key, parse(value), variable)
+            except ValueError as exc:
+                raise _bad_env(variable, value, str(exc), "e.g. gfx942;gfx90a") from None
+    if (value := _env(environ, ENV_ROCM_VERSION)) is not None:
+        try:
+            out.put("rocm_version", vendors.parse_rocm_version(value), ENV_ROCM_VERSION)
+        except h.ProbeParseError:
+            raise _bad_env(ENV_ROCM_VERSION, value, "not a ROCm version", "e.g. 6.4.1") from None
+    if not probe or os_name != "linux":
+        return
+
+    def read(path: str) -> str | None:
+        return _read_probe(probes, out, path)
+
+    def run(argv: Sequence[str], source: str) -> str | None:
+        return _run_probe(probes, out, list(argv), source)
+
+    for key, chain in (("amd_gpus", vendors.probe_amd), ("intel_gpus", vendors.probe_intel)):
+        if not out.missing(key) and (key != "amd_gpus" or not out.missing("rocm_version")):
+            continue
+        report = chain(read, run, probes.glob)
+        out.warnings.extend(report.warnings)
+        if report.gpus is not None and report.gpus_source is not None:
+            out.put(key, report.gpus, report.gpus_source)
+        if report.rocm_version is not None and report.rocm_source is not None:
+            out.put("rocm_version", report.rocm_version, report.rocm_source)
+
+
 def _probe_os_version(probes: Probes, out: _Collector, os_name: str) -> None:
     if os_name == "linux":
         for path in ("/etc/os-release", "/usr/lib/os-release"):
@@ -626,8 +687,11 @@ def detect(probes: Probes) -> Detection:
     if out.missing("python"):
         major, minor = info.python
         out.put("python", h.python_tag(major, minor, info.free_threaded), "sys.version_info")
+    # A host file's `gpus` (or STACK_RESOLVER_NO_GPU) answers for every vendor.
+    gpus_given = out.sources.get("gpus") in (ENV_HOST, ENV_NO_GPU)
     if same_os:
         _probe_nvidia(probes, out, os_name)
+    _probe_other_vendors(probes, out, os_name, same_os and not gpus_given)
     _probe_resources(probes, out, os_name)
 
     values = out.values
@@ -640,7 +704,12 @@ def detect(probes: Probes) -> Detection:
         python=values.get("python"),
         nvidia_driver=values.get("nvidia_driver"),
         cuda_driver_api=values.get("cuda_driver_api"),
-        gpus=tuple(values.get("gpus") or ()),
+        gpus=(
+            *(values.get("gpus") or ()),
+            *(values.get("amd_gpus") or ()),
+            *(values.get("intel_gpus") or ()),
+        ),
+        rocm_version=values.get("rocm_version"),
         cpu_count=values.get("cpu_count"),
         memory_mib=values.get("memory_mib"),
         disk_free_mib=values.get("disk_free_mib"),

@@ -19,10 +19,13 @@ def _mib(value: int | None) -> str:
 
 
 def render_gpu(gpu: Gpu) -> str:
-    """`0: NVIDIA A100-SXM4-80GB  sm_80 (8.0)  81920 MiB`."""
-    cc = gpu.compute_capability
+    """`0: NVIDIA A100-SXM4-80GB  sm_80 (8.0)  81920 MiB`; `0: AMD Instinct MI300X  gfx942  ...`."""
     memory = f"{gpu.memory_mib} MiB" if gpu.memory_mib is not None else "memory unknown"
-    return f"{gpu.index}: {gpu.name or 'NVIDIA GPU'}  {cc.sm} ({cc})  {memory}"
+    cc = gpu.compute_capability
+    if cc is not None:
+        return f"{gpu.index}: {gpu.name or 'NVIDIA GPU'}  {cc.sm} ({cc})  {memory}"
+    target = gpu.gfx_target or "xpu"
+    return f"{gpu.index}: {gpu.name or gpu.vendor.upper() + ' GPU'}  {target}  {memory}"
 
 
 def render_host(subject: Detection | Host) -> str:

@@ -12,55 +12,14 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from packaging.tags import Tag
-from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import Version
 
 from resolver.config import Indexes
 from resolver.host.model import Host
 from resolver.index.client import IndexClient
-from resolver.matrix.load import Matrix
+from resolver.matrix.model import Matrix
+from resolver.matrix.wheeltags import host_floor, wheel_fits
 from resolver.solve.search import Request, Resolution, explore
-
-# platform key -> (tag prefixes, tag suffixes): manylinux_2_28_x86_64, macosx_14_0_arm64, win_amd64
-_PLATFORM_TAGS = {
-    "linux-x86_64": (("manylinux", "linux"), ("_x86_64",)),
-    "linux-aarch64": (("manylinux", "linux"), ("_aarch64",)),
-    "windows-x86_64": (("win",), ("_amd64",)),
-    "macos-arm64": (("macosx",), ("_arm64", "_universal2")),
-    "macos-x86_64": (("macosx",), ("_x86_64", "_universal2", "_intel")),
-}
-
-
-def platform_fits(tag_platform: str, platform: str) -> bool:
-    if tag_platform == "any":
-        return True
-    prefixes, suffixes = _PLATFORM_TAGS.get(platform, ((), ()))
-    return tag_platform.startswith(prefixes) and tag_platform.endswith(suffixes)
-
-
-def python_fits(tag: Tag, python: str) -> bool:
-    free_threaded = python.endswith("t")
-    major, minor = python.rstrip("t").split(".")
-    if tag.interpreter.startswith("py"):
-        return tag.interpreter in ("py3", f"py{major}", f"py{major}{minor}") and tag.abi in ("none", "abi3")
-    if tag.interpreter != f"cp{major}{minor}":
-        return False
-    if tag.abi == "abi3":
-        return not free_threaded
-    if tag.abi == "none":  # e.g. torch's macOS wheels: cp311-none-macosx_11_0_arm64
-        return True
-    return tag.abi == f"cp{major}{minor}{'t' if free_threaded else ''}"
-
-
-def wheel_fits(filename: str, version: str, python: str, platform: str) -> bool:
-    try:
-        _, wheel_version, _, tags = parse_wheel_filename(filename)
-    except InvalidWheelFilename:
-        return False
-    if wheel_version != Version(version):
-        return False
-    return any(python_fits(tag, python) and platform_fits(tag.platform, platform) for tag in tags)
 
 
 @dataclass(frozen=True)
@@ -114,13 +73,21 @@ def required_builds(
 
 
 def missing_builds(
-    resolution: Resolution, indexes: Indexes, packages: Sequence[str], client: IndexClient, platform: str
+    resolution: Resolution,
+    indexes: Indexes,
+    packages: Sequence[str],
+    client: IndexClient,
+    platform: str,
+    floor: Version | None = None,
 ) -> list[tuple[NeededBuild, str]]:
+    """Builds the lock needs that no index lists for this Python and platform (`floor`: the
+    target's glibc or macOS version, which a wheel's manylinux/macosx tag must not exceed)."""
     missing = []
     for need in required_builds(resolution, indexes, packages):
         files = client.files(need.index_url, need.project)
         if not any(
-            wheel_fits(f.filename, need.version, resolution.python, platform) and not f.yanked for f in files
+            wheel_fits(f.filename, need.version, resolution.python, platform, floor) and not f.yanked
+            for f in files
         ):
             missing.append((need, f"is not on {need.index_url}"))
     return missing
@@ -132,6 +99,7 @@ def check_candidates(
     packages: Sequence[str],
     client: IndexClient,
     platform: str,
+    floor: Version | None = None,
     *,
     until_complete: bool = False,
     batch: int = 8,
@@ -146,7 +114,7 @@ def check_candidates(
         wanted = {(n.index_url, n.project) for r in chunk for n in required_builds(r, indexes, packages)}
         client.prefetch(sorted(wanted))
         for resolution in chunk:
-            missing = missing_builds(resolution, indexes, packages, client, platform)
+            missing = missing_builds(resolution, indexes, packages, client, platform, floor)
             if not missing:
                 if until_complete:
                     return unavailable
@@ -158,7 +126,12 @@ def check_candidates(
 
 
 def transformers_missing(
-    matrix: Matrix, indexes: Indexes, client: IndexClient, python: str | None, platform: str | None
+    matrix: Matrix,
+    indexes: Indexes,
+    client: IndexClient,
+    python: str | None,
+    platform: str | None,
+    floor: Version | None = None,
 ) -> dict[str, str]:
     """Transformers releases of the matrix that the general index lacks (one listing request),
     so the solver skips them in a single pass. Nothing is known without a configured index."""
@@ -168,7 +141,7 @@ def transformers_missing(
 
     def present(version: str) -> bool:
         if python and platform:
-            return any(wheel_fits(f.filename, version, python, platform) for f in files)
+            return any(wheel_fits(f.filename, version, python, platform, floor) for f in files)
         return any(f.filename.startswith(f"transformers-{version}-") for f in files)
 
     reason = f"is not on {indexes.general}"
@@ -188,12 +161,21 @@ def survey_indexes(
     first (it changes which candidates are valid), then the torch-family listings of the
     candidates in the solver's order, until the first complete one (`until_complete=False`:
     all of them, when another source may still rule that one out)."""
-    transformers = transformers_missing(matrix, indexes, client, request.python or host.python, host.platform)
+    floor = host_floor(host)
+    transformers = transformers_missing(
+        matrix, indexes, client, request.python or host.python, host.platform, floor
+    )
     explored = explore(
         host, matrix, Availability(transformers=transformers).applied_to(request), exhaustive=True
     )
     builds = check_candidates(
-        explored.best_first(), indexes, request.packages, client, host.platform, until_complete=until_complete
+        explored.best_first(),
+        indexes,
+        request.packages,
+        client,
+        host.platform,
+        floor,
+        until_complete=until_complete,
     )
     return Availability(builds, transformers, checked=True)
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import requests
+from packaging.utils import canonicalize_name
 
 from resolver.errors import ExternalToolError, InputError
 from resolver.fsutil import atomic_write_bytes
@@ -179,12 +180,6 @@ def parse_html_listing(text: str, base_url: str) -> tuple[IndexFile, ...]:
     return tuple(files)
 
 
-def normalize(name: str) -> str:
-    import re
-
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 @dataclass
 class RunMemory:
     """The pages and metadata one run has fetched, shared by all of the run's clients: one
@@ -228,7 +223,7 @@ class IndexClient:
             self.session = requests.Session()
 
     def project_url(self, index_url: str, project: str) -> str:
-        return f"{index_url.rstrip('/')}/{normalize(project)}/"
+        return f"{index_url.rstrip('/')}/{canonicalize_name(project)}/"
 
     def files(self, index_url: str, project: str) -> tuple[IndexFile, ...]:
         """The files of one project on one index; one request per (index, project) per run."""

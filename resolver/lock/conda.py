@@ -34,116 +34,24 @@ from typing import Any
 
 from resolver import __version__
 from resolver.config import Channels
-from resolver.errors import Cause, ExternalToolError, InputError, Location, NoCompatibleCombination
+from resolver.errors import Cause, ExternalToolError, InputError, NoCompatibleCombination
 from resolver.host.model import Host
 from resolver.lock.runner import Runner, run_subprocess
-from resolver.matrix.load import Matrix, default_matrix_dir
+from resolver.matrix.conda import conda_facts
+from resolver.matrix.model import CondaFacts, CondaPlatform, Matrix
 from resolver.solve.search import Resolution
 
 if sys.version_info >= (3, 11):
-    import tomllib
+    pass
 else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
+    pass
 
 ENVIRONMENT = "environment.yml"
 CONDA_LOCKFILE = "conda-lock.yml"
 VIRTUAL_PACKAGE_SPEC = "virtual-packages.yml"
-FACTS_FILE = "conda.toml"
 ENGINES = ("rattler", "conda-lock")
 CONDA_EXECUTABLES = ("micromamba", "mamba", "conda")
 INSTALL_HINT = "pip install 'stack-resolver[conda]'"
-
-
-# --- facts -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CondaPlatform:
-    platform: str
-    subdir: str
-    archspec: str
-    virtual: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class CondaPackage:
-    name: str
-    conda: str
-    build_cuda: str | None = None
-    build_cpu: str | None = None
-    unverified: bool = False
-
-
-@dataclass(frozen=True)
-class CondaFacts:
-    platforms: Mapping[str, CondaPlatform]
-    packages: Mapping[str, CondaPackage]
-    cuda_package: str
-    cuda_pin: str
-    defaults: Mapping[str, str]
-
-    def conda_name(self, name: str) -> str:
-        row = self.packages.get(name)
-        return row.conda if row is not None else name
-
-
-def _need(data: Mapping[str, Any], key: str, origin: str, where: str) -> str:
-    value = data.get(key)
-    if not isinstance(value, str) or not value:
-        raise InputError(
-            f"'{key}' must be a non-empty string",
-            location=Location(origin, key=f"{where}.{key}" if where else key),
-            value=value,
-            hint="see the header of matrices/conda.toml",
-        )
-    return value
-
-
-def load_conda_facts(path: Path | None = None) -> CondaFacts:
-    """Read `conda.toml` (default: the shipped matrix directory's)."""
-    path = path or default_matrix_dir() / FACTS_FILE
-    origin = str(path)
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError("conda facts file not found", location=Location(origin), hint="restore it") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"not valid TOML: {exc}", location=Location(origin)) from None
-    platforms = {}
-    for i, row in enumerate(data.get("platform", [])):
-        where = f"platform[{i}]"
-        virtual = row.get("virtual", [])
-        if not isinstance(virtual, list) or not all(
-            isinstance(v, str) and v.startswith("__") for v in virtual
-        ):
-            raise InputError(
-                "'virtual' must list virtual package names", location=Location(origin, key=f"{where}.virtual")
-            )
-        platforms[_need(row, "platform", origin, where)] = CondaPlatform(
-            row["platform"],
-            _need(row, "subdir", origin, where),
-            _need(row, "archspec", origin, where),
-            tuple(virtual),
-        )
-    packages = {}
-    for i, row in enumerate(data.get("package", [])):
-        where = f"package[{i}]"
-        packages[_need(row, "name", origin, where)] = CondaPackage(
-            row["name"],
-            _need(row, "conda", origin, where),
-            row.get("build_cuda"),
-            row.get("build_cpu"),
-            bool(row.get("unverified", False)),
-        )
-    cuda = data.get("cuda", {})
-    defaults = data.get("defaults", {})
-    return CondaFacts(
-        platforms=platforms,
-        packages=packages,
-        cuda_package=_need(cuda, "package", origin, "cuda"),
-        cuda_pin=_need(cuda, "pin", origin, "cuda"),
-        defaults={k: _need(defaults, k, origin, "defaults") for k in ("linux", "glibc", "osx")},
-    )
 
 
 # --- the target's virtual packages -----------------------------------------------------------
@@ -331,13 +239,9 @@ class CondaSettings:
     cache_dir: Path | None = None
     engine: str = "rattler"
     offline: bool = False
-    facts_file: Path | None = None
     runner: Runner = run_subprocess
     environ: Mapping[str, str] = field(default_factory=dict)
     timeout: float = 900.0
-
-    def facts(self) -> CondaFacts:
-        return load_conda_facts(self.facts_file)
 
 
 def _gateway(rattler: Any, settings: CondaSettings) -> Any:
@@ -381,7 +285,7 @@ def channel_gaps(
     """(torch version, variant) and transformers versions the channels lack for the target's
     platform, each with why: the solver then skips them, as it skips builds missing on a pip index."""
     rattler = _import_rattler()
-    facts = settings.facts()
+    facts = conda_facts(matrix)
     subdir = conda_platform(host, facts).subdir
     torch_row = facts.packages["torch"]
     names = [torch_row.conda, facts.conda_name("transformers")]
@@ -476,7 +380,7 @@ def conda_inputs(
 ) -> CondaInputs:
     if settings.engine not in ENGINES:
         raise InputError("unknown conda engine", value=settings.engine, hint=f"one of {', '.join(ENGINES)}")
-    facts = settings.facts()
+    facts = conda_facts(matrix)
     return CondaInputs(
         name=name,
         subdir=conda_platform(host, facts).subdir,

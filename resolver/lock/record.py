@@ -18,7 +18,7 @@ from typing import Any
 
 from resolver import __version__
 from resolver.host.model import Host
-from resolver.matrix.load import Matrix
+from resolver.matrix.model import Matrix
 from resolver.solve.search import Resolution
 
 RESOLUTION = "resolution.json"

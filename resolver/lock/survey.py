@@ -13,7 +13,7 @@ from resolver.config import Indexes
 from resolver.host.model import Host
 from resolver.index.availability import Availability, survey_indexes
 from resolver.index.client import IndexClient
-from resolver.matrix.load import Matrix
+from resolver.matrix.model import Matrix
 from resolver.solve.search import Request
 
 if TYPE_CHECKING:

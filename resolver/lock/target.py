@@ -27,6 +27,7 @@ from resolver.host.model import Host
 from resolver.index.client import IndexClient
 from resolver.lock.poetry.checks import check_lock_hashes, check_lock_sources, index_bound_requirements
 from resolver.lock.poetry.pyproject import (
+    EXTRA_SOURCE_PREFIX,
     GENERAL_SOURCE,
     PYTORCH_SOURCE_PREFIX,
     Dependency,
@@ -38,7 +39,7 @@ from resolver.lock.poetry.pyproject import (
 )
 from resolver.lock.poetry.tool import LOCKFILE, PYPROJECT, PoetryTool
 from resolver.lock.record import RESOLUTION, base_record, dumps, previous_record, read_bytes, sha256
-from resolver.matrix.load import Matrix
+from resolver.matrix.model import Matrix
 from resolver.solve.search import Resolution
 
 if TYPE_CHECKING:
@@ -54,7 +55,10 @@ _DERIVED = re.compile(r"[A-Za-z0-9._+-]+")
 
 def target_name_for(host: Host, variant: str, python: str) -> str:
     """e.g. linux-x86_64-sm90-cu126-py311, linux-x86_64-sm61+sm86-cu126-py311, macos-arm64-cpu-py312."""
-    sms = sorted({f"sm{g.compute_capability.major}{g.compute_capability.minor}" for g in host.gpus})
+    sms = sorted(
+        {f"sm{g.cc.major}{g.cc.minor}" for g in host.nvidia_gpus}
+        | {g.gfx_target or "" for g in host.amd_gpus}
+    )
     parts = [host.platform]
     if sms and variant != "cpu":
         parts.append("+".join(sms))
@@ -179,6 +183,10 @@ def environment_spec(
         sources.append(SourceSpec(source, indexes.variant_url(resolution.variant), "explicit"))
     if indexes.general is not None:
         sources.append(SourceSpec(GENERAL_SOURCE, indexes.general, "primary"))
+    # The user's extra indexes (pip's extra-index-url, uv's extra [[index]]): searched too, after.
+    sources.extend(
+        SourceSpec(f"{EXTRA_SOURCE_PREFIX}{n}", url, "supplemental") for n, url in enumerate(indexes.extra, 1)
+    )
     return EnvironmentSpec(
         name=name,
         requires_python=requires_python_for(resolution.python, sys.version_info[:2]),

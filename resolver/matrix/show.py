@@ -12,7 +12,7 @@ from packaging.version import InvalidVersion, Version
 from resolver.errors import InputError
 from resolver.host.model import ComputeCapability
 from resolver.matrix.arch import Coverage, coverage, sm_list
-from resolver.matrix.load import Build, Matrix
+from resolver.matrix.model import Build, Matrix
 
 KINDS = ("torch", "cuda", "gpu", "transformers")
 
@@ -23,7 +23,9 @@ def show(matrix: Matrix, kind: str, key: str) -> str:
     if kind == "cuda":
         return _cuda(matrix, _version(key, "CUDA", "12.8"))
     if kind == "gpu":
-        return _gpu(matrix, _cc(key))
+        from resolver.matrix.products import product_capability
+
+        return _gpu(matrix, product_capability(matrix, key) or _cc(key))
     if kind == "transformers":
         return _transformers(matrix, _version(key, "transformers", "4.46.3"))
     raise InputError("unknown kind for matrix show", value=kind, hint="one of " + ", ".join(KINDS))
@@ -43,7 +45,11 @@ def _cc(text: str) -> ComputeCapability:
     try:
         return ComputeCapability.parse(cleaned)
     except ValueError:
-        raise InputError("not a compute capability", value=text, hint="e.g. 8.9 (or sm_89)") from None
+        raise InputError(
+            "not a compute capability or a GPU the matrix lists",
+            value=text,
+            hint='e.g. 8.9, sm_89 or "RTX 4090"',
+        ) from None
 
 
 def _cite(matrix: Matrix, keys: Iterable[str], indent: str = "  ") -> list[str]:
@@ -62,7 +68,10 @@ def _build_lines(build: Build) -> list[str]:
     lines = [f"  {build.variant}{_flag(build.unverified)}"]
     for platform, targets in build.arch.items():
         flag = " (unverified)" if platform in build.unverified_platforms and not build.unverified else ""
-        arch = sm_list(targets) if targets else "-"
+        if not flag and build.is_indirect_on(platform):
+            flag = " (confirmed indirectly)"
+        gfx = " ".join(build.gfx.get(platform, ()))
+        arch = sm_list(targets) if targets else gfx or "-"
         lines.append(f"    {platform}: {arch}{flag}")
     if build.note:
         lines.append(f"    note: {build.note}")
@@ -84,6 +93,8 @@ def _torch(matrix: Matrix, version: Version) -> str:
         out.append(f"glibc floor ({arch}): {floor}")
     for arch, floor in release.macos_min_arch.items():
         out.append(f"macOS minimum ({arch}): {floor}")
+        for python, wheel_floor in release.macos_min_python.get(arch, {}).items():
+            out.append(f"macOS minimum ({arch}, Python {python} wheel): {wheel_floor}")
     out.append("variants (GPU architectures per platform):")
     sources = list(release.sources)
     for variant in release.variants:
@@ -186,7 +197,6 @@ def _gpu(matrix: Matrix, cc: ComputeCapability) -> str:
         out.append("targetable " + " ".join(span))
     if gpu.note:
         out.append(f"note: {gpu.note}")
-    rule = matrix.tegra_rule
     native: dict[str, list[str]] = {}
     ptx: dict[str, list[str]] = {}
     builds = sorted(matrix.builds.values(), key=lambda b: (Version(b.series), b.variant), reverse=True)
@@ -194,7 +204,7 @@ def _gpu(matrix: Matrix, cc: ComputeCapability) -> str:
         if build.kind != "cuda":
             continue
         for platform, targets in build.arch.items():
-            how = coverage(targets, cc, rule)
+            how = coverage(targets, cc, matrix.tegra_rule_for(build.cuda))
             label = f"{build.series} {build.variant}{_flag(build.is_unverified_on(platform))}"
             if how is Coverage.CUBIN:
                 native.setdefault(platform, []).append(label)

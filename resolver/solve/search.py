@@ -23,7 +23,7 @@ from packaging.version import InvalidVersion, Version
 from resolver.errors import Cause, ConstraintError, InputError, Location, NoCompatibleCombination
 from resolver.host.model import DriverVersion, Gpu, Host
 from resolver.matrix.arch import ArchTarget, Coverage, TegraRule, coverage, sm_list
-from resolver.matrix.load import Build, Matrix, TorchRelease, TransformersRelease
+from resolver.matrix.model import Build, Matrix, TorchRelease, TransformersRelease
 
 MANAGED = ("torch", "torchvision", "torchaudio", "transformers", "python")
 PREFERENCE_KEYS = ("torch", "variant", "transformers")
@@ -183,12 +183,14 @@ def _python_key(python: str) -> tuple[int, int, bool]:
 
 
 def _variant_rank(matrix: Matrix, release: TorchRelease, variant: str) -> tuple[int, Version]:
-    """Higher is preferred: CUDA by version, then ROCm, then CPU."""
+    """Higher is preferred: CUDA by version, then ROCm by version, then XPU, then CPU."""
     build = matrix.build(release, variant)
     if build is not None and build.kind == "cuda" and build.cuda is not None:
-        return (2, build.cuda)
+        return (3, build.cuda)
     if variant.startswith("rocm"):
-        return (1, Version(variant[4:]))
+        return (2, Version(variant[4:]))
+    if variant == "xpu":
+        return (1, Version("0"))
     return (0, Version("0"))
 
 
@@ -289,9 +291,8 @@ def _release_reasons(ctx: _Context, release: TorchRelease) -> list[Reason]:
                     f"needs glibc >= {floor}",
                 )
             )
-    macos_min = release.macos_min
-    too_old = host.os == "macos" and macos_min is not None and host.os_version is not None
-    if too_old and macos_min is not None and Version(str(host.os_version)) < macos_min:
+    macos_min = release.macos_floor(host.arch, ctx.python) if host.os == "macos" else None
+    if macos_min is not None and host.os_version is not None and Version(host.os_version) < macos_min:
         reasons.append(
             Reason(
                 "macos",
@@ -358,9 +359,9 @@ def _fit_gpus(
 ) -> tuple[list[Reason], list[GpuFit]]:
     reasons: list[Reason] = []
     fits: list[GpuFit] = []
-    for gpu in ctx.host.gpus:
-        cc = gpu.compute_capability
-        how = coverage(targets, cc, ctx.rule)
+    for gpu in ctx.host.nvidia_gpus:
+        cc = gpu.cc
+        how = coverage(targets, cc, ctx.matrix.tegra_rule_for(build.cuda))
         label = f"GPU {gpu.index} ({gpu.name or 'unnamed'}, {cc.sm})"
         if how is Coverage.NONE:
             reasons.append(
@@ -447,6 +448,16 @@ def _build_reasons(ctx: _Context, release: TorchRelease, variant: str) -> tuple[
             )
         )
     if build.kind == "cpu":
+        other = host.amd_gpus or host.intel_gpus
+        if other and not host.has_nvidia_gpu and request.variant != "cpu" and not request.allow_cpu_fallback:
+            reasons.append(
+                Reason(
+                    "cpu-fallback",
+                    f"a CPU build is not chosen on a host with an {other[0].vendor.upper()} GPU "
+                    "(pass --variant cpu or --allow-cpu-fallback)",
+                    "is a CPU build on a GPU host",
+                )
+            )
         if host.has_nvidia_gpu and request.variant != "cpu" and not request.allow_cpu_fallback:
             reasons.append(
                 Reason(
@@ -458,12 +469,14 @@ def _build_reasons(ctx: _Context, release: TorchRelease, variant: str) -> tuple[
             )
         return reasons, []
     if build.kind == "rocm":
-        if request.variant != variant:
+        return _rocm_reasons(ctx, release, build, reasons)
+    if build.kind == "xpu":
+        if not host.intel_gpus and request.variant != variant:
             reasons.append(
                 Reason(
-                    "rocm",
-                    f"{variant} is an AMD ROCm build; it is used only when asked for with --variant",
-                    "is a ROCm build (not requested)",
+                    "xpu",
+                    f"{variant} is an Intel GPU build and this host has no Intel GPU",
+                    "needs an Intel GPU",
                 )
             )
         return reasons, []
@@ -485,12 +498,25 @@ def _build_reasons(ctx: _Context, release: TorchRelease, variant: str) -> tuple[
         needed_by = f"CUDA {family}"
     else:
         needed_by = f"CUDA {build.cuda}"
-    if floor is None:
+    bound = matrix.driver_floor_bound(build.cuda, host.os) if floor is None else None
+    if floor is None and bound is not None and host.driver is not None and host.driver < bound:
+        # An unknown floor is never below the previous CUDA major's known floor on this OS.
+        reasons.append(
+            Reason(
+                "driver",
+                f"driver {host.nvidia_driver} is below {bound}; the {host.os} floor for {needed_by} "
+                f"is not known but is at least that (the floor of the previous CUDA major)",
+                f"needs driver >= {bound} ({needed_by.removeprefix('CUDA ')}, at least)",
+                (("floor", str(bound)), ("family", needed_by.removeprefix("CUDA "))),
+            )
+        )
+    elif floor is None:
         if not request.allow_unverified:
+            at_least = f"; it is at least {bound}" if bound is not None else ""
             reasons.append(
                 Reason(
                     "unverified",
-                    f"the minimum {host.os} driver for {needed_by} is not known "
+                    f"the minimum {host.os} driver for {needed_by} is not known{at_least} "
                     "(pass --allow-unverified to accept it)",
                     f"needs an unknown {host.os} driver floor ({needed_by})",
                 )
@@ -507,6 +533,52 @@ def _build_reasons(ctx: _Context, release: TorchRelease, variant: str) -> tuple[
     targets = build.arch.get(platform, ())
     arch_reasons, fits = _fit_gpus(ctx, release, build, targets)
     reasons.extend(arch_reasons)
+    return reasons, fits
+
+
+def _rocm_reasons(
+    ctx: _Context, release: TorchRelease, build: Build, reasons: list[Reason]
+) -> tuple[list[Reason], list[GpuFit]]:
+    """A ROCm build runs only where every AMD GPU has kernels among the build's gfx targets, and
+    is never taken on a host without AMD GPUs unless --variant names it."""
+    host, request, variant = ctx.host, ctx.request, build.variant
+    amd = host.amd_gpus
+    if not amd:
+        if request.variant != variant:
+            reasons.append(
+                Reason(
+                    "rocm",
+                    f"{variant} is an AMD ROCm build and this host has no AMD GPU (name it with --variant)",
+                    "is a ROCm build (no AMD GPU)",
+                )
+            )
+        return reasons, []
+    targets = build.gfx.get(host.platform)
+    if not targets:
+        if not request.allow_unverified:
+            reasons.append(
+                Reason(
+                    "unverified",
+                    f"the gfx targets of the {variant} wheels of torch {release.series} are not known "
+                    "(pass --allow-unverified to accept them unchecked)",
+                    "has unknown gfx targets",
+                )
+            )
+        return reasons, []
+    fits = []
+    for gpu in amd:
+        if gpu.gfx_target in targets:
+            fits.append(GpuFit(gpu, Coverage.CUBIN, str(gpu.gfx_target)))
+            continue
+        reasons.append(
+            Reason(
+                "arch",
+                f"{variant} wheels of torch {release.series} carry no {gpu.gfx_target} kernels for "
+                f"GPU {gpu.index} ({gpu.name or 'unnamed'}, {gpu.gfx_target}); "
+                f"they are built for {' '.join(targets)}",
+                f"lacks {gpu.gfx_target}",
+            )
+        )
     return reasons, fits
 
 
@@ -585,7 +657,11 @@ def explore(host: Host, matrix: Matrix, request: Request, *, exhaustive: bool = 
             # Unknown host Python: take the newest non-free-threaded Python with wheels, within the
             # python constraint (a known Python was checked against it above).
             spec = request.spec("python")
-            plain = [p for p in release.python[host.platform] if not p.endswith("t") and Version(p) in spec]
+            plain = [
+                p
+                for p in release.python[host.platform]
+                if not p.endswith("t") and Version(p) in spec and _macos_fits(host, release, p)
+            ]
             ctx_python = max(plain, key=_python_key) if plain else None
             if ctx_python is None:
                 within = f" within python{spec}" if str(spec) else ""
@@ -606,8 +682,11 @@ def explore(host: Host, matrix: Matrix, request: Request, *, exhaustive: bool = 
             transformers, tf_reason = _pick_transformers(release_ctx, release)
         for variant in variants:
             rank = _rank_key(request.prefer, release, ctx.variant_rank(release, variant), transformers)
-            if variant.startswith("rocm") and request.variant != variant:
-                continue  # AMD builds are opt-in; listing each as rejected is noise
+            if request.variant != variant and (
+                (variant.startswith("rocm") and not host.amd_gpus)
+                or (variant == "xpu" and not host.intel_gpus)
+            ):
+                continue  # no GPU of that vendor: listing each such build as rejected is noise
             if release_reasons:
                 rejections.append(
                     (rank, Rejection(release.version, variant, tuple(release_reasons), stage="release"))
@@ -623,7 +702,7 @@ def explore(host: Host, matrix: Matrix, request: Request, *, exhaustive: bool = 
             pair = matrix.companions.get(release.version)
             notes = list(warnings)
             notes.extend(
-                f"GPU {fit.gpu.index} ({fit.gpu.compute_capability.sm}) runs through PTX JIT "
+                f"GPU {fit.gpu.index} ({fit.gpu.cc.sm}) runs through PTX JIT "
                 f"({fit.via}): first use compiles kernels, and some may be slow"
                 for fit in fits
                 if fit.coverage is Coverage.PTX
@@ -631,6 +710,26 @@ def explore(host: Host, matrix: Matrix, request: Request, *, exhaustive: bool = 
             build = matrix.build(release, variant)
             if build is not None and build.is_unverified_on(host.platform):
                 notes.append(f"the {variant} build of torch {release.series} is unverified in the matrix")
+            if (
+                build is not None
+                and build.is_indirect_on(host.platform)
+                and not build.is_unverified_on(host.platform)
+            ):
+                notes.append(
+                    f"the {variant} build of torch {release.series} on {host.platform} is confirmed only "
+                    "indirectly in the matrix (see `stack-resolver matrix show torch`)"
+                )
+            notes.extend(_unused_gpus(host, build.kind if build is not None else "cpu"))
+            if (
+                build is not None
+                and build.cuda is not None
+                and matrix.driver_floor(build.cuda, host.os) is None
+            ):
+                bound = matrix.driver_floor_bound(build.cuda, host.os)
+                notes.append(
+                    f"the minimum {host.os} driver for CUDA {build.cuda.major}.x is not known"
+                    + (f"; driver {host.nvidia_driver} meets its known bound {bound}" if bound else "")
+                )
             valid.append(
                 (
                     rank,
@@ -652,6 +751,24 @@ def explore(host: Host, matrix: Matrix, request: Request, *, exhaustive: bool = 
             # Releases come newest first, so no older release can outrank this one.
             break
     return Exploration(tuple(valid), tuple(rejections))
+
+
+def _macos_fits(host: Host, release: TorchRelease, python: str) -> bool:
+    """Whether this Python's macOS wheel installs on the host's macOS (per-wheel floors differ)."""
+    floor = release.macos_floor(host.arch, python) if host.os == "macos" else None
+    return floor is None or host.os_version is None or Version(host.os_version) >= floor
+
+
+def _unused_gpus(host: Host, kind: str) -> list[str]:
+    """GPUs the chosen build cannot drive (a CUDA build on a host that also has AMD GPUs, ...)."""
+    vendor = {"cuda": "nvidia", "rocm": "amd", "xpu": "intel"}.get(kind)
+    if vendor is None:
+        return []
+    return [
+        f"GPU {gpu.index} ({gpu.name or gpu.vendor}) is {gpu.vendor.upper()}: a {kind} build does not use it"
+        for gpu in host.gpus
+        if gpu.vendor != vendor
+    ]
 
 
 def _rank_key(
@@ -716,7 +833,7 @@ def binding_summary(host: Host, request: Request, rejections: Sequence[Rejection
         listed = ", ".join(f"{floor} ({family})" for family, floor in ordered)
         return f"driver {host.nvidia_driver} is below every CUDA floor: {listed}"
     if cuda and all(any(r.kind == "arch" for r in rej.reasons) for rej in cuda):
-        sms = sorted({gpu.compute_capability.sm for gpu in host.gpus})
+        sms = sorted({gpu.cc.sm for gpu in host.nvidia_gpus})
         which = f"{request.variant} build" if request.variant else "CUDA build"
         scope = f"all of {', '.join(sms)}" if len(sms) > 1 else sms[0]
         return f"no {which} in the matrix carries kernels for {scope}"

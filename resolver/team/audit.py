@@ -26,7 +26,7 @@ from resolver.errors import ExitCode, NoCompatibleCombination
 from resolver.explain.render import render_causes
 from resolver.index.client import IndexClient
 from resolver.lock.poetry.tool import LOCKFILE, PYPROJECT, PoetryTool
-from resolver.matrix.load import Matrix
+from resolver.matrix.model import Matrix
 from resolver.solve.search import Request, Resolution, merge_constraints, solve
 from resolver.team.solve import Target, solve_team, target_request
 

@@ -31,7 +31,8 @@ from resolver.lock.poetry.tool import LOCKFILE, PoetryTool, lock_in_staging
 from resolver.lock.record import read_bytes, resolution_record
 from resolver.lock.runner import CHILDREN
 from resolver.lock.survey import survey_channels
-from resolver.matrix.load import Matrix
+from resolver.matrix.model import Matrix
+from resolver.matrix.wheeltags import host_floor
 from resolver.solve.search import Request, explore
 from resolver.team.solve import Target, TeamResolution, solve_team, target_request
 
@@ -81,7 +82,9 @@ def survey_team(
         for target in targets:
             request = shared.applied_to(target_request(base, target))
             candidates = explore(target.host, matrix, request, exhaustive=True).best_first()
-            missing = check_candidates(candidates, indexes, base.packages, client, target.host.platform)
+            missing = check_candidates(
+                candidates, indexes, base.packages, client, target.host.platform, host_floor(target.host)
+            )
             per_target[target.name] = {**missing, **per_target[target.name]}
     return TeamAvailability(shared, per_target)
 

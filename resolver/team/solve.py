@@ -27,7 +27,7 @@ from resolver.errors import (
     NoCompatibleCombination,
 )
 from resolver.host.model import Host, host_from_mapping, read_host_file
-from resolver.matrix.load import Matrix
+from resolver.matrix.model import Matrix
 from resolver.solve.search import Rejection, Request, Resolution, explore, solve
 
 TARGET_KEYS = ("host", "constraints", "variant", "python")
@@ -119,7 +119,7 @@ class Bands:
 
 
 def machine_class(host: Host, bands: Bands) -> MachineClass:
-    ccs = tuple(sorted({str(g.compute_capability) for g in host.gpus}, key=lambda c: Version(c)))
+    ccs = tuple(sorted({str(g.cc) for g in host.nvidia_gpus}, key=lambda c: Version(c)))
     return MachineClass(
         os=host.os,
         arch=host.arch,

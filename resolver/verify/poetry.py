@@ -24,13 +24,13 @@ from typing import Any
 from resolver.config import load_toml
 from resolver.errors import ExternalToolError, InputError, Location
 from resolver.host.model import Host
-from resolver.index.availability import wheel_fits
 from resolver.index.client import IndexClient
 from resolver.lock.poetry.tool import LOCKFILE, PoetryTool
 from resolver.lock.record import RESOLUTION
 from resolver.lock.runner import Runner, run_subprocess
 from resolver.lock.target import CONDA_LOCKFILE, target_name_for
-from resolver.matrix.load import variant_cuda, variant_kind
+from resolver.matrix.model import variant_cuda, variant_kind
+from resolver.matrix.wheeltags import wheel_fits
 from resolver.verify import smoke
 from resolver.verify.smoke import PACKAGES, Check
 
@@ -202,7 +202,7 @@ def read_expectations(directory: Path, host: Host) -> Expectations:
         cuda=None if cuda is None else str(cuda),
         locked=locked,
         resolved=resolved,
-        host_gpus=len(host.gpus),
+        host_gpus=len(host.nvidia_gpus),
     )
 
 

@@ -12,10 +12,10 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from resolver.errors import ExternalToolError
-from resolver.index.availability import wheel_fits
 from resolver.index.client import IndexClient
 from resolver.lock.poetry.pyproject import PYTORCH_SOURCE_PREFIX, EnvironmentSpec
-from resolver.matrix.load import Matrix
+from resolver.matrix.model import Matrix
+from resolver.matrix.wheeltags import wheel_fits
 from resolver.solve.search import Resolution
 
 if sys.version_info >= (3, 11):

@@ -7,7 +7,9 @@ formatting) is left exactly as it was:
   the team's packages, and anything the tool wrote last time);
 - `[tool.poetry] package-mode`;
 - `[tool.poetry.dependencies]` entries of packages bound to the PyTorch index;
-- `[[tool.poetry.source]]` entries named `pytorch-*` and `general`.
+- `[[tool.poetry.source]]` entries named `pytorch-*`, `general` and `extra-*`, and the same
+  bindings for uv: `[[tool.uv.index]]` entries of those names and `[tool.uv.sources]` entries
+  naming one of them.
 A value is only assigned when it differs, so an unchanged re-run rewrites nothing.
 """
 
@@ -28,6 +30,11 @@ from resolver.errors import InputError, Location
 
 GENERAL_SOURCE = "general"
 PYTORCH_SOURCE_PREFIX = "pytorch-"
+EXTRA_SOURCE_PREFIX = "extra-"
+
+
+def _owned_source(name: str) -> bool:
+    return name.startswith((PYTORCH_SOURCE_PREFIX, EXTRA_SOURCE_PREFIX)) or name == GENERAL_SOURCE
 
 
 @dataclass(frozen=True)
@@ -173,7 +180,7 @@ def _update_sources(poetry: _Table, spec: EnvironmentSpec) -> None:
     wanted = {s.name: s for s in spec.sources}
     for position in range(len(existing) - 1, -1, -1):
         name = str(existing[position].get("name", ""))
-        if (name.startswith(PYTORCH_SOURCE_PREFIX) or name == GENERAL_SOURCE) and name not in wanted:
+        if _owned_source(name) and name not in wanted:
             del existing[position]
     present = {str(table.get("name", "")): table for table in existing}
     for source in spec.sources:
@@ -187,6 +194,65 @@ def _update_sources(poetry: _Table, spec: EnvironmentSpec) -> None:
             continue
         _set_if_changed(table, "url", source.url)
         _set_if_changed(table, "priority", source.priority)
+
+
+def _update_uv(tool: _Table, spec: EnvironmentSpec) -> None:
+    """The same index bindings for uv (`uv lock`, `uv sync`): `[[tool.uv.index]]` entries named as
+    the Poetry sources (explicit stays explicit, primary is uv's default) and `[tool.uv.sources]`
+    binding each package to its index."""
+    uv = tool.get("uv")
+    if uv is None and not spec.sources:
+        return
+    uv = _table(tool, "uv", super_table=True)
+    existing = uv.get("index")
+    if existing is None:
+        existing = tomlkit.aot()
+        uv["index"] = existing
+    if not isinstance(existing, AoT):
+        raise InputError(
+            "[[tool.uv.index]] must be an array of tables",
+            location=Location("pyproject.toml", key="tool.uv.index"),
+        )
+    wanted = {s.name: s for s in spec.sources}
+    for position in range(len(existing) - 1, -1, -1):
+        name = str(existing[position].get("name", ""))
+        if _owned_source(name) and name not in wanted:
+            del existing[position]
+    present = {str(table.get("name", "")): table for table in existing}
+    for source in spec.sources:
+        table = present.get(source.name)
+        if table is None:
+            table = tomlkit.table()
+            table["name"] = source.name
+            existing.append(table)
+        _set_if_changed(table, "url", source.url)
+        for flag, on in (
+            ("explicit", source.priority == "explicit"),
+            ("default", source.priority == "primary"),
+        ):
+            if on:
+                _set_if_changed(table, flag, True)
+            elif flag in table:
+                del table[flag]
+    if not existing:
+        del uv["index"]
+    bound = {dep.name: dep.source for dep in spec.dependencies if dep.source}
+    sources = uv.get("sources")
+    if sources is None and not bound:
+        return
+    sources = _table(uv, "sources")
+    for key in list(sources.keys()):
+        value = sources[key]
+        index = value.get("index") if isinstance(value, dict) else None
+        if isinstance(index, str) and _owned_source(index) and canonicalize_name(key) not in bound:
+            del sources[key]
+    for name, index_name in bound.items():
+        current = sources.get(name)
+        if isinstance(current, dict) and current.get("index") == index_name and len(current) == 1:
+            continue
+        entry = tomlkit.inline_table()
+        entry["index"] = index_name
+        sources[name] = entry
 
 
 def render_pyproject(existing: str | None, spec: EnvironmentSpec, origin: str = "pyproject.toml") -> str:
@@ -220,6 +286,7 @@ def render_pyproject(existing: str | None, spec: EnvironmentSpec, origin: str = 
     _set_if_changed(poetry, "package-mode", False)
     _update_bindings(poetry, spec)
     _update_sources(poetry, spec)
+    _update_uv(tool, spec)
     rendered = tomlkit.dumps(document)
     if existing is None or baseline is None:
         return rendered

@@ -25,19 +25,22 @@ LOCKFILE = "poetry.lock"
 def default_poetry_argv(environ: Mapping[str, str]) -> tuple[str, ...]:
     """Where Poetry is: `STACK_RESOLVER_POETRY` (a path; nox installs the pinned Poetry in a venv
     of its own, because its dependencies clash with conda-lock's), else Poetry installed beside
-    the tool, else `poetry` on PATH."""
+    the tool, else the pinned Poetry the tool installed in its cache, else `poetry` on PATH, else
+    the pinned Poetry installed into the cache now (once, saying so)."""
+    from resolver.lock.poetry.provision import ensure_poetry, installed_poetry
+
     configured = environ.get("STACK_RESOLVER_POETRY")
     if configured:
         return (configured,)
     if importlib.util.find_spec("poetry") is not None and importlib.util.find_spec("poetry.console"):
         return (sys.executable, "-m", "poetry")
+    provisioned = installed_poetry(environ)
+    if provisioned is not None:
+        return (str(provisioned),)
     found = shutil.which("poetry", path=environ.get("PATH"))
-    if found is None:
-        raise ExternalToolError(
-            "Poetry is not installed",
-            hint="run through `nox -s resolve` (it installs the pinned Poetry), or set STACK_RESOLVER_POETRY",
-        )
-    return (found,)
+    if found is not None:
+        return (found,)
+    return (str(ensure_poetry(environ)),)
 
 
 @dataclass(frozen=True)

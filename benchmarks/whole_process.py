@@ -1,0 +1,102 @@
+"""Whole-process times of `detect`, `resolve --dry-run` and `resolve`, this tree beside another
+revision (the restructure's "before"), interleaved in one run on the loopback fixture index.
+
+    python benchmarks/whole_process.py [--base REV] [--runs N]
+
+REV defaults to 36aca64, the last commit before the restructure. Prints each median, the ratio
+of this tree to REV, and `python -c pass` for scale. A report, not a target: exits 0 unless a
+command fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.fixtures.catalog import default_catalog  # noqa: E402
+from tests.fixtures.cli import HOSTS  # noqa: E402
+from tests.fixtures.isolation import poetry_env  # noqa: E402
+from tests.fixtures.pyindex import FixtureIndex  # noqa: E402
+
+HOST = HOSTS["h100"]
+
+
+def checkout(rev: str, into: Path) -> Path:
+    """The package and matrix of `rev`, exported (not a worktree: nothing to clean in .git)."""
+    into.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "archive", "--format=tar", rev, "resolver", "matrices", "pyproject.toml"],
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base", default="36aca64")
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    scratch = Path(tempfile.mkdtemp(prefix="stack-resolver-whole-"))
+    try:
+        trees = {"this tree": ROOT, args.base: checkout(args.base, scratch / "base")}
+        built = default_catalog().build(scratch / "wheels")
+        samples: dict[tuple[str, str], list[float]] = {}
+        with FixtureIndex(built) as index:
+            for run in range(args.runs):
+                for label, tree in trees.items():
+                    project = scratch / f"p-{run}-{len(samples)}"
+                    (project / "envs").mkdir(parents=True)
+                    (project / "host.json").write_text(json.dumps(HOST))
+                    (project / "envs" / "team.toml").write_text(
+                        'packages = ["torchvision"]\n[indexes]\n'
+                        f'pytorch = "{index.base_url}/whl/{{variant}}/simple"\n'
+                        f'general = "{index.url()}"\n'
+                    )
+                    env = poetry_env(scratch / f"home-{run}-{len(samples)}")
+                    env.pop("PYTHONDONTWRITEBYTECODE", None)
+                    env["PYTHONPATH"] = str(tree)
+                    env["STACK_RESOLVER_CACHE_DIR"] = str(project / "http-cache")
+                    tool = [sys.executable, "-m", "resolver"]
+                    steps = {
+                        "python -c pass": [sys.executable, "-c", "pass"],
+                        "detect --host": [*tool, "detect", "--host", "host.json"],
+                        "resolve --dry-run": [*tool, "resolve", "--host", "host.json", "--dry-run"],
+                        "resolve (lock, cold)": [*tool, "resolve", "--host", "host.json", "--target", "b"],
+                    }
+                    for step, argv in steps.items():
+                        samples.setdefault((label, step), []).append(timed(argv, project, env))
+        names = list(trees)
+        print(f"whole-process medians of {args.runs} interleaved runs (loopback index, 0 ms latency)")
+        print(f"{'command':24s} {names[0]:>12s} {names[1]:>12s} {'ratio':>7s}")
+        for step in ("python -c pass", "detect --host", "resolve --dry-run", "resolve (lock, cold)"):
+            now, before = (statistics.median(samples[(label, step)]) for label in names)
+            print(f"{step:24s} {now * 1000:10.0f} ms {before * 1000:10.0f} ms {now / before:6.2f}x")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
