@@ -579,7 +579,7 @@ def _matrix_refresh(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from resolver.config import load_team
     from resolver.verify import poetry as verify
-    from resolver.workflows import detect_host, envs_dir_for
+    from resolver.workflows import detect_host, envs_dir_for, settle
 
     host, warnings = detect_host(None)
     for warning in warnings:
@@ -593,6 +593,7 @@ def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         matrix = load_matrix(None, overlays=team.matrix_overlays)
         match = match_target(host, load_targets(team, matrix), matrix)
         name = match.target.name if match.target is not None else None
+    settle(envs_dir_for(team), _notifier(err))
     directory = verify.find_target(envs_dir_for(team), name, host)
     uv = shutil.which("uv")
     report = verify.verify_target(
@@ -609,7 +610,7 @@ def _target_directory(args: argparse.Namespace, err: TextIO) -> Path:
     """The locked target folder a command names (`--target`), or the one for this machine."""
     from resolver.config import load_team
     from resolver.verify.poetry import find_target
-    from resolver.workflows import detect_host, envs_dir_for
+    from resolver.workflows import detect_host, envs_dir_for, settle
 
     team = load_team(args.team)
     name = args.target
@@ -623,6 +624,7 @@ def _target_directory(args: argparse.Namespace, err: TextIO) -> Path:
         matrix = load_matrix(None, overlays=team.matrix_overlays)
         match = match_target(host, load_targets(team, matrix), matrix)
         name = match.target.name if match.target is not None else None
+    settle(envs_dir_for(team), _notifier(err))
     directory: Path = find_target(envs_dir_for(team), name, host)
     return directory
 

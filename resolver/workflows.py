@@ -247,6 +247,17 @@ def envs_locked(envs: Path, *, wait: bool, notify: Notify) -> Iterator[None]:
         lock.release()
 
 
+def settle(envs: Path, notify: Notify) -> None:
+    """Before a command reads envs/ (verify, export, sync): if a commit is in progress or was
+    interrupted, wait for the writer, or complete the commit a killed run left, so what is read
+    is one consistent set. Takes nothing when no commit is pending."""
+    from resolver.lock.commit import TXN_DIR
+
+    if (envs / TXN_DIR).exists():
+        with envs_locked(envs, wait=True, notify=notify):
+            pass
+
+
 def _indexes(team: TeamConfig, environ: Mapping[str, str]) -> Indexes:
     from resolver.config import default_pip_config_files, effective_indexes
 
