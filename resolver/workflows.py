@@ -239,8 +239,9 @@ def envs_locked(envs: Path, *, wait: bool, notify: Notify) -> Iterator[None]:
         lock.acquire()
     try:
         recovery = recover(envs)
-        if recovery.rolled_forward:
-            notify(f"completed an interrupted commit in {envs}/: {', '.join(recovery.rolled_forward)}")
+        if recovery.completed:
+            renamed = f": {', '.join(recovery.rolled_forward)}" if recovery.rolled_forward else ""
+            notify(f"completed an interrupted commit in {envs}/{renamed}")
         sweep_stale_temps(envs)
         yield
     finally:

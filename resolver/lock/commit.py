@@ -35,8 +35,10 @@ _SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 @dataclass(frozen=True)
 class Recovery:
-    """What `recover` found: a commit completed (`rolled_forward`) or one thrown away."""
+    """What `recover` found: a commit past its commit point, completed (`rolled_forward`: the
+    files it still had to rename), or one thrown away before it."""
 
+    completed: bool = False
     rolled_forward: tuple[str, ...] = ()
     rolled_back: bool = False
 
@@ -81,7 +83,7 @@ def recover(envs: Path) -> Recovery:
         done.append(str(entry["path"]))
     (txn / JOURNAL).unlink()
     shutil.rmtree(txn, ignore_errors=True)
-    return Recovery(rolled_forward=tuple(done))
+    return Recovery(completed=True, rolled_forward=tuple(done))
 
 
 @contextlib.contextmanager
