@@ -23,7 +23,8 @@ from resolver.errors import NoCompatibleCombination
 from resolver.host.model import ComputeCapability, Gpu, Host
 from resolver.matrix.load import load_matrix
 from resolver.matrix.model import Matrix
-from resolver.solve.search import Request, solve
+from resolver.solve.request import Request
+from resolver.solve.search import solve
 
 HOSTS = {
     # A host whose answer sits deep in the matrix: many candidates are examined and rejected.

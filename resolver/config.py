@@ -20,7 +20,8 @@ from typing import Any
 from packaging.specifiers import SpecifierSet
 
 from resolver.errors import ConfigError, ConstraintError, InputError, Location
-from resolver.solve.search import PREFERENCE_KEYS, merge_constraints
+from resolver.matrix.vocab import Variant
+from resolver.solve.request import PREFERENCE_KEYS, merge_constraints
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -388,7 +389,7 @@ def check_python(text: str, origin: str = "--python") -> str:
 
 def check_variant(text: str, origin: str | None = None) -> str:
     """A variant name: cpu, cuXYZ, rocmX.Y. `origin` (a flag, or a file and key) is named on error."""
-    if text == "cpu" or (text.startswith("cu") and text[2:].isdigit()) or text.startswith("rocm"):
+    if Variant.of(text) is not None:
         return text
     raise InputError(
         "not a variant name",

@@ -7,8 +7,15 @@ and a hint. Nothing here prints.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import IntEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from resolver.host.model import Host
+    from resolver.matrix.model import Matrix
+    from resolver.solve.reasons import Reason, Rejection
+    from resolver.solve.request import Request
 
 
 class ExitCode(IntEnum):
@@ -127,25 +134,32 @@ class MatrixError(InputError):
         return "\n".join(p.render() for p in self.problems)
 
 
-@dataclass(frozen=True)
-class Cause:
-    """One reason a solve failed, as data. `explain.py` turns these into prose."""
-
-    kind: str
-    candidate: str
-    detail: str
-    data: tuple[tuple[str, str], ...] = field(default=())
-
-
 class NoCompatibleCombination(ResolverError):
-    """The solver found nothing valid. Exit status 3."""
+    """The solver found nothing valid. Exit status 3.
+
+    Carries the causes as data only: every rejected candidate (`rejections`, best first), the
+    reasons not tied to one candidate (`reasons`: a Python outside the constraint, a team that
+    pulls apart, an unsolvable conda environment), and what was solved (`host`, `matrix`,
+    `request`) so `resolver/explain/` can name the binding chain and try fixes.
+    """
 
     exit_code = ExitCode.NO_SOLUTION
 
-    def __init__(self, summary: str, causes: Sequence[Cause]) -> None:
-        self.summary = summary
-        self.causes = tuple(causes)
-        super().__init__(summary)
+    def __init__(
+        self,
+        rejections: Sequence[Rejection] = (),
+        *,
+        reasons: Sequence[Reason] = (),
+        host: Host | None = None,
+        matrix: Matrix | None = None,
+        request: Request | None = None,
+    ) -> None:
+        self.rejections = tuple(rejections)
+        self.reasons = tuple(reasons)
+        self.host = host
+        self.matrix = matrix
+        self.request = request
+        super().__init__(f"no valid combination ({len(self.rejections)} candidates rejected)")
 
 
 class ExternalToolError(ResolverError):

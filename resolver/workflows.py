@@ -23,9 +23,11 @@ from resolver.host.model import Host
 from resolver.index.availability import note_skipped_transformers
 from resolver.index.client import HttpPolicy, IndexClient
 from resolver.matrix.model import Matrix
-from resolver.solve.search import Request, Resolution
+from resolver.solve.request import Request
+from resolver.solve.search import Resolution
 
 if TYPE_CHECKING:
+    from resolver.explain.fixes import Fix
     from resolver.lock.check import TargetCheck
     from resolver.lock.conda import CondaSettings
     from resolver.lock.target import Lockers
@@ -48,8 +50,13 @@ def default_conda_cache_dir(environ: Mapping[str, str]) -> Path:
 
 
 def make_client(environ: Mapping[str, str], offline: bool) -> IndexClient:
+    from resolver.progress import traced_session
+
     return IndexClient(
-        policy=HttpPolicy.from_environ(environ), cache_dir=default_cache_dir(environ), offline=offline
+        policy=HttpPolicy.from_environ(environ),
+        cache_dir=default_cache_dir(environ),
+        offline=offline,
+        session=traced_session(),  # -vv names each request
     )
 
 
@@ -121,6 +128,7 @@ class Chosen:
     warnings: tuple[str, ...]  # from detecting the host
     indexes_checked: bool
     written: Written | None
+    upgrades: tuple[Fix, ...] = ()  # host changes that would give a better build
 
 
 @dataclass(frozen=True)
@@ -166,14 +174,11 @@ def load_matrix_for(options: SolveOptions, team: TeamConfig) -> Matrix:
 
 def build_request(options: SolveOptions, team: TeamConfig) -> Request:
     from resolver.config import check_python, check_variant
-    from resolver.solve.search import merge_constraints
+    from resolver.solve.request import merge_constraints, tighten
 
-    constraints = dict(team.constraints)
-    for name, spec in merge_constraints(options.constraints).items():
-        constraints[name] = constraints[name] & spec if name in constraints else spec
     variant = options.variant or team.variant
-    return Request(
-        constraints=constraints,
+    request = Request(
+        constraints=team.constraints,
         variant=check_variant(variant, "--variant" if options.variant else None) if variant else None,
         python=check_python(options.python) if options.python else team.python,
         allow_ptx=options.allow_ptx or team.allow_ptx,
@@ -182,6 +187,7 @@ def build_request(options: SolveOptions, team: TeamConfig) -> Request:
         packages=team.packages,
         prefer=team.prefer,
     )
+    return tighten(request, merge_constraints(options.constraints))
 
 
 def rocm_on_nvidia(host: Host, request: Request, options: SolveOptions, team: TeamConfig) -> tuple[str, ...]:
@@ -300,10 +306,14 @@ def resolve_host(
     notify: Notify,
 ) -> Chosen:
     """Survey (unless a plain dry run), solve once, and (unless a dry run) stage and commit."""
+    from resolver.explain.fixes import upgrades as host_upgrades
     from resolver.lock import target as stage
     from resolver.lock.commit import commit
     from resolver.lock.survey import survey
     from resolver.solve.search import solve
+
+    def upgrades(resolution: Resolution) -> tuple[Fix, ...]:
+        return tuple(host_upgrades(host, matrix, request, resolution))
 
     formats = stage.check_formats(options.formats or team.formats)
     warnings = (*warnings, *rocm_on_nvidia(host, request, options.solve, team))
@@ -312,20 +322,20 @@ def resolve_host(
     if run.dry_run and not run.check_indexes:
         resolution = solve(host, matrix, request)
         index_url = indexes.variant_url(resolution.variant) if resolution.local_label else None
-        return Chosen(resolution, index_url, tuple(warnings), False, None)
+        return Chosen(resolution, index_url, tuple(warnings), False, None, upgrades(resolution))
     client = make_client(environ, offline=run.offline)
     conda = conda_settings(team, environ, options.engine, run.offline) if "conda" in formats else None
 
     def choose() -> tuple[Resolution, str | None]:
         found = survey(host, matrix, request, formats, indexes, client, conda)
         chosen = note_skipped_transformers(
-            solve(host, matrix, found.applied_to(request)), matrix, found.transformers
+            solve(host, matrix, found.applied_to(request)), matrix, request, found.transformers
         )
         return chosen, indexes.variant_url(chosen.variant) if chosen.local_label else None
 
     if run.dry_run:
         resolution, index_url = choose()
-        return Chosen(resolution, index_url, tuple(warnings), True, None)
+        return Chosen(resolution, index_url, tuple(warnings), True, None, upgrades(resolution))
     envs = envs_dir_for(team)
     with envs_locked(envs, wait=run.wait, notify=notify):
         resolution, index_url = choose()
@@ -335,9 +345,8 @@ def resolve_host(
             staged = stage.stage_target(plan, matrix, formats, team.packages, indexes, client, lockers)
         changed = commit(envs, {plan.directory / n: data for n, data in staged.files.items()})
     names = tuple(n for n in staged.files if plan.directory / n in changed)
-    return Chosen(
-        resolution, index_url, tuple(warnings), True, Written(name, plan.directory, staged.reused, names)
-    )
+    written = Written(name, plan.directory, staged.reused, names)
+    return Chosen(resolution, index_url, tuple(warnings), True, written, upgrades(resolution))
 
 
 @contextlib.contextmanager
@@ -410,6 +419,8 @@ def lock(options: LockOptions, environ: Mapping[str, str], notify: Notify) -> Te
     targets = tuple(load_targets(team, matrix))
     for target in targets:
         check_target_name(target.name, "team target")
+        for warning in rocm_on_nvidia(target.host, request, options.solve, team):
+            notify(f"warning: {target.name}: {warning}")
     indexes = _indexes(team, environ)
     run = options.run
     if run.dry_run and not run.check_indexes:

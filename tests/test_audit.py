@@ -12,7 +12,7 @@ import pytest
 
 from resolver.config import Indexes, load_team
 from resolver.matrix.load import load_matrix
-from resolver.solve.search import Request
+from resolver.solve.request import Request
 from resolver.team import audit
 from resolver.team.lock import team_json
 from resolver.team.solve import load_targets, solve_team
@@ -60,7 +60,10 @@ def test_bump_that_needs_a_newer_driver(matrix: Any, team_setup: Any) -> None:
     targets = by_name(result)
     old = targets["a100-old-driver"]
     assert old.status == "broken"
-    assert "driver 470.82.01 is below every CUDA floor: 525.60.13 (12.x)" in old.causes[0]
+    assert old.causes[0].endswith("CUDA 12.x needs driver >= 525.60.13; this host has driver 470.82.01")
+    # What it would take, the bump kept: the driver floor of CUDA 12.x (never "drop torch==2.8.0").
+    assert {"nvidia_driver": "525.60.13"} in [dict(f.apply) for f in old.fixes]
+    assert not any("drop_constraint" in f.apply for f in old.fixes)
     # The Blackwell card stays valid but switches to the newer CUDA build of 2.8.
     assert targets["rtx5090"].status == "changed"
     assert "variant cu128 -> cu129" in targets["rtx5090"].changes

@@ -34,6 +34,7 @@ except ImportError as exc:  # absent, or broken (conda-lock 4 needs dulwich<0.25
 
 from resolver.config import Channels, team_from_mapping
 from resolver.errors import ExternalToolError, NoCompatibleCombination
+from resolver.explain.failure import causes, headline
 from resolver.host.model import host_from_mapping
 from resolver.lock.conda import (
     CONDA_LOCKFILE,
@@ -46,7 +47,8 @@ from resolver.lock.conda import (
 )
 from resolver.lock.runner import Completed
 from resolver.matrix.load import load_matrix
-from resolver.solve.search import Request, solve
+from resolver.solve.request import Request
+from resolver.solve.search import solve
 from resolver.workflows import ENVS_LOCK
 from tests.fixtures.cli import HOSTS as SHARED_HOSTS
 from tests.fixtures.cli import run_cli, write_project
@@ -296,8 +298,8 @@ def test_driver_too_old_fails_with_the_reason_not_a_cpu_build(
     target = tmp_path / "envs" / "old"
     with pytest.raises(NoCompatibleCombination) as failure:
         stage_conda(target, inputs, settings, {})
-    text = failure.value.summary + "\n" + "\n".join(c.detail for c in failure.value.causes)
-    assert "__cuda=11.4" in failure.value.summary
+    text = headline(failure.value) + "\n" + "\n".join(causes(failure.value))
+    assert "__cuda=11.4" in headline(failure.value)
     assert "__cuda >=12" in text and "cuda-version ==12.6" in text
     assert not target.exists()
 

@@ -21,18 +21,13 @@ from packaging.version import Version
 
 from resolver.config import TeamConfig, team_from_mapping
 from resolver.errors import ConfigError, ConstraintError, HostFileError, InputError, NoCompatibleCombination
+from resolver.explain.failure import headline
 from resolver.host.model import ComputeCapability, Gpu, Host, host_from_mapping
 from resolver.matrix.arch import ArchTarget
 from resolver.matrix.load import load_matrix
 from resolver.matrix.model import Matrix
-from resolver.solve.search import (
-    PREFERENCE_KEYS,
-    Request,
-    Resolution,
-    merge_constraints,
-    parse_constraint,
-    solve,
-)
+from resolver.solve.request import PREFERENCE_KEYS, Request, merge_constraints, parse_constraint
+from resolver.solve.search import Resolution, solve
 
 FUZZ = settings(
     derandomize=True,
@@ -403,7 +398,8 @@ def test_solver_result_obeys_every_matrix_rule(matrix: Matrix, host: Host, reque
     try:
         resolution = solve(host, matrix, request)
     except NoCompatibleCombination as exc:
-        assert exc.exit_code == 3 and exc.summary and "None" not in exc.summary, exc.summary
+        summary = headline(exc)
+        assert exc.exit_code == 3 and summary and "None" not in summary, summary
         event("no valid combination")
         return
     event("resolved")

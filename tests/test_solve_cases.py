@@ -17,7 +17,8 @@ from resolver.errors import NoCompatibleCombination
 from resolver.explain.render import failure_json, resolution_json
 from resolver.host.model import host_from_mapping
 from resolver.matrix.load import load_matrix
-from resolver.solve.search import Request, merge_constraints, solve
+from resolver.solve.request import Request, merge_constraints
+from resolver.solve.search import solve
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -11,9 +11,10 @@ import pytest
 
 from resolver.config import load_team
 from resolver.errors import NoCompatibleCombination
+from resolver.explain.failure import causes
 from resolver.host.model import host_from_mapping
 from resolver.matrix.load import load_matrix
-from resolver.solve.search import Request
+from resolver.solve.request import Request
 from resolver.team.solve import (
     Bands,
     Target,
@@ -66,7 +67,7 @@ def test_pull_apart_names_targets_reasons_and_split(matrix: Any) -> None:
     ]
     with pytest.raises(NoCompatibleCombination) as caught:
         solve_team(targets, matrix, Request())
-    details = [c.detail for c in caught.value.causes]
+    details = causes(caught.value)
     assert any(d.startswith("gtx1080-py38 needs torch <= 2.4.1 (") and "Python 3.8" in d for d in details)
     assert any(d.startswith("rtx5090 needs torch >= 2.7.0 (") and "sm_120" in d for d in details)
     split = [d for d in details if d.startswith("smallest split: 2 locks")]

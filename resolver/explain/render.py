@@ -1,71 +1,36 @@
-"""Turn resolutions and rejections into prose and JSON. The solver decides; this only renders."""
+"""Turn resolutions and failures into text and JSON. The solver decides; this only renders."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from packaging.version import Version
+from resolver.errors import NoCompatibleCombination
+from resolver.explain.failure import causes, detailed_causes, fixes_of, headline
+from resolver.explain.fixes import Fix, upgrades
+from resolver.explain.groups import RejectionGroup, group_rejections
+from resolver.explain.words import candidate, note, passed_over_lines, rejection_sentence
+from resolver.matrix.vocab import CUDA, ROCM, XPU, Variant
+from resolver.solve.search import Resolution
 
-from resolver.errors import Cause, NoCompatibleCombination
-from resolver.solve.search import Reason, Rejection, Resolution
-
-
-@dataclass(frozen=True)
-class RejectionGroup:
-    """Neighbouring torch releases rejected for the same reasons, at the same stage."""
-
-    first: Version
-    last: Version
-    variants: tuple[str, ...]
-    summaries: tuple[str, ...]
-    stage: str
-
-    def render(self) -> str:
-        span = f"torch {self.first}" if self.first == self.last else f"torch {self.last} – {self.first}"
-        reasons = " or ".join(self.summaries)
-        if self.stage == "release":
-            return f"{span} {reasons}"
-        if len(self.variants) > 1:
-            return f"{span}: every variant ({', '.join(self.variants)}) {reasons}"
-        if self.variants and self.first == self.last:
-            return f"{span}+{self.variants[0]} {reasons}"
-        if self.variants:
-            return f"{span}: {self.variants[0]} {reasons}"
-        return f"{span} {reasons}"
+__all__ = [
+    "RejectionGroup",
+    "failure_json",
+    "group_rejections",
+    "render_failure",
+    "render_resolution",
+    "render_team_failure",
+    "render_upgrades",
+    "resolution_json",
+    "team_failure_json",
+    "upgrades",
+    "upgrades_json",
+    "warnings_of",
+]
 
 
-def group_rejections(rejections: Sequence[Rejection]) -> tuple[RejectionGroup, ...]:
-    """Collapse per-candidate rejections into per-release lines, then merge neighbouring releases
-    that fail for the same reasons ("torch 2.8.0 – 2.15.0: every variant lacks sm_37 ...")."""
-    per_release: dict[Version, tuple[list[str], list[str], str]] = {}
-    for rejection in rejections:
-        variants, summaries, _ = per_release.setdefault(rejection.torch, ([], [], rejection.stage))
-        if rejection.variant and rejection.variant not in variants:
-            variants.append(rejection.variant)
-        for reason in rejection.reasons:
-            if reason.summary not in summaries:
-                summaries.append(reason.summary)
-    groups: list[RejectionGroup] = []
-    for version in sorted(per_release, reverse=True):
-        variants, summaries, stage = per_release[version]
-        key = (tuple(sorted(summaries)), stage, len(variants) > 1 or stage == "release")
-        if groups:
-            last = groups[-1]
-            last_key = (
-                tuple(sorted(last.summaries)),
-                last.stage,
-                len(last.variants) > 1 or last.stage == "release",
-            )
-            if last_key == key and (
-                len(variants) > 1 or stage == "release" or variants == list(last.variants)
-            ):
-                merged = tuple(dict.fromkeys([*last.variants, *variants]))
-                groups[-1] = RejectionGroup(last.first, version, merged, last.summaries, stage)
-                continue
-        groups.append(RejectionGroup(version, version, tuple(variants), tuple(summaries), stage))
-    return tuple(groups)
+def warnings_of(resolution: Resolution) -> list[str]:
+    return [*(note(n) for n in resolution.notes), *resolution.warnings]
 
 
 def resolution_json(resolution: Resolution, index_url: str | None) -> dict[str, Any]:
@@ -77,39 +42,41 @@ def resolution_json(resolution: Resolution, index_url: str | None) -> dict[str, 
         "torchaudio": resolution.pin(resolution.torchaudio),
         "transformers": str(resolution.transformers.version),
         "index_url": index_url,
-        "warnings": list(resolution.warnings),
+        "warnings": warnings_of(resolution),
         "rejected": [
-            {"candidate": r.candidate, "reasons": [reason.text for reason in r.reasons]}
+            {"candidate": candidate(r), "reasons": [rejection_sentence(reason, r) for reason in r.reasons]}
             for r in resolution.rejected
         ],
     }
 
 
 def failure_json(error: NoCompatibleCombination) -> dict[str, Any]:
-    return {"error": error.summary, "causes": render_causes(error.causes)}
+    """`{"error", "causes", "fixes"}`: the contract other tools read (exit status 3)."""
+    return {
+        "error": headline(error),
+        "causes": causes(error),
+        "fixes": [fix.to_json() for fix in fixes_of(error)],
+    }
 
 
-def render_causes(causes: Sequence[Cause]) -> list[str]:
-    """Group causes the way rejections are grouped, one line each."""
-    by_candidate: dict[str, list[Cause]] = {}
-    for cause in causes:
-        by_candidate.setdefault(cause.candidate, []).append(cause)
-    rebuilt = []
-    for candidate, items in by_candidate.items():
-        version_text, _, variant = candidate.removeprefix("torch ").partition("+")
-        try:
-            version = Version(version_text)
-        except ValueError:  # not a torch candidate (a team target, a Python constraint): as is
-            return [c.detail for c in causes]
-        facts = dict(items[0].data)
-        reasons = tuple(Reason(c.kind, c.detail, dict(c.data).get("summary", c.detail)) for c in items)
-        rebuilt.append(Rejection(version, variant or None, reasons, stage=facts.get("stage", "variant")))
-    return [group.render() for group in group_rejections(rebuilt)]
+def team_failure_json(error: NoCompatibleCombination) -> dict[str, Any]:
+    """A team lock that pulls apart: `{"error", "causes"}` (which targets, and why)."""
+    return {"error": headline(error), "causes": causes(error)}
+
+
+def upgrades_json(upgrades: Sequence[Fix]) -> list[dict[str, Any]]:
+    return [fix.to_json() for fix in upgrades]
+
+
+def render_upgrades(upgrades: Sequence[Fix]) -> str:
+    if not upgrades:
+        return ""
+    return "\nWith one change:\n" + "".join(f"  - {fix.summary}\n" for fix in upgrades)
 
 
 def render_resolution(resolution: Resolution, index_url: str | None, *, explain: bool = False) -> str:
     lines = [
-        f"torch        {resolution.torch}  ({_variant_words(resolution)})",
+        f"torch        {resolution.torch}  ({_variant_words(resolution.variant)})",
         f"torchvision  {resolution.pin(resolution.torchvision) or 'none released for this torch'}",
         f"torchaudio   {resolution.pin(resolution.torchaudio) or 'none released for this torch'}",
         f"transformers {resolution.transformers.version}",
@@ -118,10 +85,11 @@ def render_resolution(resolution: Resolution, index_url: str | None, *, explain:
     ]
     for fit in resolution.gpu_fit:
         gpu = fit.gpu
+        via = f"{fit.via} (PTX JIT)" if fit.ptx else fit.via
         lines.append(
-            f"GPU {gpu.index}: {gpu.name or 'unnamed'} ({gpu.gfx_target or gpu.cc.sm}) runs {fit.via} code"
+            f"GPU {gpu.index}: {gpu.name or 'unnamed'} ({gpu.gfx_target or gpu.cc.sm}) runs {via} code"
         )
-    for warning in resolution.warnings:
+    for warning in warnings_of(resolution):
         lines.append(f"warning: {warning}")
     if resolution.rejected:
         lines.append("")
@@ -129,28 +97,45 @@ def render_resolution(resolution: Resolution, index_url: str | None, *, explain:
         if explain:
             for rejection in resolution.rejected:
                 for reason in rejection.reasons:
-                    lines.append(f"  {rejection.candidate}: {reason.text}")
+                    lines.append(f"  {candidate(rejection)}: {rejection_sentence(reason, rejection)}")
         else:
             for group in group_rejections(resolution.rejected):
                 lines.append(f"  {group.render()}")
             lines.append("(--explain lists every candidate with its full reasons)")
+    if explain and resolution.passed_over:
+        lines.append("")
+        lines.append(f"Newer transformers releases not taken (with torch {resolution.release.version}):")
+        lines.extend(f"  {line}" for line in passed_over_lines(resolution.passed_over))
     return "\n".join(lines) + "\n"
 
 
 def render_failure(error: NoCompatibleCombination, *, explain: bool = False) -> str:
-    lines = [f"No valid combination: {error.summary}", ""]
-    if explain:
-        lines.extend(f"  {c.candidate}: {c.detail}" for c in error.causes)
+    lines = [f"No valid combination: {headline(error)}", ""]
+    lines.extend(f"  {line}" for line in (detailed_causes(error) if explain else causes(error)))
+    found = fixes_of(error)
+    lines.append("")
+    if found:
+        lines.append("To make it work:")
+        lines.extend(f"  - {fix.summary}" for fix in found)
     else:
-        lines.extend(f"  {line}" for line in render_causes(error.causes))
+        lines.append(
+            "To make it work: no single change to this host or request was found to give a solution."
+        )
     return "\n".join(lines) + "\n"
 
 
-def _variant_words(resolution: Resolution) -> str:
-    if resolution.cuda:
-        return f"CUDA {resolution.cuda} build"
-    if resolution.variant.startswith("rocm"):
-        return f"ROCm {resolution.variant[4:]} build"
-    if resolution.variant == "xpu":
+def _variant_words(variant: str) -> str:
+    parsed = Variant.of(variant)
+    if parsed is not None and parsed.kind == CUDA:
+        return f"CUDA {parsed.version} build"
+    if parsed is not None and parsed.kind == ROCM:
+        return f"ROCm {parsed.version} build"
+    if parsed is not None and parsed.kind == XPU:
         return "Intel XPU build"
     return "CPU build"
+
+
+def render_team_failure(error: NoCompatibleCombination) -> str:
+    lines = [f"No common version set: {headline(error)}"]
+    lines.extend(f"  {line}" for line in causes(error))
+    return "\n".join(lines) + "\n"

@@ -19,7 +19,10 @@ from resolver.host.model import Host
 from resolver.index.client import IndexClient
 from resolver.matrix.model import Matrix
 from resolver.matrix.wheeltags import host_floor, wheel_fits
-from resolver.solve.search import Request, Resolution, explore
+from resolver.solve.reasons import Reason, Unavailable
+from resolver.solve.request import Request
+from resolver.solve.search import Resolution, explore
+from resolver.solve.transformers import release_reasons, torch_reasons
 
 
 @dataclass(frozen=True)
@@ -36,8 +39,8 @@ class Availability:
     """What the survey found missing, each with why: (torch version, variant) builds and
     transformers versions. `checked`: whether any index or channel was asked at all."""
 
-    builds: Mapping[tuple[str, str], str] = field(default_factory=dict)
-    transformers: Mapping[str, str] = field(default_factory=dict)
+    builds: Mapping[tuple[str, str], Reason] = field(default_factory=dict)
+    transformers: Mapping[str, Reason] = field(default_factory=dict)
     checked: bool = False
 
     def applied_to(self, request: Request) -> Request:
@@ -79,7 +82,7 @@ def missing_builds(
     client: IndexClient,
     platform: str,
     floor: Version | None = None,
-) -> list[tuple[NeededBuild, str]]:
+) -> list[tuple[NeededBuild, Unavailable]]:
     """Builds the lock needs that no index lists for this Python and platform (`floor`: the
     target's glibc or macOS version, which a wheel's manylinux/macosx tag must not exceed)."""
     missing = []
@@ -89,7 +92,8 @@ def missing_builds(
             wheel_fits(f.filename, need.version, resolution.python, platform, floor) and not f.yanked
             for f in files
         ):
-            missing.append((need, f"is not on {need.index_url}"))
+            version = "" if need.project == "torch" else need.version
+            missing.append((need, Unavailable(need.index_url, need.project, version)))
     return missing
 
 
@@ -103,12 +107,12 @@ def check_candidates(
     *,
     until_complete: bool = False,
     batch: int = 8,
-) -> dict[tuple[str, str], str]:
+) -> dict[tuple[str, str], Reason]:
     """(torch version, variant) -> why, for each candidate whose builds an index lacks. The
     listings of `batch` candidates are fetched at once. `until_complete`: the candidates come in
     the solver's order of preference, and the survey stops at the first complete one (the solver
     will choose it; nothing after it matters)."""
-    unavailable: dict[tuple[str, str], str] = {}
+    unavailable: dict[tuple[str, str], Reason] = {}
     for start in range(0, len(candidates), batch):
         chunk = candidates[start : start + batch]
         wanted = {(n.index_url, n.project) for r in chunk for n in required_builds(r, indexes, packages)}
@@ -119,9 +123,8 @@ def check_candidates(
                 if until_complete:
                     return unavailable
                 continue
-            need, why = missing[0]
-            what = "" if need.project == "torch" else f"(its {need.project} {need.version}) "
-            unavailable[(str(resolution.release.version), resolution.variant)] = what + why
+            _, why = missing[0]
+            unavailable[(str(resolution.release.version), resolution.variant)] = why
     return unavailable
 
 
@@ -132,7 +135,7 @@ def transformers_missing(
     python: str | None,
     platform: str | None,
     floor: Version | None = None,
-) -> dict[str, str]:
+) -> dict[str, Reason]:
     """Transformers releases of the matrix that the general index lacks (one listing request),
     so the solver skips them in a single pass. Nothing is known without a configured index."""
     if indexes.general is None:
@@ -144,7 +147,7 @@ def transformers_missing(
             return any(wheel_fits(f.filename, version, python, platform, floor) for f in files)
         return any(f.filename.startswith(f"transformers-{version}-") for f in files)
 
-    reason = f"is not on {indexes.general}"
+    reason = Unavailable(indexes.general, "transformers")
     return {str(row.version): reason for row in matrix.transformers if not present(str(row.version))}
 
 
@@ -181,7 +184,7 @@ def survey_indexes(
 
 
 def note_skipped_transformers(
-    resolution: Resolution, matrix: Matrix, unavailable: Mapping[str, str]
+    resolution: Resolution, matrix: Matrix, request: Request, unavailable: Mapping[str, Reason]
 ) -> Resolution:
     """Say so when a newer transformers that fits was passed over because the index lacks it."""
     chosen = resolution.transformers.version
@@ -191,12 +194,13 @@ def note_skipped_transformers(
         for row in matrix.transformers
         if row.version > chosen
         and str(row.version) in unavailable
-        and not row.yanked
-        and not row.version.is_prerelease
-        and row.torch.contains(torch_version, prereleases=True)
+        and not release_reasons(row, request, resolution.python)
+        and not torch_reasons(row, torch_version)
     ]
     if not skipped:
         return resolution
     newest = max(skipped, key=lambda row: row.version)
-    note = f"transformers {newest.version} {unavailable[str(newest.version)]}: took {chosen}"
+    why = unavailable[str(newest.version)]
+    where = f"is not on {why.source}" if isinstance(why, Unavailable) else "is not available"
+    note = f"transformers {newest.version} {where}: took {chosen}"
     return replace(resolution, warnings=(*resolution.warnings, note))

@@ -34,11 +34,13 @@ from typing import Any
 
 from resolver import __version__
 from resolver.config import Channels
-from resolver.errors import Cause, ExternalToolError, InputError, NoCompatibleCombination
+from resolver.errors import ExternalToolError, InputError, NoCompatibleCombination
 from resolver.host.model import Host
 from resolver.lock.runner import Runner, run_subprocess
 from resolver.matrix.conda import conda_facts
 from resolver.matrix.model import CondaFacts, CondaPlatform, Matrix
+from resolver.matrix.vocab import CPU, CUDA, Variant
+from resolver.solve.reasons import CondaUnsolvable, NoCondaMapping, Reason, Unavailable
 from resolver.solve.search import Resolution
 
 if sys.version_info >= (3, 11):
@@ -138,8 +140,9 @@ def conda_specs(resolution: Resolution, packages: Sequence[str], facts: CondaFac
             hint="lock it with --format poetry, or resolve for a regular Python",
         )
     variant = resolution.variant
-    cuda_digits = variant[2:] if resolution.cuda is not None else None
-    if cuda_digits is None and variant != "cpu":
+    parsed = Variant.of(variant)
+    cuda_digits = parsed.number if parsed is not None and parsed.kind == CUDA else None
+    if cuda_digits is None and variant != CPU:
         raise InputError(
             "no conda build mapping for this variant",
             value=variant,
@@ -281,7 +284,7 @@ def _fetch_error(exc: Exception, channels: Channels) -> ExternalToolError:
 
 def channel_gaps(
     matrix: Matrix, host: Host, packages: Sequence[str], settings: CondaSettings
-) -> tuple[dict[tuple[str, str], str], dict[str, str]]:
+) -> tuple[dict[tuple[str, str], Reason], dict[str, Reason]]:
     """(torch version, variant) and transformers versions the channels lack for the target's
     platform, each with why: the solver then skips them, as it skips builds missing on a pip index."""
     rattler = _import_rattler()
@@ -306,25 +309,25 @@ def channel_gaps(
                 torch_builds.add((str(record.version), str(record.build)))
             elif name == facts.conda_name("transformers"):
                 transformers.add(str(record.version))
-    missing: dict[tuple[str, str], str] = {}
+    missing: dict[tuple[str, str], Reason] = {}
     for release in matrix.torch:
         version = str(release.version)
         for variant in release.variants:
-            if variant.startswith("cu"):
-                glob = torch_row.build_cuda.format(cuda=variant[2:]) if torch_row.build_cuda else None
-            elif variant == "cpu":
+            parsed = Variant.of(variant)
+            if parsed is not None and parsed.kind == CUDA:
+                glob = torch_row.build_cuda.format(cuda=parsed.number) if torch_row.build_cuda else None
+            elif variant == CPU:
                 glob = torch_row.build_cpu
             else:
-                missing[(version, variant)] = "has no conda build mapping"
+                missing[(version, variant)] = NoCondaMapping(variant)
                 continue
             if not any(
                 v == version and (glob is None or fnmatch.fnmatchcase(b, glob)) for v, b in torch_builds
             ):
-                missing[(version, variant)] = f"is not on conda channel {where} ({subdir})"
-    missing_transformers = {
-        str(row.version): f"is not on conda channel {where}"
-        for row in matrix.transformers
-        if str(row.version) not in transformers
+                missing[(version, variant)] = Unavailable(f"conda channel {where} ({subdir})")
+    absent = Unavailable(f"conda channel {where}", "transformers")
+    missing_transformers: dict[str, Reason] = {
+        str(row.version): absent for row in matrix.transformers if str(row.version) not in transformers
     }
     return missing, missing_transformers
 
@@ -406,14 +409,9 @@ def solve_records(inputs: CondaInputs, settings: CondaSettings) -> list[Any]:
             )
         )
     except rattler.exceptions.SolverError as exc:
-        virtual = ", ".join(f"{p.name}={p.spec_text}" for p in inputs.virtual)
-        raise NoCompatibleCombination(
-            f"the conda channels have no solution for {inputs.subdir} on this host ({virtual})",
-            [
-                Cause("conda", "conda solve", f"specs: {'; '.join(inputs.specs)}"),
-                Cause("conda", "conda solve", str(exc).strip()),
-            ],
-        ) from None
+        virtual = tuple(f"{p.name}={p.spec_text}" for p in inputs.virtual)
+        unsolvable = CondaUnsolvable(inputs.subdir, virtual, tuple(inputs.specs), str(exc).strip())
+        raise NoCompatibleCombination(reasons=(unsolvable,)) from None
     except Exception as exc:
         raise _fetch_error(exc, settings.channels) from None
     return sorted(records, key=lambda r: r.name.normalized)

@@ -14,7 +14,7 @@ from resolver.host.model import Host
 from resolver.index.availability import Availability, survey_indexes
 from resolver.index.client import IndexClient
 from resolver.matrix.model import Matrix
-from resolver.solve.search import Request
+from resolver.solve.request import Request
 
 if TYPE_CHECKING:
     from resolver.lock.conda import CondaSettings

@@ -6,7 +6,6 @@ These are the value types the solver reads. Facts live in the TOML files; `load.
 from __future__ import annotations
 
 import functools
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,9 +15,8 @@ from packaging.version import Version
 
 from resolver.host.model import ComputeCapability, DriverVersion
 from resolver.matrix.arch import ArchTarget, TegraRule
-
-_VARIANT_CUDA = re.compile(r"^cu(\d{2,3})$")
-_VARIANT_ROCM = re.compile(r"^rocm\d+\.\d+(\.\d+)?$")
+from resolver.matrix.vocab import variant_cuda as variant_cuda  # the one variant parser
+from resolver.matrix.vocab import variant_kind as variant_kind
 
 # Platform keys, `{os}-{arch}` exactly as `Host.platform` builds them.
 PLATFORMS = ("linux-x86_64", "linux-aarch64", "windows-x86_64", "macos-arm64", "macos-x86_64")
@@ -133,6 +131,8 @@ class CudaFamily:
     unverified_os: frozenset[str] = frozenset()
     sources: tuple[str, ...] = ()
     note: str | None = None
+    # OSes whose floor is confirmed only indirectly (see matrices/builds.toml): used, and said so
+    indirect_os: frozenset[str] = frozenset()
 
     def can_target(self, cc: ComputeCapability) -> bool:
         return self.cc_min <= cc <= self.cc_max
@@ -163,6 +163,8 @@ class GpuArch:
     unverified: bool = False
     sources: tuple[str, ...] = ()
     note: str | None = None
+    # the row (its product list) is confirmed only indirectly
+    indirect: bool = False
     # an integrated part that, in builds of this CUDA or later, runs same-major cubins like any
     # other GPU (Jetson/SBSA unification: sm_80/sm_86 cubins run on Orin 8.7 from CUDA 13.2)
     unified_from_cuda: Version | None = None
@@ -311,23 +313,3 @@ class Matrix:
             if major < cuda.major and os_name in family.min_driver
         ]
         return max(known) if known else None
-
-
-def variant_kind(variant: str) -> str | None:
-    """ "cuda", "rocm", "xpu" or "cpu" for a well-formed variant name, else None."""
-    if variant in ("cpu", "xpu"):
-        return variant
-    if _VARIANT_CUDA.match(variant):
-        return "cuda"
-    if _VARIANT_ROCM.match(variant):
-        return "rocm"
-    return None
-
-
-def variant_cuda(variant: str) -> Version | None:
-    """The CUDA version a cuXYZ variant is built with: cu128 -> 12.8, cu102 -> 10.2."""
-    match = _VARIANT_CUDA.match(variant)
-    if not match:
-        return None
-    digits = match.group(1)
-    return Version(f"{int(digits[:-1])}.{digits[-1]}")

@@ -23,11 +23,15 @@ from packaging.version import Version
 
 from resolver.config import Indexes, TeamConfig
 from resolver.errors import ExitCode, NoCompatibleCombination
-from resolver.explain.render import render_causes
+from resolver.explain.failure import causes as failure_causes
+from resolver.explain.failure import fixes_of, headline
+from resolver.explain.fixes import Fix
 from resolver.index.client import IndexClient
 from resolver.lock.poetry.tool import LOCKFILE, PYPROJECT, PoetryTool
 from resolver.matrix.model import Matrix
-from resolver.solve.search import Request, Resolution, merge_constraints, solve
+from resolver.solve.reasons import CompanionOutside, ConstraintExcludes
+from resolver.solve.request import Request, merge_constraints, tighten
+from resolver.solve.search import Resolution, solve
 from resolver.team.solve import Target, solve_team, target_request
 
 if sys.version_info >= (3, 11):
@@ -36,6 +40,8 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 OK, CHANGED, BROKEN = "ok", "changed", "broken"
+# Releases the proposal itself excludes are not why a target breaks.
+_PROPOSAL_REASONS = (ConstraintExcludes, CompanionOutside)
 COLOURS = {OK: "#2e7d32", CHANGED: "#f9a825", BROKEN: "#c62828"}
 
 
@@ -64,6 +70,8 @@ class TargetAudit:
     changes: tuple[str, ...]
     causes: tuple[str, ...]
     packages: PackageDiff | None = None
+    # what would make a broken target valid again (each re-solved), the proposal itself kept
+    fixes: tuple[Fix, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -92,18 +100,6 @@ class Audit:
 
 def parse_proposal(specs: Sequence[str]) -> dict[str, SpecifierSet]:
     return merge_constraints(specs, origin="proposal")
-
-
-def _with(request: Request, extra: Mapping[str, SpecifierSet]) -> Request:
-    constraints = dict(request.constraints)
-    for name, spec in extra.items():
-        constraints[name] = constraints[name] & spec if name in constraints else spec
-    return dataclasses.replace(request, constraints=constraints)
-
-
-def _candidate_version(candidate: str) -> Version:
-    """ "torch 2.8.0+cu128" -> 2.8.0"""
-    return Version(candidate.removeprefix("torch ").split("+", 1)[0])
 
 
 def _entry(resolution: Resolution) -> dict[str, Any]:
@@ -141,7 +137,7 @@ def audit_team(
     current_targets: Mapping[str, Any] = (current or {}).get("targets", {})
     per_target: dict[str, Resolution | NoCompatibleCombination] = {}
     for target in targets:
-        request = _with(target_request(base, target), extra)
+        request = tighten(target_request(base, target), extra)
         try:
             per_target[target.name] = solve(target.host, matrix, request)
         except NoCompatibleCombination as exc:
@@ -151,10 +147,10 @@ def audit_team(
     team_choice: Mapping[str, Resolution] = {}
     if all(isinstance(v, Resolution) for v in per_target.values()):
         try:
-            team = solve_team(targets, matrix, _with(base, extra))
+            team = solve_team(targets, matrix, tighten(base, extra))
             versions, team_choice = team.versions, team.targets
         except NoCompatibleCombination as exc:
-            team_causes = tuple(c.detail for c in exc.causes) or (exc.summary,)
+            team_causes = tuple(failure_causes(exc)) or (headline(exc),)
     audits = []
     for target in targets:
         outcome = per_target[target.name]
@@ -162,13 +158,19 @@ def audit_team(
         if isinstance(outcome, NoCompatibleCombination):
             # Releases the proposal itself excludes are not why a target breaks.
             wanted = extra.get("torch")
-            telling = [
-                c
-                for c in outcome.causes
-                if c.kind != "constraint" and (wanted is None or _candidate_version(c.candidate) in wanted)
-            ] or list(outcome.causes)
-            causes = (outcome.summary, *render_causes(telling))
-            audits.append(TargetAudit(target.name, BROKEN, now, None, (), causes))
+            telling = (
+                tuple(
+                    dataclasses.replace(rejection, reasons=kept)
+                    for rejection in outcome.rejections
+                    if (wanted is None or rejection.torch in wanted)
+                    and (kept := tuple(r for r in rejection.reasons if not isinstance(r, _PROPOSAL_REASONS)))
+                )
+                or outcome.rejections
+            )
+            shown = NoCompatibleCombination(telling, reasons=outcome.reasons)
+            causes = (headline(outcome), *failure_causes(shown))
+            fixes = tuple(fix for fix in fixes_of(outcome) if not _reverts(fix, extra))
+            audits.append(TargetAudit(target.name, BROKEN, now, None, (), causes, fixes=fixes))
             continue
         chosen = team_choice.get(target.name, outcome)
         proposed = _entry(chosen)
@@ -178,6 +180,12 @@ def audit_team(
         audits.append(TargetAudit(target.name, status, now, proposed, tuple(changes), ()))
     releases, grid = audit_grid(targets, matrix, base, extra, current_targets)
     return Audit(tuple(proposal), tuple(audits), versions, team_causes, releases, grid)
+
+
+def _reverts(fix: Fix, proposal: Mapping[str, SpecifierSet]) -> bool:
+    """Whether the fix drops a spec of the proposal: not doing the bump is no fix for it."""
+    dropped = fix.apply.get("drop_constraint")
+    return isinstance(dropped, str) and parse_proposal([dropped]).keys() <= proposal.keys()
 
 
 def audit_grid(
@@ -195,14 +203,14 @@ def audit_grid(
     grid: dict[str, dict[str, GridCell]] = {}
     for target in targets:
         row: dict[str, GridCell] = {}
-        request = _with(target_request(base, target), others)
+        request = tighten(target_request(base, target), others)
         now = current_targets.get(target.name, {})
         for version in releases:
-            pinned = _with(request, {"torch": SpecifierSet(f"=={version}")})
+            pinned = tighten(request, {"torch": SpecifierSet(f"=={version}")})
             try:
                 res = solve(target.host, matrix, pinned)
             except NoCompatibleCombination as exc:
-                row[str(version)] = GridCell(BROKEN, exc.summary)
+                row[str(version)] = GridCell(BROKEN, headline(exc))
                 continue
             if now and now.get("variant") != res.variant:
                 row[str(version)] = GridCell(CHANGED, f"{res.variant} (now {now.get('variant')})")
@@ -272,7 +280,7 @@ def with_package_diffs(
         lock_team(
             valid,
             matrix,
-            _with(base, extra),
+            tighten(base, extra),
             team.packages,
             ("poetry",),
             scratch_envs,
@@ -311,6 +319,7 @@ def audit_json(audit: Audit) -> dict[str, Any]:
                 "proposed": dict(t.proposed) if t.proposed else None,
                 "changes": list(t.changes),
                 "causes": list(t.causes),
+                "fixes": [fix.to_json() for fix in t.fixes],
                 "packages": t.packages.to_json() if t.packages else None,
             }
             for t in audit.targets
@@ -338,6 +347,8 @@ def render_table(audit: Audit) -> str:
         lines.append(f"{t.name:{width}s}  {t.status.upper():8s}  {detail}")
         for cause in t.causes[1:4]:
             lines.append(f"{'':{width}s}  {'':8s}    {cause}")
+        for fix in t.fixes[:3]:
+            lines.append(f"{'':{width}s}  {'':8s}    to make it work: {fix.summary}")
         if t.packages:
             p = t.packages
             parts = [f"+{len(p.added)}", f"-{len(p.removed)}", f"^{len(p.upgraded)}", f"v{len(p.downgraded)}"]

@@ -33,7 +33,9 @@ from resolver.lock.runner import CHILDREN
 from resolver.lock.survey import survey_channels
 from resolver.matrix.model import Matrix
 from resolver.matrix.wheeltags import host_floor
-from resolver.solve.search import Request, explore
+from resolver.solve.reasons import Reason
+from resolver.solve.request import Request
+from resolver.solve.search import explore
 from resolver.team.solve import Target, TeamResolution, solve_team, target_request
 
 if TYPE_CHECKING:
@@ -54,7 +56,7 @@ class TeamAvailability:
     """The survey for a team: transformers versions missing for all, builds missing per target."""
 
     shared: Availability
-    per_target: Mapping[str, Mapping[tuple[str, str], str]]
+    per_target: Mapping[str, Mapping[tuple[str, str], Reason]]
 
 
 def survey_team(
@@ -68,7 +70,7 @@ def survey_team(
 ) -> TeamAvailability:
     """Every candidate build of every target, checked once (listings fetched in parallel)."""
     shared = Availability(checked=True)
-    per_target: dict[str, dict[tuple[str, str], str]] = {t.name: {} for t in targets}
+    per_target: dict[str, dict[tuple[str, str], Reason]] = {t.name: {} for t in targets}
     if "poetry" in formats:
         shared = Availability(
             transformers=transformers_missing(matrix, indexes, client, None, None), checked=True

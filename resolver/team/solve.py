@@ -19,7 +19,6 @@ from packaging.version import Version
 
 from resolver.config import TeamConfig, check_python, check_variant, constraint_table, reject_unknown_keys
 from resolver.errors import (
-    Cause,
     ConfigError,
     HostFileError,
     InputError,
@@ -28,7 +27,10 @@ from resolver.errors import (
 )
 from resolver.host.model import Host, host_from_mapping, read_host_file
 from resolver.matrix.model import Matrix
-from resolver.solve.search import Rejection, Request, Resolution, explore, solve
+from resolver.solve.reasons import Reason, Rejection, SmallestSplit, TargetBound, TargetUnsolvable
+from resolver.solve.request import Request, tighten
+from resolver.solve.search import Resolution, explore, solve
+from resolver.solve.transformers import TransformersFit
 
 TARGET_KEYS = ("host", "constraints", "variant", "python")
 
@@ -297,21 +299,15 @@ class TeamResolution:
 
 
 def target_request(base: Request, target: Target) -> Request:
-    constraints = dict(base.constraints)
-    for name, spec in target.constraints.items():
-        constraints[name] = constraints[name] & spec if name in constraints else spec
     return dataclasses.replace(
-        base,
-        constraints=constraints,
+        tighten(base, target.constraints),
         variant=target.variant or base.variant,
         python=target.python or base.python,
     )
 
 
 def _pin(request: Request, name: str, version: Version) -> Request:
-    constraints = dict(request.constraints)
-    constraints[name] = constraints.get(name, SpecifierSet()) & SpecifierSet(f"=={version}")
-    return dataclasses.replace(request, constraints=constraints)
+    return tighten(request, {name: SpecifierSet(f"=={version}")})
 
 
 def _feasible(target: Target, matrix: Matrix, request: Request) -> tuple[list[Resolution], list[Rejection]]:
@@ -323,7 +319,7 @@ def solve_team(
     targets: Sequence[Target],
     matrix: Matrix,
     base: Request,
-    unavailable: Mapping[str, Mapping[tuple[str, str], str]] | None = None,
+    unavailable: Mapping[str, Mapping[tuple[str, str], Reason]] | None = None,
 ) -> TeamResolution:
     """`unavailable`: per target name, the (torch version, variant) builds its index lacks."""
     if not targets:
@@ -367,40 +363,27 @@ def solve_team(
         if base.python:
             versions["python"] = base.python
         return TeamResolution(versions, chosen)
-    raise NoCompatibleCombination(*_pull_apart(targets, feasible, rejected))
+    raise NoCompatibleCombination(
+        reasons=_pull_apart(targets, feasible, rejected), matrix=matrix, request=base
+    )
 
 
 def _transformers_for(target: Target, matrix: Matrix, request: Request, torch_version: Version) -> list[Any]:
-    """Transformers rows valid for this target's Python with this torch (the solver's own rules)."""
+    """Transformers rows valid for this target's Python with this torch (the solver's own rule)."""
     try:
         best = solve(target.host, matrix, _pin(request, "torch", torch_version))
     except NoCompatibleCombination:
         return []
-    python = Version(best.python.rstrip("t"))
-    spec = request.spec("transformers")
-    pinned = request.pins("transformers")
-    return [
-        row
-        for row in matrix.transformers
-        if row.version in spec
-        and str(row.version) not in request.unavailable_transformers
-        and (pinned or not (row.yanked or row.version.is_prerelease))
-        and row.requires_python.contains(python, prereleases=True)
-        and row.torch.contains(torch_version, prereleases=True)
-        and (row.runtime_min_torch is None or torch_version >= row.runtime_min_torch)
-    ]
+    return TransformersFit(matrix.transformers, request, best.python).fitting(torch_version)
 
 
 def _pull_apart(
     targets: Sequence[Target],
     feasible: Mapping[str, list[Resolution]],
     rejected: Mapping[str, list[Rejection]],
-) -> tuple[str, list[Cause]]:
-    """Say which targets pull apart and why, and suggest the smallest split."""
-    causes: list[Cause] = []
-    stranded = [t.name for t in targets if not feasible[t.name]]
-    for name in stranded:
-        causes.append(Cause("target", name, f"{name} has no valid combination at all"))
+) -> tuple[Reason, ...]:
+    """Which targets pull apart and why (as data), and the smallest split."""
+    causes: list[Reason] = [TargetUnsolvable(t.name) for t in targets if not feasible[t.name]]
     ranges: dict[str, tuple[Version, Version]] = {}
     for target in targets:
         versions = sorted({r.release.version for r in feasible[target.name]})
@@ -417,41 +400,24 @@ def _pull_apart(
         above = [r for r in rejected[target.name] if r.torch > high]
         below = [r for r in rejected[target.name] if r.torch < low]
         if above and high < highest_floor:
-            why = _why(min(above, key=lambda r: r.torch), rejected[target.name])
-            causes.append(Cause("ceiling", target.name, f"{target.name} needs torch <= {high} ({why})"))
+            beyond = min(r.torch for r in above)
+            why = tuple(r for r in rejected[target.name] if r.torch == beyond)
+            causes.append(TargetBound(target.name, "ceiling", high, why))
         if below and low > lowest_ceiling:
-            why = _why(max(below, key=lambda r: r.torch), rejected[target.name])
-            causes.append(Cause("floor", target.name, f"{target.name} needs torch >= {low} ({why})"))
+            beyond = max(r.torch for r in below)
+            why = tuple(r for r in rejected[target.name] if r.torch == beyond)
+            causes.append(TargetBound(target.name, "floor", low, why))
     # Smallest split: greedy stabbing of the feasible sets, lowest ceiling first (optimal for
     # intervals, which these nearly always are).
     remaining = {name: {r.release.version for r in feasible[name]} for name in ranges}
-    groups: list[tuple[Version, list[str]]] = []
+    groups: list[tuple[Version, tuple[str, ...]]] = []
     while remaining:
         name = min(remaining, key=lambda n: max(remaining[n]))
         pick = max(remaining[name])
-        members = sorted(n for n, vs in remaining.items() if pick in vs)
+        members = tuple(sorted(n for n, vs in remaining.items() if pick in vs))
         groups.append((pick, members))
         for member in members:
             del remaining[member]
     if len(groups) > 1:
-        split = "; ".join(f"{{{', '.join(m)}}} at torch {v}" for v, m in groups)
-        causes.append(Cause("split", "team", f"smallest split: {len(groups)} locks: {split}"))
-    if stranded:
-        summary = f"no common version set: {', '.join(stranded)} cannot be served at all"
-    else:
-        summary = "no torch release is valid on every target"
-    return summary, causes
-
-
-def _why(rejection: Rejection, all_rejections: Sequence[Rejection]) -> str:
-    """The reasons every variant of that release failed, most telling first."""
-    same = [r for r in all_rejections if r.torch == rejection.torch]
-    summaries: list[str] = []
-    texts: list[str] = []
-    for rej in same:
-        for reason in rej.reasons:
-            if reason.summary not in summaries:
-                summaries.append(reason.summary)
-                texts.append(reason.text)
-    preferred = [t for t, s in zip(texts, summaries, strict=True) if not s.startswith("is a CPU build")]
-    return "; ".join((preferred or texts)[:2])
+        causes.append(SmallestSplit(tuple(groups)))
+    return tuple(causes)

@@ -17,11 +17,8 @@ from packaging.utils import (
 from packaging.version import InvalidVersion, Version
 
 from resolver.index.client import IndexFile
-from resolver.matrix.model import (
-    PLATFORMS,
-    variant_cuda,
-    variant_kind,
-)
+from resolver.matrix.model import PLATFORMS, variant_kind
+from resolver.matrix.vocab import Variant, python_key
 from resolver.matrix.wheeltags import tag_platforms, tag_python
 
 
@@ -65,18 +62,13 @@ def read_wheel(file: IndexFile) -> Wheel:
 
 
 def python_sort_key(python: str) -> tuple[int, int, bool]:
-    major, minor = python.rstrip("t").split(".")
-    return (int(major), int(minor), python.endswith("t"))
+    return python_key(python)
 
 
 def variant_sort_key(variant: str) -> tuple[int, Version]:
     """cpu, then CUDA ascending, then ROCm ascending: the order torch.toml lists variants in."""
-    kind = variant_kind(variant)
-    if kind == "cuda":
-        return (1, variant_cuda(variant) or Version("0"))
-    if kind == "rocm":
-        return (2, Version(variant.removeprefix("rocm")))
-    return (0, Version("0"))
+    parsed = Variant.of(variant)
+    return parsed.listing_key if parsed else (0, Version("0"))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,97 @@
+"""Which transformers release fits: the one rule, used by the solve, the team solve and the
+availability check.
+
+A release fits when it is within the user's range, is neither yanked nor a pre-release (unless
+pinned), is available, accepts the Python in use, and accepts the torch release both in its
+`torch` extra and at import time (`runtime_min_torch`).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from packaging.version import Version
+
+from resolver.matrix.model import TransformersRelease
+from resolver.matrix.vocab import python_version
+from resolver.solve.reasons import (
+    ConstraintExcludes,
+    PreRelease,
+    PythonRequires,
+    Reason,
+    RuntimeTorchFloor,
+    TorchOutside,
+    TransformersExcluded,
+    TransformersNone,
+    Yanked,
+)
+from resolver.solve.request import Request
+
+
+def release_reasons(row: TransformersRelease, request: Request, python: str | None) -> tuple[Reason, ...]:
+    """Why `row` cannot be taken on Python `python`, whatever the torch release."""
+    reasons: list[Reason] = []
+    spec = request.spec("transformers")
+    pinned = request.pins("transformers")
+    if not spec.contains(row.version, prereleases=True):
+        reasons.append(ConstraintExcludes("transformers", str(spec), row.version))
+    if row.yanked and not pinned:
+        reasons.append(Yanked("transformers", row.version))
+    if row.version.is_prerelease and not pinned:
+        reasons.append(PreRelease("transformers", row.version))
+    missing = request.unavailable_transformers.get(str(row.version))
+    if missing is not None:
+        reasons.append(missing)
+    if python is not None and not row.requires_python.contains(python_version(python), prereleases=True):
+        reasons.append(PythonRequires("transformers", str(row.requires_python), python))
+    return tuple(reasons)
+
+
+def torch_reasons(row: TransformersRelease, torch: Version) -> tuple[Reason, ...]:
+    """Why `row` cannot be used with torch `torch`."""
+    reasons: list[Reason] = []
+    if not row.torch.contains(torch, prereleases=True):
+        reasons.append(TorchOutside(str(row.torch), torch))
+    if row.runtime_min_torch is not None and torch < row.runtime_min_torch:
+        reasons.append(RuntimeTorchFloor(row.runtime_min_torch, torch))
+    return tuple(reasons)
+
+
+@dataclass(frozen=True)
+class TransformersFit:
+    """The rule applied to one matrix's rows for one request and Python (newest first)."""
+
+    rows: Sequence[TransformersRelease]
+    request: Request
+    python: str | None
+
+    @functools.cached_property
+    def _judged(self) -> tuple[tuple[TransformersRelease, tuple[Reason, ...]], ...]:
+        return tuple((row, release_reasons(row, self.request, self.python)) for row in self.rows)
+
+    def fitting(self, torch: Version) -> list[TransformersRelease]:
+        """Every release that fits torch `torch`, newest first."""
+        return [row for row, why in self._judged if not why and not torch_reasons(row, torch)]
+
+    def passed_over(self, chosen: TransformersRelease, torch: Version) -> tuple[TransformersExcluded, ...]:
+        """The releases newer than `chosen` and why each was not taken (for --explain)."""
+        return tuple(
+            TransformersExcluded(row.version, why + torch_reasons(row, torch))
+            for row, why in self._judged
+            if row.version > chosen.version
+        )
+
+    def pick(self, torch: Version) -> TransformersRelease | TransformersNone:
+        """The newest release that fits, or why none does."""
+        for row, why in self._judged:
+            if not why and not torch_reasons(row, torch):
+                return row
+        spec = self.request.spec("transformers")
+        excluded = tuple(
+            TransformersExcluded(row.version, why + torch_reasons(row, torch))
+            for row, why in self._judged
+            if not any(isinstance(r, ConstraintExcludes) for r in why)
+        )
+        return TransformersNone(str(spec), self.python, torch, excluded)
