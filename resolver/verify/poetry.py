@@ -25,9 +25,10 @@ from resolver.config import load_toml
 from resolver.errors import ExternalToolError, InputError, Location
 from resolver.host.model import Host
 from resolver.index.client import IndexClient
-from resolver.lock.environment import CONDA_LOCKFILE, RESOLUTION, target_name_for
 from resolver.lock.poetry.tool import LOCKFILE, PoetryTool
+from resolver.lock.record import RESOLUTION
 from resolver.lock.runner import Runner, run_subprocess
+from resolver.lock.target import CONDA_LOCKFILE, target_name_for
 from resolver.matrix.model import variant_cuda, variant_kind
 from resolver.matrix.wheeltags import wheel_fits
 from resolver.verify import smoke
