@@ -725,16 +725,17 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from resolver.config import load_team
     from resolver.host import visible
     from resolver.host.model import read_host_file
+    from resolver.matrix.load import load_matrix
     from resolver.verify import check, environment
-    from resolver.workflows import envs_dir_for
+    from resolver.workflows import detect_host, envs_dir_for
 
     python = environment.find_interpreter(args.python, os.environ, Path.cwd())
     if args.host is not None:
         host, notes = visible.with_visibility(read_host_file(args.host), os.environ)
     else:
-        host, notes = _detect(None)
+        host, notes = detect_host(None)
     team = load_team(args.team)
-    matrix = _load_matrix(None, team.matrix_overlays)
+    matrix = load_matrix(None, overlays=team.matrix_overlays)
     name = args.target
     if name is None and (team.raw.get("targets") or team.raw.get("inventory")):
         from resolver.team.solve import load_targets, match_target
