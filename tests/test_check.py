@@ -375,7 +375,7 @@ def test_no_torch_installed_gets_the_solvers_choice(tmp_path: Path, monkeypatch:
 def test_the_target_named_for_this_host_is_compared_without_target(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from resolver.lock.environment import target_name_for
+    from resolver.lock.target import target_name_for
 
     name = target_name_for(host_from_mapping(BASE), "cpu", "3.11")
     write_target(tmp_path / "envs", name, "cpu")
@@ -416,7 +416,7 @@ def test_the_same_release_in_another_variant_comes_first(
 
 
 def test_a_conda_only_target_is_not_compared(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from resolver.lock.environment import target_name_for
+    from resolver.lock.target import target_name_for
 
     name = target_name_for(host_from_mapping(BASE), "cpu", "3.11")
     directory = write_target(tmp_path / "envs", name, "cpu")
