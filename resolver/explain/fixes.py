@@ -18,7 +18,8 @@ from typing import Any
 from packaging.version import Version
 
 from resolver.errors import NoCompatibleCombination
-from resolver.host.model import DriverVersion, Gpu, Host
+from resolver.explain.words import gpu_kind
+from resolver.host.model import DriverVersion, Host
 from resolver.matrix.model import Matrix
 from resolver.matrix.vocab import CPU, Variant, python_key
 from resolver.solve.reasons import (
@@ -218,13 +219,6 @@ def _constraint_changes(request: Request, reasons: Sequence[Reason]) -> list[Cha
 
 def _os_version(version: Version) -> str:
     return f"{version.major}.{version.minor}"
-
-
-def gpu_kind(gpu: Gpu) -> str:
-    """What decides which builds serve a GPU: its sm_XY, its gfx target, else its vendor."""
-    if gpu.compute_capability is not None:
-        return gpu.compute_capability.sm
-    return gpu.gfx_target or gpu.vendor
 
 
 def _gpu_subsets(host: Host) -> list[list[int]]:
