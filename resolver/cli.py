@@ -303,8 +303,10 @@ def _upgrades(host: Any, matrix: Any, request: Any, resolution: Any) -> Any:
 def _rocm_on_nvidia(host: Any, request: Any, args: argparse.Namespace) -> tuple[str, ...]:
     """A ROCm build runs on AMD GPUs only: on a host with NVIDIA GPUs it is refused unless the
     user forced it with --variant (then it is a warning)."""
+    from resolver.matrix.vocab import ROCM, variant_kind
+
     variant = request.variant or ""
-    if not variant.startswith("rocm") or not host.gpus:
+    if variant_kind(variant) != ROCM or not host.gpus:
         return ()
     message = f"variant {variant} is a ROCm (AMD) build, and this host has NVIDIA GPUs it will not use"
     if not args.variant:

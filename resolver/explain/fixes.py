@@ -45,6 +45,7 @@ from resolver.solve.request import Request, constraint_text, parse_constraint, t
 from resolver.solve.search import Resolution, solve
 
 Change = Mapping[str, Any]
+_MAX_PAIRS = 40
 KINDS = ("constraint", "driver", "python", "glibc", "macos", "flag", "gpus")
 _UNVERIFIED = (UnverifiedBuild, UnverifiedRelease, UnverifiedPairing, UnknownDriverFloor)
 _PYTHON = (PythonNoWheel, PythonRequires, NoPythonWithin, PythonOutsideConstraint)
@@ -268,9 +269,10 @@ def fixes(error: NoCompatibleCombination, verdicts: Sequence[Rejection]) -> list
                     "gpus", _with_gives(_summary("gpus", change, host), resolution), change, gives(resolution)
                 )
             )
-    if found:
+    if any(fix.apply.get("flag") != f"--variant {CPU}" for fix in found):
         return found
-    return _pairs(host, matrix, request, options)
+    # Nothing but a CPU build works with one change: try two changes that keep the GPU.
+    return found + _pairs(host, matrix, request, [(k, c) for k, c in options if k != "flag"])
 
 
 def _fix(kind: str, change: Change, host: Host, resolution: Resolution) -> Fix:
@@ -304,9 +306,13 @@ def _pairs(
     """When no single change works: two changes of different kinds at once."""
     firsts = [(kind, change) for kind, changes in options for change in changes[:3]]
     found: list[Fix] = []
-    for (kind_a, a), (kind_b, b) in itertools.combinations(firsts, 2):
-        if kind_a == kind_b or (kind_a == "flag" and kind_b == "flag"):
-            continue
+    pairs = [
+        (first, second)
+        for first, second in itertools.combinations(firsts, 2)
+        if first[0] != second[0]  # two flags would not fit one "flag" key
+    ]
+    # Each try is a full solve: a bounded number keeps a hopeless host's answer quick.
+    for (kind_a, a), (kind_b, b) in pairs[:_MAX_PAIRS]:
         change = {**a, **b}
         resolution = _try(host, matrix, request, change)
         if resolution is None:
