@@ -1,5 +1,8 @@
 """Sessions: thin wrappers that install the tool and call `python -m resolver ...`.
 
+Run nox without installing it, on any system (PEP 668 ones too): `uvx nox -s NAME` or
+`pipx run nox -s NAME`.
+
 nox -s resolve            detect this machine, solve, write and lock envs/<target>/
 nox -s resolve -- --host hosts/a100.json --dry-run
 nox -s detect | doctor    describe this machine / check it against [requirements]
@@ -52,7 +55,8 @@ def _install_poetry(session: nox.Session) -> None:
 
 def _install_tool(session: nox.Session, *extras: str) -> None:
     target = ".[" + ",".join(extras) + "]" if extras else "."
-    # Editable, so the shipped matrices/ next to the package are found.
+    # Editable, so edits to resolver/ and matrices/ take effect at once (an installed wheel
+    # carries its own copy of the matrix inside the package).
     session.install("-e", target)
 
 

@@ -184,13 +184,29 @@ def _add_handoff_commands(commands: Any) -> None:
     sync.add_argument("--venv", type=Path, metavar="DIR", default=None, help="the venv (default: .venv)")
     sync.add_argument("--python", metavar="EXE", help="interpreter for a venv that does not exist yet")
     sync.add_argument("--no-uv", action="store_true", help="install with pip even when uv is available")
+    info = commands.add_parser(
+        "info", help="what is in effect: indexes and their origin, cache, matrix, Poetry"
+    )
+    info.add_argument("--team", type=Path, metavar="FILE", help="team file (default envs/team.toml)")
+    info.add_argument("--matrix", type=Path, metavar="DIR", help="matrix directory")
+    info.add_argument("--json", action="store_true", help="print JSON")
 
 
 def _add_global_options(parser: argparse.ArgumentParser, commands: Any) -> None:
     """Options every command takes, before or after the command's name (`--project DIR resolve`
     or `resolve --project DIR`); on a subcommand they default to SUPPRESS so they never reset a
     value given before it."""
-    for index, target in enumerate([parser, *commands.choices.values()]):
+
+    def nested(sub: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+        found = [sub]
+        for action in sub._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for child in action.choices.values():
+                    found.extend(nested(child))
+        return found
+
+    everyone = [parser, *(p for sub in commands.choices.values() for p in nested(sub))]
+    for index, target in enumerate(everyone):
         default = None if index == 0 else argparse.SUPPRESS
         target.add_argument(
             "--project",
@@ -198,6 +214,20 @@ def _add_global_options(parser: argparse.ArgumentParser, commands: Any) -> None:
             metavar="DIR",
             default=default,
             help="the project folder (holding envs/team.toml); default: found from the working directory up",
+        )
+        target.add_argument(
+            "-q",
+            "--quiet",
+            action="store_true",
+            default=False if index == 0 else argparse.SUPPRESS,
+            help="print no progress on stderr",
+        )
+        target.add_argument(
+            "-v",
+            "--verbose",
+            action="count",
+            default=0 if index == 0 else argparse.SUPPRESS,
+            help="-v: also the effective configuration; -vv: also each external command",
         )
 
 
@@ -391,6 +421,9 @@ def cmd_lock(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     matrix = _load_matrix(args.matrix, () if args.matrix else team.matrix_overlays)
     request = _request(args, team)
     targets = load_targets(team, matrix)
+    for target in targets:
+        for warning in _rocm_on_nvidia(target.host, request, args):
+            err.write(f"warning: {target.name}: {warning}\n")
     indexes = effective_indexes(team, os.environ, default_pip_config_files(os.environ))
     try:
         if getattr(args, "dry_run", False):
@@ -490,7 +523,10 @@ def cmd_audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if not args.no_lock:
         indexes = effective_indexes(team, os.environ, default_pip_config_files(os.environ))
         client = make_client(os.environ, offline=args.offline)
-        result = audit.with_package_diffs(result, targets, matrix, request, team, indexes, client, envs)
+        from resolver import progress
+
+        with progress.step("audit: scratch locks of the proposal"):
+            result = audit.with_package_diffs(result, targets, matrix, request, team, indexes, client, envs)
     if args.report is not None:
         atomic_write_text(args.report, audit.render_markdown(result))
     if args.grid is not None:
@@ -646,14 +682,18 @@ def _matrix_refresh(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     team = load_team(args.team)
     indexes = effective_indexes(team, os.environ, default_pip_config_files(os.environ))
     only = [k.strip() for k in args.only.split(",") if k.strip()] if args.only else refresh.KINDS
-    proposal = refresh.propose(
-        args.matrix or default_matrix_dir(),
-        indexes,
-        make_client(os.environ, offline=args.offline),
-        today=date.today(),
-        only=only,
-        extra_variants=[check_variant(v, "--variant") for v in args.variant],
-    )
+    from resolver import progress
+
+    extra_variants = [check_variant(v, "--variant") for v in args.variant]
+    with progress.step("matrix refresh: reading the indexes"):
+        proposal = refresh.propose(
+            args.matrix or default_matrix_dir(),
+            indexes,
+            make_client(os.environ, offline=args.offline),
+            today=date.today(),
+            only=only,
+            extra_variants=extra_variants,
+        )
     if args.json:
         written = (
             [str(p) for p in refresh.write_proposal(proposal)] if args.write and proposal.changed else []
@@ -701,9 +741,12 @@ def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         name = match.target.name if match.target is not None else None
     directory = verify.find_target(envs_dir_for(team), name, host)
     uv = shutil.which("uv")
-    report = verify.verify_target(
-        directory, host, interpreter=args.python, uv=uv, keep=args.keep, lock_format=args.lock_format
-    )
+    from resolver import progress
+
+    with progress.step(f"verify {directory.name}: install into a fresh venv and smoke-test"):
+        report = verify.verify_target(
+            directory, host, interpreter=args.python, uv=uv, keep=args.keep, lock_format=args.lock_format
+        )
     if args.json:
         out.write(json.dumps(verify.report_json(report), indent=2) + "\n")
     else:
@@ -771,6 +814,19 @@ def cmd_sync(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
+def cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from resolver import info
+    from resolver.config import default_pip_config_files, effective_indexes, load_team
+    from resolver.project import find_project
+
+    team = load_team(args.team)
+    indexes = effective_indexes(team, os.environ, default_pip_config_files(os.environ))
+    project = getattr(args, "found_project", None) or find_project(Path.cwd())
+    gathered = info.gather(os.environ, project, team, indexes, args.matrix)
+    out.write(json.dumps(gathered, indent=2) + "\n" if args.json else info.render(gathered))
+    return 0
+
+
 COMMANDS = {
     "detect": cmd_detect,
     "doctor": cmd_doctor,
@@ -781,6 +837,7 @@ COMMANDS = {
     "verify": cmd_verify,
     "export": cmd_export,
     "sync": cmd_sync,
+    "info": cmd_info,
 }
 
 
@@ -793,6 +850,7 @@ def _in_project(args: argparse.Namespace, err: TextIO) -> Iterator[None]:
     """Run a command in its project's root, as git runs in its top-level folder: paths given on
     the command line are made absolute first (they mean what they meant where the user typed
     them), the project in use is named on stderr, and the working directory is restored after."""
+    from resolver import progress
     from resolver.project import find_project
 
     if args.command in _NO_PROJECT:
@@ -800,8 +858,9 @@ def _in_project(args: argparse.Namespace, err: TextIO) -> Iterator[None]:
         return
     cwd = Path.cwd()
     project = find_project(cwd, getattr(args, "project", None))
+    args.found_project = project  # for `info`
     if project.team_file is not None or getattr(args, "project", None) is not None:
-        err.write(project.describe() + "\n")
+        progress.say(project.describe())
     if project.root == cwd.resolve():
         yield  # paths stay as typed, and messages name them so
         return
@@ -832,6 +891,34 @@ def _user_certificates() -> Iterator[None]:
             os.environ.pop(name, None)
 
 
+def _reporter(args: argparse.Namespace, err: TextIO) -> contextlib.AbstractContextManager[Any]:
+    from resolver import progress
+
+    verbosity = progress.QUIET if getattr(args, "quiet", False) else min(getattr(args, "verbose", 0) or 0, 2)
+    interactive = err.isatty() and os.environ.get("TERM", "") != "dumb"
+    return progress.reporting(progress.Reporter(stream=err, verbosity=verbosity, interactive=interactive))
+
+
+def _say_configuration(args: argparse.Namespace) -> None:
+    """-v: the effective indexes, each with where it came from, before the command runs."""
+    from resolver import progress
+
+    if progress.current().verbosity < progress.VERBOSE or args.command in _NO_PROJECT:
+        return
+    from resolver.config import default_pip_config_files, effective_indexes, load_team
+
+    try:
+        indexes = effective_indexes(load_team(getattr(args, "team", None)), os.environ,
+                                    default_pip_config_files(os.environ))  # fmt: skip
+    except ResolverError:
+        return  # the command itself reports a bad team file
+    progress.say(f"index pytorch: {indexes.pytorch} (from {indexes.origin('pytorch')})", progress.VERBOSE)
+    if indexes.general:
+        progress.say(f"index general: {indexes.general} (from {indexes.origin('general')})", progress.VERBOSE)
+    for url in indexes.extra:
+        progress.say(f"index extra: {url} (from {indexes.origin('extra:' + url)})", progress.VERBOSE)
+
+
 def _complete(parser: argparse.ArgumentParser) -> None:
     """Shell completion through argcomplete: answers and exits when the shell asks (it sets
     `_ARGCOMPLETE`), and does nothing otherwise."""
@@ -859,7 +946,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         if args.command is None:
             build_parser().print_help(out)
             return ExitCode.BAD_INPUT
-        with _in_project(args, err), _user_certificates():
+        with _reporter(args, err), _in_project(args, err), _user_certificates():
+            _say_configuration(args)
             return COMMANDS[args.command](args, out, err)
     except ResolverError as exc:
         err.write(f"error: {exc.render()}\n")

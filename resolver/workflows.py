@@ -48,8 +48,13 @@ def default_conda_cache_dir(environ: Mapping[str, str]) -> Path:
 
 
 def make_client(environ: Mapping[str, str], offline: bool) -> IndexClient:
+    from resolver.progress import traced_session
+
     return IndexClient(
-        policy=HttpPolicy.from_environ(environ), cache_dir=default_cache_dir(environ), offline=offline
+        policy=HttpPolicy.from_environ(environ),
+        cache_dir=default_cache_dir(environ),
+        offline=offline,
+        session=traced_session(),  # -vv names each request
     )
 
 

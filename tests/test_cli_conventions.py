@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -105,3 +106,77 @@ def test_shell_completion_offers_commands_and_flags(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert answers.read_text().split() == ["export"]
+
+
+def test_progress_on_a_terminal_is_a_live_line_and_plain_lines_otherwise() -> None:
+    from resolver import progress
+
+    plain = io.StringIO()
+    with progress.reporting(progress.Reporter(stream=plain, verbosity=progress.NORMAL)):
+        with progress.step("poetry lock"):
+            pass
+        progress.say("detail", progress.VERBOSE)
+    assert plain.getvalue().splitlines()[0] == "poetry lock ..."
+    assert plain.getvalue().splitlines()[1].startswith("poetry lock: done in ")
+    assert len(plain.getvalue().splitlines()) == 2  # -v not given: no detail
+    live = io.StringIO()
+    reporter = progress.Reporter(stream=live, verbosity=progress.NORMAL, interactive=True)
+    with progress.reporting(reporter), progress.step("poetry lock"):
+        pass
+    assert "poetry lock: done in " in live.getvalue()
+    quiet = io.StringIO()
+    with progress.reporting(progress.Reporter(stream=quiet, verbosity=progress.QUIET)), progress.step("x"):
+        pass
+    assert quiet.getvalue() == ""
+    # a library caller (no CLI) gets a silent reporter
+    assert progress.current().stream is None
+
+
+def test_verbose_names_each_index_and_its_origin(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIP_", "UV_", "STACK_RESOLVER_"))}
+    env.update(
+        PIP_CONFIG_FILE=os.devnull, UV_NO_CONFIG="1", PIP_EXTRA_INDEX_URL="https://extra.example.org/s"
+    )
+    write_project(tmp_path, "")
+    argv = [sys.executable, "-m", "resolver", "-v", "matrix", "validate"]
+    proc = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "index extra: https://extra.example.org/s (from PIP_EXTRA_INDEX_URL)" in proc.stderr
+    info = subprocess.run([sys.executable, "-m", "resolver", "info", "--json"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert info.returncode == 0, info.stderr
+    payload = json.loads(info.stdout)
+    assert {"role": "extra", "url": "https://extra.example.org/s", "from": "PIP_EXTRA_INDEX_URL"} in payload[
+        "indexes"
+    ]
+    assert payload["matrix"]["version"] and payload["poetry"]["pinned"] == "2.5.1"
+    assert set(payload["extras"]) >= {"nvml", "conda"}
+
+
+def test_rocm_for_a_team_with_nvidia_targets_is_refused_unless_forced(tmp_path: Path) -> None:
+    team = 'variant = "rocm6.3"\n\n[targets.h100]\nhost = "../h100.json"\n'
+    write_project(tmp_path, team)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STACK_RESOLVER_")}
+    argv = [sys.executable, "-m", "resolver", "lock", "--dry-run"]
+    refused = subprocess.run(argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == ExitCode.BAD_INPUT
+    assert "ROCm" in refused.stderr
+    forced = subprocess.run([*argv, "--variant", "rocm6.3"], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=120)  # fmt: skip
+    assert "warning: h100: variant rocm6.3 is a ROCm (AMD) build" in forced.stderr, forced.stderr
+
+
+def test_very_verbose_names_each_request_without_credentials(
+    fixture_index_session: Any, tmp_path: Path
+) -> None:
+    from resolver import progress
+    from resolver.workflows import make_client
+
+    stream = io.StringIO()
+    with progress.reporting(progress.Reporter(stream=stream, verbosity=progress.DEBUG)):
+        client = make_client({"STACK_RESOLVER_CACHE_DIR": str(tmp_path)}, offline=False)
+        url = fixture_index_session.url().replace("http://", "http://user:secret@")
+        client.files(url, "transformers")
+    assert "GET http://***@127.0.0.1:" in stream.getvalue()
+    assert "/transformers/ -> 200" in stream.getvalue()
+    assert "secret" not in stream.getvalue()

@@ -120,6 +120,9 @@ def test_extra_indexes_become_supplemental_poetry_sources(tmp_path: Path) -> Non
         ("extra-1", "supplemental"),
         ("extra-2", "supplemental"),
     ]
+    # a local file:// index (pip reads it; Poetry cannot) is not a Poetry source
+    local = rendered(Indexes(general="https://g.example.org/simple", extra=("file:///srv/simple",)))
+    assert "file:///srv/simple" not in local
     # an extra index the configuration no longer names is removed from the file the tool wrote
     one = rendered(Indexes(general="https://g.example.org/simple", extra=("https://a.example.org/s",)), two)
     assert [s["name"] for s in tomllib.loads(one)["tool"]["poetry"]["source"]][-1] == "extra-1"

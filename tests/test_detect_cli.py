@@ -116,7 +116,9 @@ def test_bad_override_exits_2_naming_the_variable(tmp_path: Path) -> None:
     result = cli("detect", "--json", cwd=tmp_path, STACK_RESOLVER_GPUS="sm_86")
     assert result.returncode == 2
     assert result.stderr.startswith("error: $STACK_RESOLVER_GPUS:")
-    assert result.stdout == ""
+    # under --json the error is also JSON on stdout (issue 18), and nothing else is printed there
+    payload = json.loads(result.stdout)
+    assert payload["kind"] == "bad_input" and payload["error"].startswith("$STACK_RESOLVER_GPUS:")
 
 
 def test_malformed_host_file_names_file_and_key(tmp_path: Path) -> None:

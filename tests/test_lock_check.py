@@ -4,6 +4,7 @@ matrix, 0 when every lock is current; nothing is written either way."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -32,9 +33,13 @@ def test_lock_check_names_stale_targets_and_writes_nothing(
     }  # fmt: skip
     locked = run_cli(tmp_path, env, "lock")
     assert locked.returncode == 0, locked.stderr
+    # not a terminal: a plain line when the long step starts, and one with its duration
+    assert "poetry lock ...\n" in locked.stderr
+    assert re.search(r"poetry lock: done in \d+\.\d s", locked.stderr), locked.stderr
     before = file_tree(tmp_path / "envs")
-    fresh = run_cli(tmp_path, env, "lock", "--check")
+    fresh = run_cli(tmp_path, env, "lock", "--check", "-q")
     assert fresh.returncode == ExitCode.OK, fresh.stderr + fresh.stdout
+    assert fresh.stderr == ""  # -q: no project line, no progress
     assert "envs/cpu: up to date" in fresh.stdout
 
     # the team's inputs change: a new package

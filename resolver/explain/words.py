@@ -19,7 +19,9 @@ from resolver.solve.reasons import (
     ConstraintExcludes,
     CpuFallback,
     DriverBelowFloor,
+    FloorIndirect,
     FloorUnknownNote,
+    GfxUnchecked,
     GlibcBelowFloor,
     GlibcUnknown,
     GpusUnlisted,
@@ -320,6 +322,13 @@ def note(reason: Reason) -> str:
             )
         case GpuUnused(gpu_index=index, gpu_name=name, vendor=vendor, build_kind=kind):
             return f"GPU {index} ({name or vendor}) is {vendor.upper()}: a {kind} build does not use it"
+        case FloorIndirect(os=os_name, cuda_major=major, floor=floor):
+            return (
+                f"the {os_name} driver floor {floor} for CUDA {major}.x is confirmed only indirectly "
+                "in the matrix"
+            )
+        case GfxUnchecked(variant=v, series=series):
+            return f"the gfx targets of {v} wheels of torch {series} are not known: not checked"
         case FloorUnknownNote(os=os_name, cuda_major=major, driver=driver, bound=bound):
             meets = f"; driver {driver} meets its known bound {bound}" if bound else ""
             return f"the minimum {os_name} driver for CUDA {major}.x is not known{meets}"

@@ -43,6 +43,8 @@ def render_host(subject: Detection | Host) -> str:
         out.append(_row("Driver", f"NVIDIA {host.nvidia_driver}{api}"))
     else:
         out.append(_row("Driver", "no NVIDIA driver"))
+    if host.rocm_version is not None:
+        out.append(_row("ROCm", host.rocm_version))
     if host.gpus:
         for position, gpu in enumerate(host.gpus):
             out.append(_row("GPUs" if position == 0 else "", render_gpu(gpu)))

@@ -191,8 +191,10 @@ def environment_spec(
     if indexes.general is not None:
         sources.append(SourceSpec(GENERAL_SOURCE, indexes.general, "primary"))
     # The user's extra indexes (pip's extra-index-url, uv's extra [[index]]): searched too, after.
+    # Poetry reads sources over HTTP only, so a local `file://` index of pip's stays pip's.
+    remote = [url for url in indexes.extra if url.startswith(("http://", "https://"))]
     sources.extend(
-        SourceSpec(f"{EXTRA_SOURCE_PREFIX}{n}", url, "supplemental") for n, url in enumerate(indexes.extra, 1)
+        SourceSpec(f"{EXTRA_SOURCE_PREFIX}{n}", url, "supplemental") for n, url in enumerate(remote, 1)
     )
     return EnvironmentSpec(
         name=name,

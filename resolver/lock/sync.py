@@ -8,6 +8,7 @@ stays: it is the venv's installer).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import sys
@@ -83,7 +84,13 @@ def sync_target(
     env = {k: v for k, v in environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
 
     def run(argv: list[str]) -> str:
-        done = runner(argv, cwd=directory, env=env, timeout=TIMEOUT)
+        from resolver import progress
+
+        progress.say(f"running {' '.join(argv)}", progress.DEBUG)
+        long = next((word for word in argv[1:4] if word in ("venv", "install", "sync", "uninstall")), None)
+        step = progress.step(f"{Path(argv[0]).name} {long}") if long else contextlib.nullcontext()
+        with step:
+            done = runner(argv, cwd=directory, env=env, timeout=TIMEOUT)
         if done.returncode != 0:
             tail = "\n".join((done.stderr.strip() or done.stdout.strip()).splitlines()[-15:])
             raise ExternalToolError(

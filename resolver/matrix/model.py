@@ -131,6 +131,8 @@ class CudaFamily:
     unverified_os: frozenset[str] = frozenset()
     sources: tuple[str, ...] = ()
     note: str | None = None
+    # OSes whose floor is confirmed only indirectly (see matrices/builds.toml): used, and said so
+    indirect_os: frozenset[str] = frozenset()
 
     def can_target(self, cc: ComputeCapability) -> bool:
         return self.cc_min <= cc <= self.cc_max
@@ -161,6 +163,8 @@ class GpuArch:
     unverified: bool = False
     sources: tuple[str, ...] = ()
     note: str | None = None
+    # the row (its product list) is confirmed only indirectly
+    indirect: bool = False
     # an integrated part that, in builds of this CUDA or later, runs same-major cubins like any
     # other GPU (Jetson/SBSA unification: sm_80/sm_86 cubins run on Orin 8.7 from CUDA 13.2)
     unified_from_cuda: Version | None = None

@@ -85,6 +85,7 @@ _FAMILY_KEYS = (
     "minor_version_compatibility",
     "min_driver",
     "unverified_os",
+    "indirect_os",
     "cc_min",
     "cc_max",
     "source",
@@ -98,6 +99,7 @@ _GPU_KEYS = (
     "products",
     "tegra",
     "unified_from_cuda",
+    "indirect",
     "aliases",
     "first_cuda",
     "removed_in_cuda",
@@ -245,11 +247,22 @@ def read_family(file: File, index: int, data: object, state: State) -> None:
     cc_min, cc_max = row.cc("cc_min"), row.cc("cc_max")
     if cc_min is not None and cc_max is not None and cc_min > cc_max:
         row.fail(("cc_max",), f"cc_max is below cc_min {cc_min}", str(cc_max), "swap them")
+    indirect_os = row.strings("indirect_os") or []
+    for os_name in indirect_os:
+        if os_name not in drivers:
+            row.fail(
+                ("indirect_os",),
+                "indirect OS has no min_driver value",
+                os_name,
+                "list only OSes with a floor",
+            )
     sources = cite(row, state.citations)
     note = row.text("note")
     replace = row.flag("replace")
     if row.ok and major is not None and cc_min is not None and cc_max is not None:
-        family = CudaFamily(major, mvc, drivers, cc_min, cc_max, unverified_os, sources, note)
+        family = CudaFamily(
+            major, mvc, drivers, cc_min, cc_max, unverified_os, sources, note, frozenset(indirect_os)
+        )
         state.families.add(major, family, Origin(file, path), replace, f"CUDA {major}.x")
 
 
@@ -319,6 +332,7 @@ def read_gpu(file: File, index: int, data: object, state: State) -> None:
             unverified,
             sources,
             note,
+            row.flag("indirect"),
             unified,
         )
         state.gpus.add(cc, gpu, Origin(file, path), replace, f"compute capability {cc}")

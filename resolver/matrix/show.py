@@ -136,7 +136,12 @@ def _cuda(matrix: Matrix, version: Version) -> str:
         out.append(f"family {family.major}.x ({mode}):")
         for os_name in ("linux", "windows"):
             floor = family.min_driver.get(os_name)
-            out.append(f"  minimum driver ({os_name}): {floor if floor else 'unknown (unverified)'}")
+            indirect = (
+                " (confirmed indirectly)" if family is not None and os_name in family.indirect_os else ""
+            )
+            out.append(
+                f"  minimum driver ({os_name}): {floor if floor else 'unknown (unverified)'}{indirect}"
+            )
         out.append(f"  can target compute capabilities {family.cc_min} to {family.cc_max}")
         if family.note:
             out.append(f"  note: {family.note}")
@@ -185,7 +190,7 @@ def _gpu(matrix: Matrix, cc: ComputeCapability) -> str:
     if gpu.cc != cc:
         out.append(f"listed as {gpu.cc} (alias)")
     out.append(f"architecture: {gpu.architecture}{' (Tegra/Jetson)' if gpu.tegra else ''}")
-    out.append(f"products: {', '.join(gpu.products)}")
+    out.append(f"products: {', '.join(gpu.products)}" + (" (confirmed indirectly)" if gpu.indirect else ""))
     if gpu.aliases:
         out.append(f"also known as: {', '.join(str(a) for a in gpu.aliases)}")
     span = []

@@ -376,6 +376,16 @@ class ChosenIndirect(Reason):
 
 
 @dataclass(frozen=True)
+class FloorIndirect(Reason):
+    """The chosen CUDA build's driver floor on `os` is confirmed only indirectly in the matrix."""
+
+    kind: ClassVar[str] = "floor-indirect"
+    os: str
+    cuda_major: int
+    floor: str
+
+
+@dataclass(frozen=True)
 class GpuUnused(Reason):
     """GPU `gpu_index` is of another vendor than the chosen build (`build_kind`) drives."""
 
@@ -384,6 +394,15 @@ class GpuUnused(Reason):
     gpu_name: str
     vendor: str
     build_kind: str
+
+
+@dataclass(frozen=True)
+class GfxUnchecked(Reason):
+    """The chosen ROCm build's gfx targets are unknown (allowed): AMD GPU coverage was not checked."""
+
+    kind: ClassVar[str] = "gfx-unchecked"
+    variant: str
+    series: str
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,9 @@ from resolver.matrix.vocab import CPU, CUDA, ROCM, XPU, Variant, python_key, pyt
 from resolver.solve.reasons import (
     ChosenIndirect,
     ChosenUnverified,
+    FloorIndirect,
     FloorUnknownNote,
+    GfxUnchecked,
     GlibcUnknown,
     GpusUnlisted,
     GpuUnused,
@@ -235,6 +237,13 @@ def _resolution(
     if build is not None and indirect and not build.is_unverified_on(host.platform):
         found.append(ChosenIndirect(variant, release.series, host.platform))
     found.extend(_unused_gpus(host, build.kind if build is not None else CPU))
+    family = (
+        matrix.cuda_families.get(build.cuda.major) if build is not None and build.cuda is not None else None
+    )
+    if family is not None and host.os in family.indirect_os and family.minor_version_compatibility:
+        found.append(FloorIndirect(host.os, family.major, str(family.min_driver[host.os])))
+    if build is not None and build.kind == ROCM and host.amd_gpus and not build.gfx.get(host.platform):
+        found.append(GfxUnchecked(variant, release.series))
     if build is not None and build.cuda is not None and matrix.driver_floor(build.cuda, host.os) is None:
         bound = matrix.driver_floor_bound(build.cuda, host.os)
         found.append(

@@ -27,8 +27,13 @@ INSTALL_TIMEOUT = 900.0
 
 
 def _stderr(message: str) -> None:
-    sys.stderr.write(message + "\n")
-    sys.stderr.flush()
+    from resolver import progress
+
+    if progress.current().stream is not None:
+        progress.say(message)
+    else:
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()
 
 
 def provision_home(environ: Mapping[str, str]) -> Path:

@@ -70,12 +70,12 @@ class PoetryTool:
         return env
 
     def run(self, args: list[str], cwd: Path) -> str:
-        completed = self.runner(
-            [*self.command, *args, "--no-interaction", "--no-ansi"],
-            cwd=cwd,
-            env=self.process_env(),
-            timeout=self.timeout,
-        )
+        from resolver import progress
+
+        argv = [*self.command, *args, "--no-interaction", "--no-ansi"]
+        progress.say(f"running {' '.join(argv)} in {cwd}", progress.DEBUG)
+        with progress.step(f"poetry {' '.join(args)}"):
+            completed = self.runner(argv, cwd=cwd, env=self.process_env(), timeout=self.timeout)
         if completed.returncode != 0:
             detail = (completed.stderr.strip() or completed.stdout.strip()).splitlines()
             tail = "\n".join(detail[-15:])
