@@ -924,6 +924,15 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
             with _reporter(args, err), _in_project(args, err), _user_certificates():
                 _say_configuration(args)
                 return COMMANDS[args.command](args, out, err)
+    except NoCompatibleCombination as exc:
+        # a command that does not report a failed solve itself: the explain layer still does
+        from resolver.explain import render as explain
+
+        if _wants_json(argv):
+            out.write(json.dumps(explain.failure_json(exc), indent=2) + "\n")
+        else:
+            err.write(explain.render_failure(exc))
+        return exc.exit_code
     except ResolverError as exc:
         err.write(f"error: {exc.render()}\n")
         if _wants_json(argv):

@@ -194,9 +194,10 @@ def rocm_on_nvidia(host: Host, request: Request, options: SolveOptions, team: Te
     """A ROCm build runs on AMD GPUs only: on a host with NVIDIA GPUs it is refused unless the
     user forced it with --variant (then it is a warning)."""
     from resolver.errors import Location
+    from resolver.matrix.vocab import ROCM, variant_kind
 
     variant = request.variant or ""
-    if not variant.startswith("rocm") or not host.gpus:
+    if variant_kind(variant) != ROCM or not host.nvidia_gpus:
         return ()
     message = f"variant {variant} is a ROCm (AMD) build, and this host has NVIDIA GPUs it will not use"
     if not options.variant:
