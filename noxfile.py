@@ -11,6 +11,7 @@ nox -s verify             install envs/<target>/'s lock into a fresh venv and sm
 nox -s tests              the test suite (what CI runs)
 nox -s lint               ruff and mypy
 nox -s benchmarks         the performance targets (-- lock: one of them)
+nox -s gpu                the GPU tests, on an NVIDIA machine, in the current environment (offline)
 """
 
 from __future__ import annotations
@@ -140,6 +141,14 @@ def tests(session: nox.Session) -> None:
     _install_poetry(session)
     _fetch_test_wheels(session)
     session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session(venv_backend="none")
+def gpu(session: nox.Session) -> None:
+    """The `gpu`-marked tests on a real NVIDIA machine. Nothing is installed (such a machine may
+    reach no index): run it from an environment that has `stack-resolver[test]`; the torch to
+    smoke-test is found there or named by STACK_RESOLVER_GPU_PYTHON. Skips without a GPU."""
+    session.run("python", "-m", "pytest", "-m", "gpu", "tests/test_gpu.py", *session.posargs, external=True)
 
 
 @nox.session

@@ -3,7 +3,7 @@
 
 Exit codes are `resolver.errors.ExitCode`: 0 success; 1 an external tool or index failed; 2 bad
 input (files, flags, constraints); 3 no valid combination; 4 an audit found a broken target;
-5 a check failed (doctor, verify).
+5 a check failed (doctor, verify, check).
 """
 
 from __future__ import annotations
@@ -14,20 +14,29 @@ import dataclasses
 import json
 import os
 import shutil
+import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from types import FrameType
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from resolver import __version__
-from resolver.errors import ExitCode, InputError, Location, NoCompatibleCombination, ResolverError
+from resolver.errors import ExitCode, InputError, NoCompatibleCombination, ResolverError
 from resolver.index.credentials import redact
+
+if TYPE_CHECKING:
+    from typing import TypeAlias
+
+    # what `add_subparsers` returns: where commands are added
+    Subcommands: TypeAlias = "argparse._SubParsersAction[_ArgumentParser]"
+    from resolver.workflows import Chosen, RunOptions, SolveOptions, TeamLocked, TeamMachine
 
 
 class _ArgumentParser(argparse.ArgumentParser):
     """argparse, but bad arguments raise InputError (exit 2, one paragraph) instead of exiting."""
 
-    def error(self, message: str) -> Any:
+    def error(self, message: str) -> NoReturn:
         raise InputError(f"{self.prog}: {message}", hint=f"run `{self.prog} --help`")
 
 
@@ -65,6 +74,21 @@ def _add_solve_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_write_args(parser: argparse.ArgumentParser, what: str) -> None:
+    """The flags of a command that writes envs/ (`resolve`, `lock`)."""
+    parser.add_argument("--dry-run", action="store_true", help=f"print {what}; write nothing, ask no index")
+    parser.add_argument(
+        "--check-indexes",
+        action="store_true",
+        help="with --dry-run: check the indexes and channels as a real run does (same answer)",
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--offline", action="store_true", help="use only the index cache; no network")
+    parser.add_argument(
+        "--no-wait", action="store_true", help="fail at once if another run is writing envs/ (default: wait)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _ArgumentParser(
         prog="stack-resolver",
@@ -85,11 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     resolve = commands.add_parser("resolve", help="choose torch/variant/transformers for a host")
     _add_host_args(resolve)
     _add_solve_args(resolve)
-    resolve.add_argument("--dry-run", action="store_true", help="print the choice; write nothing")
-    resolve.add_argument("--json", action="store_true", help="print JSON")
+    _add_write_args(resolve, "the choice")
     resolve.add_argument("--explain", action="store_true", help="list every rejected candidate")
     resolve.add_argument("--target", help="name of the environment to write (default: derived from the host)")
-    resolve.add_argument("--offline", action="store_true", help="use only the index cache; no network")
     resolve.add_argument(
         "--format",
         action="append",
@@ -106,9 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     lock = commands.add_parser("lock", help="one version set for every target of the team; lock them all")
     _add_solve_args(lock)
-    lock.add_argument("--dry-run", action="store_true", help="print the team's version set; write nothing")
-    lock.add_argument("--json", action="store_true", help="print JSON")
-    lock.add_argument("--offline", action="store_true", help="use only the index cache; no network")
+    _add_write_args(lock, "the team's version set")
     lock.add_argument(
         "--jobs", type=_positive_int, metavar="N", help="targets locked at once (default: CPU count)"
     )
@@ -148,6 +168,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="which lock to install when a target has both (default: poetry.lock when present)",
     )
 
+    check = commands.add_parser("check", help="inspect an existing environment (changes nothing)")
+    check.add_argument("--python", metavar="EXE", help="its interpreter (default: $VIRTUAL_ENV, else .venv)")
+    check.add_argument("--target", help="compare with this locked target (default: the one matching)")
+    check.add_argument("--json", action="store_true", help="print the report as JSON")
+    check.add_argument("--smoke", action="store_true", help="also run the smoke tests in that environment")
+    check.add_argument("--team", type=Path, metavar="FILE", help="team file (default envs/team.toml)")
+    _add_host_args(check)
+
     matrix = commands.add_parser("matrix", help="validate or query the compatibility matrix")
     matrix_commands = matrix.add_subparsers(
         dest="matrix_command", metavar="ACTION", parser_class=_ArgumentParser
@@ -179,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_handoff_commands(commands: Any) -> None:
+def _add_handoff_commands(commands: Subcommands) -> None:
     """Commands that hand a target's lock to other tools, or install it here."""
     export = commands.add_parser("export", help="write a target's lock as pylock.toml or requirements.txt")
     export.add_argument("--target", help="target to export (default: the only one, or this host's)")
@@ -206,7 +234,7 @@ def _add_handoff_commands(commands: Any) -> None:
     info.add_argument("--json", action="store_true", help="print JSON")
 
 
-def _add_global_options(parser: argparse.ArgumentParser, commands: Any) -> None:
+def _add_global_options(parser: argparse.ArgumentParser, commands: Subcommands) -> None:
     """Options every command takes, before or after the command's name (`--project DIR resolve`
     or `resolve --project DIR`); on a subcommand they default to SUPPRESS so they never reset a
     value given before it."""
@@ -248,17 +276,6 @@ def _add_global_options(parser: argparse.ArgumentParser, commands: Any) -> None:
 # --- commands --------------------------------------------------------------------------------
 
 
-def _detect(host_file: Path | None) -> tuple[Any, tuple[str, ...]]:
-    """Return (host, warnings): read from a file, or probed from this machine."""
-    from resolver.host import probes
-    from resolver.host.model import read_host_file
-
-    if host_file is not None:
-        return probes.with_overrides(read_host_file(host_file), os.environ), ()
-    detection = probes.detect(probes.Probes.system(Path.cwd()))
-    return detection.host, detection.warnings
-
-
 def cmd_detect(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from resolver.host import probes
     from resolver.host.model import read_host_file
@@ -281,8 +298,9 @@ def cmd_detect(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def cmd_doctor(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from resolver.config import DEFAULT_TEAM_FILE
     from resolver.host import doctor
+    from resolver.workflows import detect_host
 
-    host, warnings = _detect(args.host)
+    host, warnings = detect_host(args.host)
     for warning in warnings:
         err.write(f"warning: {warning}\n")
     path = args.requirements
@@ -296,180 +314,114 @@ def cmd_doctor(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             "checks": [dataclasses.asdict(c) for c in checks],
             "warnings": list(warnings),
         }
+        # what this process may use beside the machine's totals (cgroups, affinity)
+        limits = doctor.checks_json(host, checks)
+        payload.update({k: v for k, v in limits.items() if k not in payload})
         out.write(json.dumps(payload, indent=2) + "\n")
     else:
-        out.write(doctor.render_checks(checks))
+        out.write(doctor.render_limits(host) + doctor.render_checks(checks))
     return ExitCode.CHECK_FAILED if any(c.status == "fail" for c in checks) else ExitCode.OK
 
 
-def _load_matrix(directory: Path | None, overlays: Sequence[Path] = ()) -> Any:
-    from resolver.matrix.load import load_matrix
+def _solve_options(args: argparse.Namespace) -> SolveOptions:
+    from resolver.workflows import SolveOptions
 
-    return load_matrix(directory, overlays=overlays)
+    return SolveOptions(
+        matrix_dir=args.matrix,
+        team_file=args.team,
+        constraints=tuple(args.constraint),
+        variant=args.variant,
+        python=args.python,
+        allow_ptx=args.allow_ptx,
+        allow_unverified=args.allow_unverified,
+        allow_cpu_fallback=args.allow_cpu_fallback,
+    )
+
+
+def _run_options(args: argparse.Namespace) -> RunOptions:
+    from resolver.workflows import RunOptions
+
+    if args.check_indexes and not args.dry_run:
+        raise InputError("--check-indexes goes with --dry-run (a real run always checks the indexes)")
+    return RunOptions(
+        dry_run=args.dry_run, check_indexes=args.check_indexes, offline=args.offline, wait=not args.no_wait
+    )
+
+
+def _notifier(err: TextIO) -> Callable[[str], None]:
+    def notify(line: str) -> None:
+        err.write(line + "\n")
+        err.flush()
+
+    return notify
 
 
 def cmd_resolve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from resolver.config import default_pip_config_files, effective_indexes, load_team
-    from resolver.solve.search import solve
+    from resolver.workflows import ResolveOptions, TeamMachine, resolve
 
-    team = load_team(args.team)
-    matrix = _load_matrix(args.matrix, () if args.matrix else team.matrix_overlays)
-    request = _request(args, team)
-    if team.raw.get("targets") or team.raw.get("inventory"):
-        from resolver.team.solve import load_targets
-
-        targets = load_targets(team, matrix)
-        forced = [t for t in targets if t.name == args.target]
-        if forced or (args.host is None and not args.dry_run):
-            return _resolve_team_machine(args, team, matrix, request, targets, forced, out, err)
-    host, warnings = _detect(args.host)
-    warnings = (*warnings, *_rocm_on_nvidia(host, request, args))
-    indexes = effective_indexes(team, os.environ, default_pip_config_files(os.environ))
-    if not args.dry_run:
-        return _resolve_and_write(args, host, matrix, request, team, indexes, warnings, out, err)
+    options = ResolveOptions(
+        solve=_solve_options(args),
+        run=_run_options(args),
+        host_file=args.host,
+        target=args.target,
+        formats=tuple(args.formats or ()),
+        engine=args.engine,
+    )
     try:
-        resolution = solve(host, matrix, request)
+        result = resolve(options, os.environ, _notifier(err))
     except NoCompatibleCombination as exc:
-        return _report_failure(exc, args, out, err)
-    index_url = indexes.variant_url(resolution.variant) if resolution.local_label else None
-    _report_resolution(
-        resolution, index_url, warnings, args, out, err, _upgrades(host, matrix, request, resolution)
-    )
-    return 0
+        return _report_failure(exc, args.json, args.explain, out, err)
+    if isinstance(result, TeamMachine):
+        return _report_team_machine(result, args.json, out)
+    return _report_chosen(result, args.json, args.explain, out, err)
 
 
-def _upgrades(host: Any, matrix: Any, request: Any, resolution: Any) -> Any:
-    from resolver.explain.fixes import upgrades
-
-    return upgrades(host, matrix, request, resolution)
-
-
-def _rocm_on_nvidia(host: Any, request: Any, args: argparse.Namespace) -> tuple[str, ...]:
-    """A ROCm build runs on AMD GPUs only: on a host with NVIDIA GPUs it is refused unless the
-    user forced it with --variant (then it is a warning)."""
-    variant = request.variant or ""
-    if not variant.startswith("rocm") or not host.gpus:
-        return ()
-    message = f"variant {variant} is a ROCm (AMD) build, and this host has NVIDIA GPUs it will not use"
-    if not args.variant:
-        raise InputError(
-            message,
-            location=Location(str(getattr(args, "team", None) or "envs/team.toml"), key="variant"),
-            hint=f"choose a CUDA variant, or force it with --variant {variant}",
-        )
-    return (message,)
-
-
-def _request(args: argparse.Namespace, team: Any) -> Any:
-    from resolver.config import check_python, check_variant, labelled_constraints
-    from resolver.solve.request import Request, tighten
-
-    flagged, pinned_variant = labelled_constraints(args.constraint, "--constraint")
-    variant = check_variant(args.variant, "--variant") if args.variant else None
-    if pinned_variant is not None and variant not in (None, pinned_variant):
-        raise InputError(
-            f"--constraint pins variant {pinned_variant}, --variant asks for {variant}",
-            hint="make them agree, or drop one",
-        )
-    variant = variant or pinned_variant or team.variant
-    request = Request(
-        constraints=team.constraints,
-        variant=variant,
-        python=check_python(args.python) if args.python else team.python,
-        allow_ptx=args.allow_ptx or team.allow_ptx,
-        allow_unverified=args.allow_unverified or team.allow_unverified,
-        allow_cpu_fallback=args.allow_cpu_fallback or team.allow_cpu_fallback,
-        packages=team.packages,
-        prefer=team.prefer,
-    )
-    return tighten(request, flagged)
-
-
-def _resolve_team_machine(
-    args: argparse.Namespace,
-    team: Any,
-    matrix: Any,
-    request: Any,
-    targets: Any,
-    forced: Any,
-    out: TextIO,
-    err: TextIO,
-) -> int:
-    """On a machine of the team: find its target and use the team's lock for it."""
-    from resolver.team.solve import match_target
-    from resolver.workflows import envs_dir_for
-
-    if forced:
-        target, why = forced[0], "chosen with --target"
-    else:
-        host, warnings = _detect(args.host)
-        for warning in warnings:
-            err.write(f"warning: {warning}\n")
-        match = match_target(host, targets, matrix)
-        if match.target is None:
-            lines = [f"{name}: differs in {'; '.join(diff)}" for name, diff in match.nearest]
-            raise InputError(
-                match.why + (". Nearest targets: " + " | ".join(lines) if lines else ""),
-                hint="declare this machine in envs/team.toml (host = a file from `stack-resolver detect "
-                "--json`), or pick one with --target NAME, or resolve it alone with --host FILE",
-            )
-        target, why = match.target, match.why
-    envs = envs_dir_for(team)
-    directory = envs / target.name
-    out.write(f"This machine is target '{target.name}' ({why}).\n")
-    if not (directory / "poetry.lock").exists() and not (directory / "conda-lock.yml").exists():
+def _report_team_machine(result: TeamMachine, as_json: bool, out: TextIO) -> int:
+    out.write(f"This machine is target '{result.target}' ({result.why}).\n")
+    if result.locked is not None:
         out.write("Its environment is not locked yet: locking the team now.\n")
-        return cmd_lock(args, out, err)
-    out.write(f"Using the team's locked environment {directory}/ (no fresh solve).\n")
-    out.write(f"Install it with: cd {directory} && poetry install --sync --no-root\n")
+        return _report_team(result.locked, as_json, out)
+    out.write(f"Using the team's locked environment {result.directory}/ (no fresh solve).\n")
+    out.write(f"Install it with: cd {result.directory} && poetry install --sync --no-root\n")
     return 0
 
 
 def cmd_lock(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from resolver.config import default_pip_config_files, effective_indexes, load_team
     from resolver.explain import render as explain
-    from resolver.lock.poetry.mirror import mirrored_tool
-    from resolver.lock.poetry.tool import PoetryTool
-    from resolver.team.lock import lock_team, render_team, team_json
-    from resolver.team.solve import load_targets, solve_team
-    from resolver.workflows import make_client
+    from resolver.workflows import LockOptions, lock
 
-    if getattr(args, "check", False):
+    if args.check:
         return cmd_lock_check(args, out, err)
-    team = load_team(args.team)
-    matrix = _load_matrix(args.matrix, () if args.matrix else team.matrix_overlays)
-    request = _request(args, team)
-    targets = load_targets(team, matrix)
-    for target in targets:
-        for warning in _rocm_on_nvidia(target.host, request, args):
-            err.write(f"warning: {target.name}: {warning}\n")
-    indexes = effective_indexes(team, os.environ, default_pip_config_files(os.environ))
+    if args.jobs is not None and args.jobs < 1:
+        raise InputError("--jobs must be at least 1", value=str(args.jobs), hint="e.g. --jobs 4")
+    options = LockOptions(solve=_solve_options(args), run=_run_options(args), jobs=args.jobs)
     try:
-        if getattr(args, "dry_run", False):
-            resolution = solve_team(targets, matrix, request)
-            if args.json:
-                out.write(json.dumps(team_json(resolution, indexes), indent=2) + "\n")
-            else:
-                out.write(render_team(resolution, targets))
-            return 0
-        client = make_client(os.environ, offline=getattr(args, "offline", False), indexes=indexes)
-        # Poetry reads the indexes through the tool's cache: what --offline locks from.
-        with mirrored_tool(client, PoetryTool(environ=dict(os.environ))) as tool:
-            outcome = lock_team(
-                targets, matrix, request, team, indexes, client, tool=tool, jobs=getattr(args, "jobs", None)
-            )
+        result = lock(options, os.environ, _notifier(err))
     except NoCompatibleCombination as exc:
         if args.json:
             out.write(json.dumps(explain.team_failure_json(exc), indent=2) + "\n")
         else:
             err.write(explain.render_team_failure(exc))
         return exc.exit_code
-    if args.json:
-        payload = team_json(outcome.resolution, indexes)
-        payload["written"] = {str(w.directory): list(w.changed) for w in outcome.written}
+    return _report_team(result, args.json, out)
+
+
+def _report_team(result: TeamLocked, as_json: bool, out: TextIO) -> int:
+    from resolver.team.lock import render_team, team_json
+
+    outcome = result.outcome
+    if as_json:
+        payload = team_json(result.resolution, result.indexes)
+        payload["indexes_checked"] = result.indexes_checked
+        if outcome is not None:
+            payload["written"] = {str(w.directory): list(w.changed) for w in outcome.written}
         out.write(json.dumps(payload, indent=2) + "\n")
         return 0
-    out.write(render_team(outcome.resolution, targets))
+    out.write(render_team(result.resolution, result.targets))
+    if not result.indexes_checked:
+        out.write(NOT_CHECKED + "\n")
+    if outcome is None:
+        return 0
     for item in outcome.written:
         state = (
             "lock reused"
@@ -481,23 +433,15 @@ def cmd_lock(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
+NOT_CHECKED = "Indexes not checked (--dry-run): add --check-indexes to check that the builds exist."
+
+
 def cmd_lock_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """`lock --check`: exit 5 when any target's lock is stale against its inputs or the matrix."""
-    from resolver.config import default_pip_config_files, effective_indexes, load_team
-    from resolver.lock.check import check_team
-    from resolver.lock.poetry.tool import PoetryTool
-    from resolver.team.solve import load_targets
-    from resolver.workflows import make_client
+    from resolver.workflows import check_locks
 
-    team = load_team(args.team)
-    matrix = _load_matrix(args.matrix, () if args.matrix else team.matrix_overlays)
-    targets = load_targets(team, matrix)
-    indexes = effective_indexes(team, os.environ, default_pip_config_files(os.environ))
-    client = make_client(os.environ, offline=args.offline)
     try:
-        checks = check_team(
-            targets, matrix, _request(args, team), team, indexes, client, PoetryTool(environ=dict(os.environ))
-        )
+        checks = check_locks(_solve_options(args), os.environ, offline=args.offline)
     except NoCompatibleCombination as exc:
         from resolver.explain import render as explain
 
@@ -524,15 +468,16 @@ def cmd_lock_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def cmd_audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from resolver.config import default_pip_config_files, effective_indexes, load_team
     from resolver.fsutil import atomic_write_text
+    from resolver.matrix.load import load_matrix
     from resolver.team import audit
     from resolver.team.lock import read_team_lock
     from resolver.team.solve import load_targets
-    from resolver.workflows import envs_dir_for, make_client
+    from resolver.workflows import build_request, envs_dir_for, make_client
 
     team = load_team(args.team)
     # --matrix here is the matrix to audit (a refreshed one); the team's overlays still apply.
-    matrix = _load_matrix(args.matrix, team.matrix_overlays)
-    request = _request(args, team)
+    matrix = load_matrix(args.matrix, overlays=team.matrix_overlays)
+    request = build_request(_solve_options(args), team)
     targets = load_targets(team, matrix)
     envs = envs_dir_for(team)
     current = read_team_lock(envs)
@@ -557,93 +502,44 @@ def cmd_audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return result.exit_code
 
 
-def _report_failure(exc: NoCompatibleCombination, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+def _report_failure(
+    exc: NoCompatibleCombination, as_json: bool, explain_all: bool, out: TextIO, err: TextIO
+) -> int:
     from resolver.explain import render as explain
 
-    if args.json:
+    if as_json:
         out.write(json.dumps(explain.failure_json(exc), indent=2) + "\n")
     else:
-        err.write(explain.render_failure(exc, explain=args.explain))
+        err.write(explain.render_failure(exc, explain=explain_all))
     return exc.exit_code
 
 
-def _report_resolution(
-    resolution: Any,
-    index_url: str | None,
-    warnings: Sequence[str],
-    args: argparse.Namespace,
-    out: TextIO,
-    err: TextIO,
-    advice: Sequence[Any] = (),
-) -> None:
+def _report_chosen(result: Chosen, as_json: bool, explain_all: bool, out: TextIO, err: TextIO) -> int:
     from resolver.explain import render as explain
 
-    if args.json:
-        payload = explain.resolution_json(resolution, index_url)
-        payload["warnings"] = [*warnings, *payload["warnings"]]
-        payload["upgrades"] = explain.upgrades_json(advice)
-        out.write(json.dumps(payload, indent=2) + "\n")
-        return
-    for warning in warnings:
-        err.write(f"warning: {warning}\n")
-    out.write(explain.render_resolution(resolution, index_url, explain=args.explain))
-    out.write(explain.render_upgrades(advice))
-
-
-def _resolve_and_write(
-    args: argparse.Namespace,
-    host: Any,
-    matrix: Any,
-    request: Any,
-    team: Any,
-    indexes: Any,
-    warnings: Sequence[str],
-    out: TextIO,
-    err: TextIO,
-) -> int:
-    from resolver.config import effective_channels
-    from resolver.lock.conda import CondaSettings
-    from resolver.workflows import default_conda_cache_dir, make_client, resolve_and_write
-
-    client = make_client(os.environ, offline=args.offline, indexes=indexes)
-    conda = CondaSettings(
-        channels=effective_channels(team, os.environ),
-        cache_dir=default_conda_cache_dir(os.environ),
-        engine=args.engine,
-        offline=args.offline,
-        environ=dict(os.environ),
-    )
-    try:
-        outcome = resolve_and_write(
-            host,
-            matrix,
-            request,
-            team,
-            indexes,
-            target=args.target,
-            client=client,
-            formats=args.formats,
-            conda=conda,
-        )
-    except NoCompatibleCombination as exc:
-        return _report_failure(exc, args, out, err)
-    written = outcome.written
-    if args.json:
-        from resolver.explain import render as explain
-
-        payload = explain.resolution_json(outcome.resolution, outcome.index_url)
-        payload["warnings"] = [*warnings, *payload["warnings"]]
-        payload["upgrades"] = explain.upgrades_json(_upgrades(host, matrix, request, outcome.resolution))
-        payload["environment"] = {
-            "target": outcome.target,
-            "directory": str(written.directory),
-            "reused": written.reused,
-            "written": list(written.changed),
-        }
+    written = result.written
+    if as_json:
+        payload = explain.resolution_json(result.resolution, result.index_url)
+        payload["warnings"] = [*result.warnings, *payload["warnings"]]
+        payload["indexes_checked"] = result.indexes_checked
+        payload["upgrades"] = explain.upgrades_json(result.upgrades)
+        if written is not None:
+            payload["environment"] = {
+                "target": written.target,
+                "directory": str(written.directory),
+                "reused": written.reused,
+                "written": list(written.changed),
+            }
         out.write(json.dumps(payload, indent=2) + "\n")
         return 0
-    advice = _upgrades(host, matrix, request, outcome.resolution)
-    _report_resolution(outcome.resolution, outcome.index_url, warnings, args, out, err, advice)
+    for warning in result.warnings:
+        err.write(f"warning: {warning}\n")
+    out.write(explain.render_resolution(result.resolution, result.index_url, explain=explain_all))
+    out.write(explain.render_upgrades(result.upgrades))
+    if not result.indexes_checked:
+        out.write(NOT_CHECKED + "\n")
+    if written is None:
+        return 0
     if written.reused:
         out.write(f"{written.directory}: inputs unchanged, lock reused (nothing written)\n")
     elif written.changed:
@@ -677,7 +573,9 @@ def cmd_matrix(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         out.write(f"matrix OK: {directory}\n")
         return 0
     if args.matrix_command == "show":
-        text = show(_load_matrix(args.matrix), args.kind, args.key)
+        from resolver.matrix.load import load_matrix
+
+        text = show(load_matrix(args.matrix), args.kind, args.key)
         if args.json:
             out.write(
                 json.dumps({"kind": args.kind, "key": args.key, "lines": text.splitlines()}, indent=2) + "\n"
@@ -745,19 +643,21 @@ def _matrix_refresh(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from resolver.config import load_team
     from resolver.verify import poetry as verify
-    from resolver.workflows import envs_dir_for
+    from resolver.workflows import detect_host, envs_dir_for, settle
 
-    host, warnings = _detect(None)
+    host, warnings = detect_host(None)
     for warning in warnings:
         err.write(f"warning: {warning}\n")
     team = load_team(args.team)
     name = args.target
     if name is None and (team.raw.get("targets") or team.raw.get("inventory")):
+        from resolver.matrix.load import load_matrix
         from resolver.team.solve import load_targets, match_target
 
-        matrix = _load_matrix(None, team.matrix_overlays)
+        matrix = load_matrix(None, overlays=team.matrix_overlays)
         match = match_target(host, load_targets(team, matrix), matrix)
         name = match.target.name if match.target is not None else None
+    settle(envs_dir_for(team), _notifier(err))
     directory = verify.find_target(envs_dir_for(team), name, host)
     uv = shutil.which("uv")
     from resolver import progress
@@ -777,19 +677,21 @@ def _target_directory(args: argparse.Namespace, err: TextIO) -> Path:
     """The locked target folder a command names (`--target`), or the one for this machine."""
     from resolver.config import load_team
     from resolver.verify.poetry import find_target
-    from resolver.workflows import envs_dir_for
+    from resolver.workflows import detect_host, envs_dir_for, settle
 
     team = load_team(args.team)
     name = args.target
-    host, warnings = _detect(None)
+    host, warnings = detect_host(None)
     if name is None and (team.raw.get("targets") or team.raw.get("inventory")):
+        from resolver.matrix.load import load_matrix
         from resolver.team.solve import load_targets, match_target
 
         for warning in warnings:
             err.write(f"warning: {warning}\n")
-        matrix = _load_matrix(None, team.matrix_overlays)
+        matrix = load_matrix(None, overlays=team.matrix_overlays)
         match = match_target(host, load_targets(team, matrix), matrix)
         name = match.target.name if match.target is not None else None
+    settle(envs_dir_for(team), _notifier(err))
     directory: Path = find_target(envs_dir_for(team), name, host)
     return directory
 
@@ -806,7 +708,9 @@ def cmd_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         text = export.render_requirements(target)
     else:
         indexes = effective_indexes(load_team(args.team), os.environ, default_pip_config_files(os.environ))
-        text = export.render_pylock(target, make_client(os.environ, offline=args.offline), indexes.general)
+        text = export.render_pylock(
+            target, make_client(os.environ, offline=args.offline, indexes=indexes), indexes.general
+        )
     if args.output == "-":
         out.write(text)
         return 0
@@ -833,6 +737,49 @@ def cmd_sync(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from resolver.config import load_team
+    from resolver.host import visible
+    from resolver.host.model import read_host_file
+    from resolver.matrix.load import load_matrix
+    from resolver.verify import check, environment
+    from resolver.workflows import detect_host, envs_dir_for
+
+    python = environment.find_interpreter(args.python, os.environ, Path.cwd())
+    if args.host is not None:
+        from resolver.host.probes import with_overrides
+
+        host, notes = visible.with_visibility(
+            with_overrides(read_host_file(args.host), os.environ), os.environ
+        )
+    else:
+        host, notes = detect_host(None)
+    team = load_team(args.team)
+    matrix = load_matrix(None, overlays=team.matrix_overlays)
+    name = args.target
+    if name is None and (team.raw.get("targets") or team.raw.get("inventory")):
+        from resolver.team.solve import load_targets, match_target
+
+        match = match_target(host, load_targets(team, matrix), matrix)
+        matched = match.target.name if match.target is not None else None
+        # the team target this machine is, once locked
+        if matched is not None and (envs_dir_for(team) / matched / "poetry.lock").is_file():
+            name = matched
+    target = check.locked_target(envs_dir_for(team), name, host)
+    installed = environment.probe_environment(python)
+    findings = check.check_environment(installed, host, matrix, target)
+    if args.smoke:
+        findings.extend(check.run_smoke(python, installed, host))
+    report = check.CheckReport(
+        installed, host, target[0].target if target else None, tuple(findings), tuple(notes)
+    )
+    if args.json:
+        out.write(json.dumps(check.report_json(report), indent=2) + "\n")
+    else:
+        out.write(check.render_report(report))
+    return ExitCode.OK if report.ok else ExitCode.CHECK_FAILED
+
+
 def cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from resolver import info
     from resolver.config import default_pip_config_files, effective_indexes, load_team
@@ -854,10 +801,38 @@ COMMANDS = {
     "audit": cmd_audit,
     "matrix": cmd_matrix,
     "verify": cmd_verify,
+    "check": cmd_check,
     "export": cmd_export,
     "sync": cmd_sync,
     "info": cmd_info,
 }
+
+
+class _Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP: unwinds like Ctrl-C, so every staging folder and child goes with it."""
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    from resolver.lock.runner import CHILDREN
+
+    CHILDREN.terminate_all()
+    raise _Stopped(signal.Signals(signum).name)
+
+
+@contextlib.contextmanager
+def _stop_on_signals() -> Iterator[None]:
+    """SIGTERM and SIGHUP handled like SIGINT (exit 130). Only the main thread can set handlers."""
+    wanted = [s for s in (signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None]
+    try:
+        previous = {s: signal.signal(s, _stop) for s in wanted}
+    except ValueError:  # not the main thread (an embedding application's worker)
+        yield
+        return
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 # Commands that read no project (a host is described wherever it is run).
@@ -910,7 +885,7 @@ def _user_certificates() -> Iterator[None]:
             os.environ.pop(name, None)
 
 
-def _reporter(args: argparse.Namespace, err: TextIO) -> contextlib.AbstractContextManager[Any]:
+def _reporter(args: argparse.Namespace, err: TextIO) -> contextlib.AbstractContextManager[object]:
     from resolver import progress
 
     verbosity = progress.QUIET if getattr(args, "quiet", False) else min(getattr(args, "verbose", 0) or 0, 2)
@@ -959,15 +934,25 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     out = out or sys.stdout
     err = err or sys.stderr
     try:
-        parser = build_parser()
-        _complete(parser)
-        args = parser.parse_args(argv)
-        if args.command is None:
-            build_parser().print_help(out)
-            return ExitCode.BAD_INPUT
-        with _reporter(args, err), _in_project(args, err), _user_certificates():
-            _say_configuration(args)
-            return COMMANDS[args.command](args, out, err)
+        with _stop_on_signals():
+            parser = build_parser()
+            _complete(parser)
+            args = parser.parse_args(argv)
+            if args.command is None:
+                build_parser().print_help(out)
+                return ExitCode.BAD_INPUT
+            with _reporter(args, err), _in_project(args, err), _user_certificates():
+                _say_configuration(args)
+                return COMMANDS[args.command](args, out, err)
+    except NoCompatibleCombination as exc:
+        # a command that does not report a failed solve itself: the explain layer still does
+        from resolver.explain import render as explain
+
+        if _wants_json(argv):
+            out.write(json.dumps(explain.failure_json(exc), indent=2) + "\n")
+        else:
+            err.write(explain.render_failure(exc))
+        return exc.exit_code
     except ResolverError as exc:
         # Credentials never reach a message, whatever a tool or an index echoed back.
         err.write(f"error: {redact(exc.render())}\n")
@@ -985,6 +970,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         err.write(f"error: {where}{exc.strerror or exc}; nothing was half-written.\n")
         return ExitCode.EXTERNAL_FAILURE
     except KeyboardInterrupt:
+        from resolver.lock.runner import CHILDREN
+
+        CHILDREN.terminate_all()
         err.write("interrupted\n")
         return ExitCode.INTERRUPTED
 

@@ -1,15 +1,17 @@
-"""The one place files are written: new content goes to a nameless or temporary file beside the
-target, is flushed to disk, and replaces the target with one rename.
+"""The one place files are written: new content goes to a temporary file beside the target, is
+flushed to disk, and replaces the target with one rename.
 
 A reader, or a process killed at any instant, sees either the old content or the complete new one.
-On Linux the new content is written to an O_TMPFILE inode that has no name until the moment it is
-linked in just before the rename, so a killed run leaves no temporary file behind. Where the
-filesystem cannot link such an inode (probed once per filesystem; some container filesystems
-answer EXDEV) a temporary file named with the prefix and the writer's pid is used instead: removed
-on every error, and, if the writer was killed, by `sweep_stale_temps` at the start of the next run.
+The temporary file is named with the prefix and the writer's pid: it is removed on every error and,
+if the writer was killed, by `sweep_stale_temps` at the start of the next run. It is created with
+O_EXCL and mode 0o666, so the kernel applies the umask (reading the umask would mean setting it,
+which races with every other thread that creates a file).
+
+Files that must change together (a target's pyproject.toml and its lock) go through
+`resolver.lock.commit`, which stages them and journals the renames; this module writes one file.
 
 `STACK_RESOLVER_CRASH_AT=N` (tests only) kills the process with SIGKILL at the N-th write step,
-so the tests can prove the guarantee at every step instead of at random instants.
+so the tests can prove the guarantees at every step instead of at random instants.
 """
 
 from __future__ import annotations
@@ -17,11 +19,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import itertools
 import os
 import secrets
 import signal
-import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -29,61 +31,34 @@ from resolver.errors import WriteError
 
 TEMP_PREFIX = ".stack-resolver-tmp-"
 _CRASH_ENV = "STACK_RESOLVER_CRASH_AT"
-_steps = [0]  # write steps taken by this process, for the crash hook
+# Write steps this process has taken. A process-wide count is the point: the tests name the
+# N-th step of a whole run, whichever module takes it.
+_steps: Iterator[int] = itertools.count(1)
 
 
 def crash_point() -> None:
     """Count one write step; die here if the tests asked for a crash at this step."""
     target = os.environ.get(_CRASH_ENV)
-    if not target:
-        return
-    _steps[0] += 1
-    if str(_steps[0]) == target:
+    if target and str(next(_steps)) == target:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         written = os.write(fd, view)
         view = view[written:]
 
 
-def _replace_via_tmpfile(path: Path, data: bytes, durable: bool) -> bool:
-    """Linux: write into an unnamed inode, link it under a temporary name, rename over the target.
-    Returns False where O_TMPFILE is unsupported (the caller falls back)."""
-    flag = getattr(os, "O_TMPFILE", None)
-    if flag is None:
-        return False
-    try:
-        fd = os.open(path.parent, flag | os.O_WRONLY, 0o644)
-    except OSError:
-        return False
-    try:
-        crash_point()
-        _write_all(fd, data)
-        crash_point()
-        if durable:
-            os.fsync(fd)
-        crash_point()
-        # Unique per call: threads of one process may write the same file at once (the cache).
-        temp = path.parent / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}-{path.name}"
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
+def create_temp(directory: Path, suffix: str = "", prefix: str = TEMP_PREFIX) -> tuple[int, Path]:
+    """A new file beside the target, `<prefix><pid>-<random><suffix>`, opened for writing.
+    Mode 0o666 less the umask, applied by the kernel."""
+    while True:
+        path = directory / f"{prefix}{os.getpid()}-{secrets.token_hex(6)}{suffix}"
         try:
-            os.link(f"/proc/self/fd/{fd}", temp, follow_symlinks=True)
-        except OSError:
-            return False  # no /proc, or a filesystem that cannot link it: use a named temp file
-        try:
-            os.replace(temp, path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp)
-            raise
-        crash_point()
-    finally:
-        os.close(fd)
-    return True
+            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), path
+        except FileExistsError:  # pragma: no cover - 48 random bits
+            continue
 
 
 _F = TypeVar("_F", bound=Callable[..., bool])
@@ -123,39 +98,41 @@ def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> bool
     except FileNotFoundError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
-    mode = _mode_for(path)
-    if _nameless_here(path.parent) and _replace_via_tmpfile(path, data, durable):
-        with contextlib.suppress(OSError):
-            os.chmod(path, mode)
-        if durable:
-            _fsync_dir(path.parent)
-        return True
-    # The pid in the name lets a later run tell a dead writer's leftover from a live one's file.
-    fd, tmp_name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-", dir=path.parent)
+    fd, temp = create_temp(path.parent, f"-{path.name}")
     try:
         crash_point()
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
+        try:
+            write_all(fd, data)
             crash_point()
             if durable:
-                os.fsync(handle.fileno())
-        os.chmod(tmp_name, mode)
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        _keep_mode(path, temp)
         crash_point()
-        os.replace(tmp_name, path)
+        os.replace(temp, path)
         crash_point()
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
+            os.unlink(temp)
         raise
     if durable:
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     return True
 
 
+def _keep_mode(path: Path, temp: Path) -> None:
+    """An existing file keeps its permissions; a new one has what the kernel gave the temp."""
+    try:
+        mode = path.stat().st_mode & 0o777
+    except FileNotFoundError:
+        return
+    os.chmod(temp, mode)
+
+
 def sweep_stale_temps(root: Path) -> list[Path]:
-    """Remove temporary files that a killed writer left under `root` (where the filesystem could
-    not give it a nameless file). Files of writers still running are left alone."""
+    """Remove temporary files that a killed writer left under `root`. Files of writers still
+    running are left alone."""
     removed: list[Path] = []
     if not root.is_dir():
         return removed
@@ -181,54 +158,8 @@ def _alive(pid: int) -> bool:
     return True
 
 
-_nameless_by_device: dict[int, bool] = {}
-
-
-def _nameless_here(directory: Path) -> bool:
-    """`supports_nameless_temp`, asked once per filesystem: where it cannot link the nameless
-    inode, no write starts on that path only to be thrown away."""
-    try:
-        device = directory.stat().st_dev
-    except OSError:
-        return False
-    if device not in _nameless_by_device:
-        _nameless_by_device[device] = supports_nameless_temp(directory)
-    return _nameless_by_device[device]
-
-
-def supports_nameless_temp(directory: Path) -> bool:
-    """Whether writes in `directory` can use a nameless O_TMPFILE inode (nothing to leave behind)."""
-    flag = getattr(os, "O_TMPFILE", None)
-    if flag is None:
-        return False
-    try:
-        fd = os.open(directory, flag | os.O_WRONLY, 0o600)
-    except OSError:
-        return False
-    probe = directory / f"{TEMP_PREFIX}{os.getpid()}-{secrets.token_hex(6)}-probe"
-    try:
-        os.link(f"/proc/self/fd/{fd}", probe, follow_symlinks=True)
-    except OSError:
-        return False
-    else:
-        os.unlink(probe)
-        return True
-    finally:
-        os.close(fd)
-
-
-def _mode_for(path: Path) -> int:
-    """Keep an existing file's permissions; new files get 0644 less the umask."""
-    try:
-        return path.stat().st_mode & 0o777
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Makes the rename itself durable; not every platform can open a directory.
+def fsync_dir(directory: Path) -> None:
+    # Makes a rename itself durable; not every platform can open a directory.
     with contextlib.suppress(OSError):
         fd = os.open(directory, os.O_RDONLY)
         try:

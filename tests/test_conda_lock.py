@@ -49,6 +49,7 @@ from resolver.lock.runner import Completed
 from resolver.matrix.load import load_matrix
 from resolver.solve.request import Request
 from resolver.solve.search import solve
+from resolver.workflows import ENVS_LOCK
 from tests.fixtures.cli import HOSTS as SHARED_HOSTS
 from tests.fixtures.cli import run_cli, write_project
 from tests.fixtures.condachannel import CondaChannel, standard_packages
@@ -264,7 +265,7 @@ def test_failed_solve_leaves_files_as_they_were(
     assert "no-such-package" in proc.stderr
     assert snapshot(env_dir) == before
     leftovers = [p.name for p in (tmp_path / "envs").iterdir() if p.name.startswith(".")]
-    assert leftovers == []
+    assert leftovers == [ENVS_LOCK]  # the advisory lock file of envs/ stays; nothing else
 
 
 def test_driver_too_old_fails_with_the_reason_not_a_cpu_build(
@@ -428,3 +429,42 @@ def test_poetry_and_conda_together_are_one_resolution_committed_together(
     assert 'name = "torch"\nversion = "2.8.0+cu126"' in (env_dir / "poetry.lock").read_text()
     rerun = run_resolve(tmp_path, env, "--host", "h100.json", "--target", "gpu")
     assert rerun.returncode == 0 and "lock reused" in rerun.stdout, rerun.stderr + rerun.stdout
+
+
+def test_the_team_lock_honours_formats(
+    tmp_path: Path, channel: CondaChannel, tool_env: dict[str, str]
+) -> None:
+    """`lock` stages every target through the same path as `resolve`: a conda team gets conda locks
+    (it was Poetry-only), all targets and team.lock.json committed together; a rerun reuses them."""
+    write_team(tmp_path, channel, [], ["conda"])
+    team = tmp_path / "envs" / "team.toml"
+    team.write_text(
+        team.read_text()
+        + "\n[targets.gpu]\nhost = "
+        + json.dumps(str(tmp_path / "h100.json"))
+        + "\n\n[targets.cpu]\nhost = "
+        + json.dumps(str(tmp_path / "cpu.json"))
+        + "\n",
+        encoding="utf-8",
+    )
+    proc = run_cli(tmp_path, tool_env, "lock", "--team", "envs/team.toml", timeout=300)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    summary = json.loads((tmp_path / "envs" / "team.lock.json").read_text())
+    for name in ("gpu", "cpu"):
+        env_dir = tmp_path / "envs" / name
+        assert sorted(p.name for p in env_dir.iterdir()) == [
+            "conda-lock.yml",
+            "environment.yml",
+            "resolution.json",
+        ]
+        record = json.loads((env_dir / "resolution.json").read_text())
+        assert record["formats"] == ["conda"]
+        lock = (env_dir / CONDA_LOCKFILE).read_bytes()
+        assert record["conda"]["lock_sha256"] == hashlib.sha256(lock).hexdigest()
+        assert summary["targets"][name]["conda_lock_sha256"] == hashlib.sha256(lock).hexdigest()
+        assert summary["targets"][name]["files"] == ["conda-lock.yml", "environment.yml", "resolution.json"]
+    assert str(locked(tmp_path / "envs" / "gpu" / CONDA_LOCKFILE)["pytorch"].build).startswith("cuda")
+    assert str(locked(tmp_path / "envs" / "cpu" / CONDA_LOCKFILE)["pytorch"].build).startswith("cpu_")
+    rerun = run_cli(tmp_path, tool_env, "lock", "--team", "envs/team.toml", timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert rerun.stdout.count("lock reused") == 2 and "team.lock.json: unchanged" in rerun.stdout

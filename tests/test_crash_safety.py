@@ -1,24 +1,27 @@
-"""Guarantee 1 (atomic writes): a run killed with SIGKILL at any write step leaves every file of
-envs/ either as it was or complete in its new form.
+"""Guarantee 1 (all-or-nothing commits): a run killed with SIGKILL at any write step leaves every
+file of envs/ either as it was or complete in its new form, and the next run repairs an
+interrupted commit so the files agree again.
 
 Each test makes an old, locked envs/ (real Poetry), changes an input so that every file the run
 writes gets new content, and makes the reference "new" envs/ with one uncrashed run (real Poetry).
 Then, for N = 1, 2, ...: restore the old tree, run again with `STACK_RESOLVER_CRASH_AT=N` (the
-process SIGKILLs itself at its N-th write step, see resolver/fsutil.py), and check the files. The
-loop ends at the first N the run survives: that N is past the last write step, and that run must
-produce the new tree exactly. `resolve` (3 files) and `lock` (5 targets x 3 files + team.lock.json)
-give 4 steps per file written: 76 kill points in all.
+process SIGKILLs itself at its N-th write step, see resolver/fsutil.py), and check the files:
+without a journal in `envs/.stack-resolver-txn/` they are all old (killed before the commit
+point) or all new (killed after it was done); with one, each is old or new and the journal
+names the rest. Then run once more, uncrashed: it completes
+the commit (after the commit point; it says so, and finds the lock up to date: "lock reused") or
+locks again (before it), and the tree is the new one exactly. The loop ends at the first N the
+run survives. resolver/lock/commit.py takes 3 steps per file written plus 5: 14 kill points for
+`resolve` (3 files), 53 for `lock` (5 targets x 3 files + team.lock.json).
 
 Poetry is real in the runs that make the old and new trees. The crashed runs replay its lock
-(`replay_poetry` below: the lock real Poetry wrote for the same pyproject) so 76 runs fit in the
+(`replay_poetry` below: the lock real Poetry wrote for the same pyproject) so the runs fit in the
 time budget; every crash point is in the tool's commit, after Poetry has finished, and the
 uncrashed replay run must reproduce the real run's tree byte for byte.
 
-Temporary files: where the filesystem lets a nameless O_TMPFILE inode be linked
-(`supports_nameless_temp`), nothing may be left in envs/. Where it does not (this sandbox: linking
-`/proc/self/fd/N` fails with EXDEV), a killed writer can leave one `.stack-resolver-tmp-<pid>-*`
-file of its own (dead) pid; the tests assert there is at most one, that it is the dead run's, that
-the sweep removes it, and that the next real run removes it by itself.
+Temporary files: a killed writer may leave staged files in `envs/.stack-resolver-txn/` (the next
+run removes or completes them) and at most one `.stack-resolver-tmp-<pid>-*` file of its own
+(dead) pid elsewhere, which `sweep_stale_temps` and the next run remove.
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from resolver.fsutil import TEMP_PREFIX, supports_nameless_temp, sweep_stale_temps
+from resolver.fsutil import TEMP_PREFIX, sweep_stale_temps
+from resolver.lock.commit import JOURNAL, TXN_DIR
 from resolver.lock.poetry.mirror import content_hash
 from tests.fixtures.isolation import poetry_available, poetry_env
 from tests.fixtures.pyindex import FixtureIndex
@@ -48,7 +52,10 @@ pytestmark = [
 
 TEAM = Path(__file__).parent / "data" / "team"
 CPU_HOST = {"os": "linux", "arch": "x86_64", "libc": "glibc", "libc_version": "2.35", "python": "3.11"}
-STEPS_PER_FILE = 4  # crash points in one atomic write (resolver/fsutil.py)
+# crash points in a commit (resolver/lock/commit.py): staging and renaming each file, the journal
+# (one atomic write: 4), removing it
+STEPS_PER_FILE = 3
+STEPS_PER_COMMIT = 5
 
 REPLAY = '''#!{python}
 """Stands in for Poetry: writes the lock real Poetry made for this pyproject (see the test)."""
@@ -61,6 +68,8 @@ from pathlib import Path
 if sys.argv[1:2] == ["--version"]:
     print("Poetry (version {version})")
     sys.exit(0)
+if sys.argv[1:3] == ["check", "--lock"]:
+    sys.exit(0)  # the lock below is the one real Poetry wrote and checked
 if "lock" not in sys.argv[1:]:
     sys.exit("replay: only `lock` is recorded")
 text = Path("pyproject.toml").read_text(encoding="utf-8")
@@ -81,15 +90,16 @@ Path("poetry.lock").write_text(lock, encoding="utf-8")
 
 
 def _tree(root: Path) -> dict[str, bytes]:
+    """The files a user sees: not temporary files, not an interrupted commit's staging folder."""
     return {
         str(p.relative_to(root)): p.read_bytes()
         for p in sorted(root.rglob("*"))
-        if p.is_file() and not p.name.startswith(TEMP_PREFIX)
+        if p.is_file() and not p.name.startswith(TEMP_PREFIX) and TXN_DIR not in p.relative_to(root).parts
     }
 
 
 def _temps(root: Path) -> list[Path]:
-    return sorted(root.rglob(f"{TEMP_PREFIX}*"))
+    return sorted(p for p in root.rglob(f"{TEMP_PREFIX}*") if TXN_DIR not in p.relative_to(root).parts)
 
 
 def _alive(pid: int) -> bool:
@@ -166,20 +176,21 @@ def _kill_at_every_step(
     env: dict[str, str],
     run: Callable[[Path, dict[str, str]], Ran],
 ) -> int:
-    """Crash the run at N = 1, 2, ... until it survives; check the files after each kill.
-    Returns the number of write steps (kill points) the run has."""
+    """Crash the run at N = 1, 2, ... until it survives; check the files after each kill, and
+    that the next run repairs them. Returns the number of write steps (kill points) the run has."""
     old_tree = _tree(old / "envs")
     work = tmp / "work"
     envs = work / "envs"
-    nameless = supports_nameless_temp(tmp)
     staging_root = Path(env["TMPDIR"])
+    rolled_forward = 0
     for n in range(1, 500):
         shutil.rmtree(work, ignore_errors=True)
         shutil.copytree(old, work)
         proc = run(work, dict(env, STACK_RESOLVER_CRASH_AT=str(n)))
         if proc.returncode == 0:
             assert _tree(envs) == new_tree, f"the run past its last write step (N={n}) differs"
-            assert not _temps(envs)
+            assert not _temps(envs) and not (envs / TXN_DIR).exists()
+            assert rolled_forward > 0, "no kill point fell after the commit point"
             return n - 1
         assert proc.returncode == -signal.SIGKILL, f"N={n}: {proc.returncode}\n{proc.stderr}"
         now = _tree(envs)
@@ -190,31 +201,42 @@ def _kill_at_every_step(
             assert now.get(path) in (old_tree.get(path), new_tree.get(path)), (
                 f"N={n}: {path} is neither its old nor its complete new content"
             )
+        committed = (envs / TXN_DIR / JOURNAL).is_file()
+        if not committed:
+            # before the commit point, or after the journal was removed (the commit was done)
+            assert now in (old_tree, new_tree), f"N={n}: a mixed set without a journal"
         temps = _temps(envs)
-        if nameless:
-            assert temps == [], f"N={n}: {temps}"
-        else:
-            # A named temp file of the killed writer, at most one (it writes one file at a time).
-            assert len(temps) <= 1, f"N={n}: {temps}"
-            for temp in temps:
-                assert temp.name.startswith(f"{TEMP_PREFIX}{proc.pid}-") and not _alive(proc.pid)
-            assert sweep_stale_temps(envs) == temps
+        # A named temp file of the killed writer, at most one (it writes one file at a time).
+        assert len(temps) <= 1, f"N={n}: {temps}"
+        for temp in temps:
+            assert temp.name.startswith(f"{TEMP_PREFIX}{proc.pid}-") and not _alive(proc.pid)
+        if n % 2:  # a sweep before the next run (as a run does it) never breaks the repair
+            assert [t for t in sweep_stale_temps(envs) if TXN_DIR not in t.parts] == temps
         assert not list(staging_root.glob("stack-resolver-staging-*")), f"N={n}: staging folder left"
+
+        # The next run repairs: it completes the commit (then the lock is up to date) or locks again.
+        again = run(work, env)
+        assert again.returncode == 0, f"N={n}: {again.stderr}"
+        assert _tree(envs) == new_tree, f"N={n}: the run after the kill did not repair the files"
+        assert not _temps(envs) and not (envs / TXN_DIR).exists()
+        if committed:
+            rolled_forward += 1
+            assert "completed an interrupted commit" in again.stderr, f"N={n}: {again.stderr}"
+            assert "lock reused" in again.stdout, f"N={n}: {again.stdout}"
     raise AssertionError("the run never got past its write steps")
 
 
 def _next_run_sweeps(tmp: Path, old: Path, new_tree: dict[str, bytes], env: dict[str, str], run: Any) -> None:
-    """Kill at the first step (inside the first write), then run again: the leftover (if the
-    filesystem forced a named temp file) is gone, and the files are the new ones."""
+    """Kill at the first step (inside the commit's staging), then run again: the staging folder
+    is gone, and the files are the new ones."""
     work = tmp / "work"
     shutil.rmtree(work, ignore_errors=True)
     shutil.copytree(old, work)
     assert run(work, dict(env, STACK_RESOLVER_CRASH_AT="1")).returncode == -signal.SIGKILL
-    if not supports_nameless_temp(tmp):
-        assert len(_temps(work / "envs")) == 1
+    assert (work / "envs" / TXN_DIR).is_dir()
     again = run(work, env)
     assert again.returncode == 0, again.stderr
-    assert _temps(work / "envs") == []
+    assert _temps(work / "envs") == [] and not (work / "envs" / TXN_DIR).exists()
     assert _tree(work / "envs") == new_tree
 
 
@@ -243,7 +265,7 @@ def test_resolve_killed_at_every_write_step(tmp_path: Path, fixture_index: Fixtu
 
     replay_env = dict(env, STACK_RESOLVER_POETRY=str(_replay_poetry(tmp_path, new / "envs")))
     steps = _kill_at_every_step(tmp_path, old, new_tree, replay_env, resolve)
-    assert steps == STEPS_PER_FILE * len(changed)
+    assert steps == STEPS_PER_FILE * len(changed) + STEPS_PER_COMMIT
     _next_run_sweeps(tmp_path, old, new_tree, replay_env, resolve)
 
 
@@ -268,5 +290,5 @@ def test_lock_killed_at_every_write_step(tmp_path: Path, fixture_index: FixtureI
 
     replay_env = dict(env, STACK_RESOLVER_POETRY=str(_replay_poetry(tmp_path, new / "envs")))
     steps = _kill_at_every_step(tmp_path, old, new_tree, replay_env, lock)
-    assert steps == STEPS_PER_FILE * len(changed)
+    assert steps == STEPS_PER_FILE * len(changed) + STEPS_PER_COMMIT
     _next_run_sweeps(tmp_path, old, new_tree, replay_env, lock)

@@ -171,6 +171,7 @@ def test_mirror_hands_poetry_files_it_fetched_with_the_credentials(
         client = IndexClient(policy=HttpPolicy(retries=0, credentials=credentials), cache_dir=tmp_path)
         wheel = client.files(index.url(), "torchvision")[0]
         with IndexMirror(client) as mirror:
+            mirror.allow(index.url())  # the mirror forwards only to the configured index hosts
             response = requests.get(
                 mirror.url_for(wheel.url.split("#")[0]), timeout=30, allow_redirects=False
             )

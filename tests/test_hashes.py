@@ -25,7 +25,7 @@ import pytest
 from resolver.errors import ExternalToolError
 from resolver.host.model import parse_host_json
 from resolver.index.client import HttpPolicy, IndexClient
-from resolver.lock.environment import check_lock_hashes
+from resolver.lock.poetry.checks import check_lock_hashes
 from resolver.lock.poetry.pyproject import EnvironmentSpec, SourceSpec
 from resolver.verify import poetry as verify
 from tests.fixtures.catalog import BuiltCatalog

@@ -1,9 +1,10 @@
 """Guarantee 9 (offline): `--offline` resolves and locks from the tool's HTTP cache with no
 connection to any index, and fails at once, naming the missing URL, when the cache lacks one.
 
-Online runs fill the cache: the tool's own look-ups, and every page and PEP 658 metadata file
-Poetry reads, because Poetry reads the indexes through the tool's loopback mirror
-(resolver/offline.py). "No connection" is asserted twice: the fixture index's request log stays
+Online runs with `STACK_RESOLVER_MIRROR=1` fill the cache: the tool's own look-ups, and every
+page and PEP 658 metadata file Poetry reads, because Poetry then reads the indexes through the
+tool's loopback mirror (resolver/lock/poetry/mirror.py; without the switch, online Poetry talks
+to the index itself). "No connection" is asserted twice: the fixture index's request log stays
 empty during an offline run, and an offline run still succeeds with the index stopped (every
 other host is behind a dead proxy, tests/fixtures/isolation.py). Each offline run uses a fresh
 Poetry cache, so what serves it is the tool's cache, not Poetry's. The offline lock is
@@ -30,6 +31,13 @@ needs_poetry = pytest.mark.skipif(
 )
 
 TEAM = Path(__file__).parent / "data" / "team"
+
+
+def _mirrored(env: dict[str, str]) -> dict[str, str]:
+    """An online run whose Poetry reads through the mirror, so the cache holds what it read."""
+    return {**env, "STACK_RESOLVER_MIRROR": "1"}
+
+
 CPU_HOST = {"os": "linux", "arch": "x86_64", "libc": "glibc", "libc_version": "2.35", "python": "3.11"}
 
 
@@ -39,7 +47,11 @@ def test_team_lock_offline_is_the_online_lock(tmp_path: Path, fixture_index: Fix
     online = tmp_path / "online"
     shutil.copytree(TEAM, online / "envs")
     proc = run_cli(
-        online, loopback_env(tmp_path, fixture_index, home="home-online"), "lock", "--team", "envs/team.toml"
+        online,
+        _mirrored(loopback_env(tmp_path, fixture_index, home="home-online")),
+        "lock",
+        "--team",
+        "envs/team.toml",
     )
     assert proc.returncode == 0, proc.stderr + proc.stdout
     expected = file_tree(online / "envs")
@@ -71,7 +83,11 @@ def test_offline_lock_fails_fast_naming_the_missing_url(tmp_path: Path, fixture_
     shutil.copytree(TEAM, online / "envs")
     assert (
         run_cli(
-            online, loopback_env(tmp_path, fixture_index, home="home"), "lock", "--team", "envs/team.toml"
+            online,
+            _mirrored(loopback_env(tmp_path, fixture_index, home="home")),
+            "lock",
+            "--team",
+            "envs/team.toml",
         ).returncode
         == 0
     )
@@ -107,7 +123,7 @@ def test_resolve_offline(tmp_path: Path, fixture_index: FixtureIndex) -> None:
 
     args = ("resolve", "--team", "envs/team.toml", "--host", "cpu.json", "--target", "cpu")
     online = setup(tmp_path / "online")
-    proc = run_cli(online, loopback_env(tmp_path, fixture_index, home="home-online"), *args)
+    proc = run_cli(online, _mirrored(loopback_env(tmp_path, fixture_index, home="home-online")), *args)
     assert proc.returncode == 0, proc.stderr
     env = loopback_env(tmp_path, fixture_index, home="home-offline")
     fixture_index.stop()  # nothing to connect to from here on
@@ -138,7 +154,7 @@ def test_poetry_is_not_sent_again_for_what_the_tool_already_read(
     fixture_index.clear_log()
     proc = run_cli(
         tmp_path,
-        loopback_env(tmp_path, fixture_index),
+        _mirrored(loopback_env(tmp_path, fixture_index)),
         *("resolve", "--team", "envs/team.toml", "--host", "cpu.json", "--target", "cpu"),
     )
     assert proc.returncode == 0, proc.stderr
@@ -196,6 +212,10 @@ class _Session:
 def test_mirror_points_every_link_at_itself(tmp_path: Path) -> None:
     client = IndexClient(policy=HttpPolicy(retries=0), cache_dir=tmp_path, session=_Session())
     with IndexMirror(client, session_factory=_Session) as mirror:
+        # It forwards only to the configured index hosts (and to the hosts their pages link to).
+        assert mirror.respond("/https/idx.example/whl/cu126/torch/")[0] == 403
+        assert mirror.respond("/https/files.example/t3.whl")[0] == 403
+        mirror.allow("https://idx.example/whl/cu126")
         base = mirror.base_url
         assert mirror.url_for("https://idx.example/whl/cu126") == f"{base}/https/idx.example/whl/cu126"
         assert mirror.to_upstream(f'url = "{base}/https/idx.example/whl/cu126"') == (
@@ -218,6 +238,9 @@ def test_mirror_points_every_link_at_itself(tmp_path: Path) -> None:
     # Offline, the same pages come from the cache; a wheel or a page never fetched is a miss.
     offline = IndexClient(policy=HttpPolicy(retries=0), cache_dir=tmp_path, offline=True)
     with IndexMirror(offline) as mirror:
+        mirror.allow("https://idx.example/simple")
+        assert mirror.respond("/https/evil.example/simple/x/")[0] == 403
+        assert mirror.respond("/https/idx.example/whl/cu126/torch/")[0] == 200
         assert mirror.respond("/https/idx.example/simple/x/")[0] == 200
         assert mirror.respond("/https/files.example/t3.whl")[0] == 404
         assert mirror.respond("/https/idx.example/simple/y/")[0] == 404

@@ -23,7 +23,7 @@ import pytest
 from packaging.utils import canonicalize_name
 
 from resolver.errors import ExternalToolError
-from resolver.lock.environment import check_lock_sources
+from resolver.lock.poetry.checks import check_lock_sources
 from resolver.lock.poetry.pyproject import Dependency, EnvironmentSpec, SourceSpec
 from resolver.matrix.load import load_matrix
 from resolver.matrix.model import Matrix

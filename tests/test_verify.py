@@ -452,7 +452,7 @@ def test_verify_names_a_system_cuda_directory_on_ld_library_path(
     (toolkit / "libcudart.so.12").write_bytes(b"")
     env["LD_LIBRARY_PATH"] = str(toolkit)
     code, checks, shown = verify_json(tmp_path, env, "gpu")
-    assert code == 1, shown
+    assert code == 5, shown  # a failed check (ExitCode.CHECK_FAILED)
     hygiene = checks["LD_LIBRARY_PATH hygiene"]
     assert hygiene.status == "fail" and str(toolkit) in hygiene.found and "libcudart.so.12" in hygiene.found
     assert checks["torch.version.cuda"].found == "12.9" and checks["torch.version.cuda"].status == "pass"

@@ -36,11 +36,21 @@ HOST_KEYS = (
     "memory_mib",
     "disk_free_mib",
     "sources",
+    # what CUDA sees (recorded by detection; absent in older host files)
+    "cuda_visible_devices",
+    "nvidia_visible_devices",
+    "visible_devices",
+    "masked_gpus",
+    # the limits that apply to this process (cgroups, affinity)
+    "limits",
 )
-GPU_KEYS = ("index", "name", "vendor", "compute_capability", "gfx_target", "memory_mib")
+GPU_KEYS = ("index", "name", "vendor", "compute_capability", "gfx_target", "memory_mib", "uuid", "mig")
 # GPU vendors; an entry without "vendor" is NVIDIA (host files written before AMD and Intel GPUs).
 VENDORS = ("nvidia", "amd", "intel")
 _GFX_RE = re.compile(r"gfx[0-9a-f]{3,4}", re.ASCII)
+MIG_KEYS = ("uuid", "name", "memory_mib")
+DEVICE_KEYS = ("index", "gpu", "name", "compute_capability", "memory_mib", "mig")
+LIMIT_KEYS = ("cgroup", "memory_max_mib", "cpu_quota", "affinity_cpus", "machine_cpus")
 
 # ASCII digits only, matched in full: `\d` also takes "٣" and `$` matches before a final newline,
 # and neither would parse as a version later.
@@ -92,6 +102,18 @@ class DriverVersion:
 
 
 @dataclass(frozen=True)
+class MigDevice:
+    """A MIG instance (a slice of one GPU): CUDA sees it as a device of its parent's capability."""
+
+    uuid: str  # "MIG-<uuid>", or "MIG-GPU-<uuid>/<gi>/<ci>" from R450 drivers
+    name: str = ""  # the profile, e.g. "1g.10gb"
+    memory_mib: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"uuid": self.uuid, "name": self.name, "memory_mib": self.memory_mib}
+
+
+@dataclass(frozen=True)
 class Gpu:
     """One GPU. NVIDIA GPUs carry a compute capability, AMD GPUs a gfx target (the ISA ROCm
     kernels are built for, e.g. gfx942); Intel GPUs carry neither."""
@@ -102,6 +124,9 @@ class Gpu:
     memory_mib: int | None = None
     vendor: str = "nvidia"
     gfx_target: str | None = None
+    uuid: str | None = None  # "GPU-8932f937-d72c-4106-c12f-20bd9faed9f6"
+    # None: MIG mode off (or unknown); a tuple (maybe empty): MIG mode on, these instances exist
+    mig: tuple[MigDevice, ...] | None = None
 
     @property
     def cc(self) -> ComputeCapability:
@@ -117,7 +142,84 @@ class Gpu:
         if self.vendor == "amd":
             out["gfx_target"] = self.gfx_target
         out["memory_mib"] = self.memory_mib
+        # Written only when known, so hosts without them read and write as before.
+        if self.uuid is not None:
+            out["uuid"] = self.uuid
+        if self.mig is not None:
+            out["mig"] = [m.to_json() for m in self.mig]
         return out
+
+
+@dataclass(frozen=True)
+class CudaDevice:
+    """One device as CUDA numbers it (`cuda:0`, ...): a whole GPU or one MIG instance of it."""
+
+    index: int  # the CUDA ordinal
+    gpu: int  # the physical GPU's index (nvidia-smi's numbering)
+    name: str
+    compute_capability: ComputeCapability
+    memory_mib: int | None = None
+    mig: str | None = None  # the MIG instance's UUID
+
+    @property
+    def label(self) -> str:
+        """ "GPU 1 (NVIDIA A100-SXM4-80GB)", or "MIG 1g.10gb on GPU 0 (NVIDIA A100...)"."""
+        if self.mig is not None:
+            return f"{self.name} on GPU {self.gpu}"
+        return f"GPU {self.gpu} ({self.name or 'NVIDIA GPU'})"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "gpu": self.gpu,
+            "name": self.name,
+            "compute_capability": str(self.compute_capability),
+            "memory_mib": self.memory_mib,
+            "mig": self.mig,
+        }
+
+
+def default_cuda_devices(gpus: tuple[Gpu, ...]) -> tuple[CudaDevice, ...]:
+    """What CUDA enumerates with no CUDA_VISIBLE_DEVICES: every GPU not in MIG mode, and at most
+    one MIG instance in all (a CUDA process enumerates a single MIG device)."""
+    devices: list[CudaDevice] = []
+    mig_taken = False
+    for gpu in gpus:
+        if gpu.vendor != "nvidia":  # CUDA enumerates NVIDIA GPUs only
+            continue
+        if gpu.mig is None:
+            devices.append(cuda_device(len(devices), gpu))
+        elif gpu.mig and not mig_taken:
+            devices.append(cuda_device(len(devices), gpu, gpu.mig[0]))
+            mig_taken = True
+    return tuple(devices)
+
+
+def cuda_device(ordinal: int, gpu: Gpu, mig: MigDevice | None = None) -> CudaDevice:
+    if mig is None:
+        return CudaDevice(ordinal, gpu.index, gpu.name, gpu.cc, gpu.memory_mib)
+    name = f"MIG {mig.name}" if mig.name else "MIG instance"
+    return CudaDevice(ordinal, gpu.index, name, gpu.cc, mig.memory_mib, mig.uuid)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The limits that apply to this process, beside the machine's totals (`Host.memory_mib`)."""
+
+    cgroup: str | None = None  # "v1" | "v2" | None (no cgroup limits found)
+    memory_max_mib: int | None = None  # cgroup memory.max / memory.limit_in_bytes; None: no limit
+    cpu_quota: float | None = None  # CPUs the cgroup's cpu.max / CFS quota allows; None: no quota
+    affinity_cpus: int | None = None  # CPUs in the affinity mask (os.sched_getaffinity)
+    machine_cpus: int | None = None  # the machine's CPUs (os.cpu_count)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "cgroup": self.cgroup,
+            "memory_max_mib": self.memory_max_mib,
+            "cpu_quota": self.cpu_quota,
+            "affinity_cpus": self.affinity_cpus,
+            "machine_cpus": self.machine_cpus,
+        }
 
 
 @dataclass(frozen=True)
@@ -141,6 +243,36 @@ class Host:
     sources: Mapping[str, str] = field(default_factory=dict)
     # The Python version as given when it says more than the series ("3.11.9"); kept in the record.
     python_version: str | None = None
+    # The process's view of the GPUs, recorded by detection (None: not recorded, e.g. an older
+    # host file; then every GPU counts as visible). The variables are kept as they were set.
+    cuda_visible_devices: str | None = None
+    nvidia_visible_devices: str | None = None
+    visible_devices: tuple[CudaDevice, ...] | None = None
+    masked_gpus: tuple[int, ...] = ()
+    limits: Limits | None = None
+
+    @property
+    def cuda_devices(self) -> tuple[CudaDevice, ...]:
+        """The devices CUDA will enumerate in this process, in CUDA's order."""
+        if self.visible_devices is not None:
+            return self.visible_devices
+        return default_cuda_devices(self.gpus)
+
+    @property
+    def effective_memory_mib(self) -> int | None:
+        """RAM this process may use: the machine's, or a lower cgroup limit."""
+        limit = self.limits.memory_max_mib if self.limits else None
+        if limit is None or self.memory_mib is None:
+            return limit if self.memory_mib is None else self.memory_mib
+        return min(limit, self.memory_mib)
+
+    @property
+    def effective_cpus(self) -> float | None:
+        """CPUs this process may use: the affinity mask (`cpu_count`), or a lower cgroup quota."""
+        quota = self.limits.cpu_quota if self.limits else None
+        if quota is None or self.cpu_count is None:
+            return quota if self.cpu_count is None else self.cpu_count
+        return min(quota, float(self.cpu_count))
 
     @property
     def platform(self) -> str:
@@ -168,7 +300,7 @@ class Host:
         return tuple(gpu for gpu in self.gpus if gpu.vendor == "intel")
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "os": self.os,
             "os_version": self.os_version,
             "arch": self.arch,
@@ -184,6 +316,17 @@ class Host:
             "disk_free_mib": self.disk_free_mib,
             "sources": dict(sorted(self.sources.items())),
         }
+        # Optional blocks, written only when recorded: an older host reads and writes unchanged.
+        if self.cuda_visible_devices is not None:
+            data["cuda_visible_devices"] = self.cuda_visible_devices
+        if self.nvidia_visible_devices is not None:
+            data["nvidia_visible_devices"] = self.nvidia_visible_devices
+        if self.visible_devices is not None:
+            data["visible_devices"] = [d.to_json() for d in self.visible_devices]
+            data["masked_gpus"] = list(self.masked_gpus)
+        if self.limits is not None:
+            data["limits"] = self.limits.to_json()
+        return data
 
     def dumps(self) -> str:
         return json.dumps(self.to_json(), indent=2) + "\n"
@@ -262,9 +405,107 @@ def _parse_gpu(item: Any, position: int, origin: str) -> Gpu:
             memory,
             "e.g. 81920",
         )
+    uuid = item.get("uuid")
+    if uuid is not None and not isinstance(uuid, str):
+        raise _fail(origin, f"{key}.uuid", "GPU UUID must be a string", uuid, 'e.g. "GPU-8932f937-..."')
+    mig_raw = item.get("mig")
+    mig: tuple[MigDevice, ...] | None = None
+    if mig_raw is not None:
+        if not isinstance(mig_raw, list):
+            raise _fail(origin, f"{key}.mig", "'mig' must be a list of MIG instances", mig_raw, "or omit it")
+        mig = tuple(_parse_mig(m, f"{key}.mig[{i}]", origin) for i, m in enumerate(mig_raw))
     return Gpu(
-        index=index, name=name, compute_capability=cc, memory_mib=memory, vendor=vendor, gfx_target=gfx
+        index=index,
+        name=name,
+        compute_capability=cc,
+        memory_mib=memory,
+        vendor=vendor,
+        gfx_target=gfx,
+        uuid=uuid,
+        mig=mig,
     )
+
+
+def _check_keys(item: Any, key: str, allowed: tuple[str, ...], origin: str, what: str) -> Mapping[str, Any]:
+    if not isinstance(item, Mapping):
+        raise _fail(origin, key, f"each {what} must be an object", item, f"keys: {', '.join(allowed)}")
+    unknown = sorted(set(item) - set(allowed))
+    if unknown:
+        raise _fail(
+            origin, f"{key}.{unknown[0]}", f"unknown {what} key", unknown[0], f"allowed: {', '.join(allowed)}"
+        )
+    return item
+
+
+def _parse_mig(item: Any, key: str, origin: str) -> MigDevice:
+    data = _check_keys(item, key, MIG_KEYS, origin, "MIG instance")
+    uuid = data.get("uuid")
+    if not isinstance(uuid, str) or not uuid.startswith("MIG-"):
+        raise _fail(origin, f"{key}.uuid", "a MIG instance needs its UUID", uuid, 'e.g. "MIG-c6d4f1ef-..."')
+    name = _opt_str(data, "name", origin) or ""
+    return MigDevice(uuid=uuid, name=name, memory_mib=_opt_int(data, "memory_mib", origin, "9856"))
+
+
+def _parse_device(item: Any, key: str, origin: str) -> CudaDevice:
+    data = _check_keys(item, key, DEVICE_KEYS, origin, "visible device")
+    index = _opt_int(data, "index", origin, "0")
+    gpu = _opt_int(data, "gpu", origin, "0")
+    if index is None or gpu is None:
+        raise _fail(origin, key, "a visible device needs 'index' and 'gpu'", item, '{"index": 0, "gpu": 1}')
+    try:
+        cc = ComputeCapability.parse(str(data.get("compute_capability")))
+    except ValueError:
+        raise _fail(
+            origin, f"{key}.compute_capability", "compute capability is not MAJOR.MINOR", item, 'e.g. "8.6"'
+        ) from None
+    return CudaDevice(
+        index=index,
+        gpu=gpu,
+        name=_opt_str(data, "name", origin) or "",
+        compute_capability=cc,
+        memory_mib=_opt_int(data, "memory_mib", origin, "81920"),
+        mig=_opt_str(data, "mig", origin),
+    )
+
+
+def _parse_limits(item: Any, origin: str) -> Limits:
+    data = _check_keys(item, "limits", LIMIT_KEYS, origin, "limits")
+    cgroup = _opt_str(data, "cgroup", origin)
+    if cgroup not in (None, "v1", "v2"):
+        raise _fail(origin, "limits.cgroup", "cgroup must be v1, v2 or null", cgroup, '"v2"')
+    quota = data.get("cpu_quota")
+    if quota is not None and (isinstance(quota, bool) or not isinstance(quota, (int, float)) or quota <= 0):
+        raise _fail(origin, "limits.cpu_quota", "CPU quota must be a positive number", quota, "e.g. 2.5")
+    return Limits(
+        cgroup=cgroup,
+        memory_max_mib=_opt_int(data, "memory_max_mib", origin, "16384"),
+        cpu_quota=None if quota is None else float(quota),
+        affinity_cpus=_opt_int(data, "affinity_cpus", origin, "8"),
+        machine_cpus=_opt_int(data, "machine_cpus", origin, "64"),
+    )
+
+
+def _visibility_fields(data: Mapping[str, Any], origin: str) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "cuda_visible_devices": _opt_str(data, "cuda_visible_devices", origin),
+        "nvidia_visible_devices": _opt_str(data, "nvidia_visible_devices", origin),
+    }
+    devices = data.get("visible_devices")
+    if devices is not None:
+        if not isinstance(devices, list):
+            raise _fail(origin, "visible_devices", "'visible_devices' must be a list", devices, "or omit it")
+        fields["visible_devices"] = tuple(
+            _parse_device(d, f"visible_devices[{i}]", origin) for i, d in enumerate(devices)
+        )
+    masked = data.get("masked_gpus") or []
+    if not isinstance(masked, list) or not all(
+        isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in masked
+    ):
+        raise _fail(origin, "masked_gpus", "'masked_gpus' must list GPU indices", masked, "e.g. [0, 2]")
+    fields["masked_gpus"] = tuple(masked)
+    if data.get("limits") is not None:
+        fields["limits"] = _parse_limits(data["limits"], origin)
+    return fields
 
 
 def _parse_cc(item: Mapping[str, Any], key: str, origin: str) -> ComputeCapability:
@@ -388,6 +629,7 @@ def host_from_mapping(data: Any, origin: str = "<host>") -> Host:
         memory_mib=_opt_int(data, "memory_mib", origin, '"memory_mib": 65536 (MiB)'),
         disk_free_mib=_opt_int(data, "disk_free_mib", origin, '"disk_free_mib": 512000 (MiB)'),
         sources=dict(sources),
+        **_visibility_fields(data, origin),
     )
 
 
@@ -476,6 +718,34 @@ def parse_nvidia_smi_csv(text: str) -> NvidiaSmiReport:
     if len(drivers) > 1:
         raise ProbeParseError(f"GPUs report different drivers: {', '.join(sorted(drivers))}")
     return NvidiaSmiReport(driver=drivers.pop() if drivers else None, gpus=tuple(gpus))
+
+
+# `nvidia-smi -L`: "GPU 0: NVIDIA A100-SXM4-40GB (UUID: GPU-5c89852c-...)", then, for a GPU in MIG
+# mode, one "  MIG 1g.5gb     Device  0: (UUID: MIG-c6d4f1ef-...)" line per instance (R450 drivers
+# print "MIG-GPU-<uuid>/<gi>/<ci>").
+NVIDIA_SMI_LIST_ARGS = ("-L",)
+_SMI_GPU_LINE = re.compile(r"^GPU (\d+): (.*?) \(UUID: (GPU-[0-9A-Za-z-]+)\)\s*$")
+_SMI_MIG_LINE = re.compile(r"^\s+MIG (\S+)\s+Device\s+\d+: \(UUID: (MIG-[0-9A-Za-z/-]+)\)\s*$")
+
+
+@dataclass(frozen=True)
+class SmiListedGpu:
+    index: int
+    uuid: str
+    mig: tuple[MigDevice, ...] | None  # None: no MIG lines under this GPU
+
+
+def parse_nvidia_smi_list(text: str) -> tuple[SmiListedGpu, ...]:
+    """`nvidia-smi -L`: each GPU's UUID and MIG instances. Lines of any other shape are skipped."""
+    listed: list[SmiListedGpu] = []
+    for line in text.splitlines():
+        if gpu := _SMI_GPU_LINE.match(line):
+            listed.append(SmiListedGpu(int(gpu.group(1)), gpu.group(3), None))
+        elif (mig := _SMI_MIG_LINE.match(line)) and listed:
+            last = listed[-1]
+            instance = MigDevice(uuid=mig.group(2), name=mig.group(1))
+            listed[-1] = SmiListedGpu(last.index, last.uuid, (*(last.mig or ()), instance))
+    return tuple(listed)
 
 
 # "NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.104.05  Sat Aug 19 01:15:15 UTC 2023"

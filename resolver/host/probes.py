@@ -58,8 +58,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from resolver.errors import InputError, Location
+from resolver.host import limits, spellings, vendors, visible
 from resolver.host import model as h
-from resolver.host import spellings, vendors
 
 SUBPROCESS_TIMEOUT_S = 10.0
 
@@ -138,6 +138,7 @@ class Probes:
     memory_bytes: Callable[[], int | None] = lambda: None  # used where /proc/meminfo is absent
     disk_free: Callable[[Path], int | None] = lambda path: None
     workdir: Path = field(default_factory=Path.cwd)
+    machine_cpu_count: Callable[[], int | None] = lambda: None  # every CPU, affinity or not
 
     @classmethod
     def system(cls, workdir: Path | None = None, environ: Mapping[str, str] | None = None) -> Probes:
@@ -154,6 +155,7 @@ class Probes:
             memory_bytes=_memory_bytes,
             disk_free=lambda path: shutil.disk_usage(path).free,
             workdir=Path.cwd() if workdir is None else workdir,
+            machine_cpu_count=os.cpu_count,
         )
 
 
@@ -511,9 +513,46 @@ def _nvml_gpus(nvml: Any) -> tuple[h.Gpu, ...]:
                 name=h.nvml_text(nvml.nvmlDeviceGetName(handle)),
                 compute_capability=h.ComputeCapability(int(major), int(minor)),
                 memory_mib=h.bytes_to_mib(int(nvml.nvmlDeviceGetMemoryInfo(handle).total)),
+                uuid=_optional_text(_nvml_call(nvml, "nvmlDeviceGetUUID", handle)),
+                mig=_nvml_mig(nvml, handle),
             )
         )
     return tuple(gpus)
+
+
+def _optional_text(value: Any) -> str | None:
+    return h.nvml_text(value) if isinstance(value, (str, bytes)) else None
+
+
+def _nvml_call(nvml: Any, function: str, *args: Any) -> Any:
+    # UUIDs and MIG are extras: an old pynvml or a GPU without MIG ("NotSupported") answers none.
+    try:
+        return getattr(nvml, function)(*args)
+    except Exception:
+        return None
+
+
+def _nvml_mig(nvml: Any, handle: Any) -> tuple[h.MigDevice, ...] | None:
+    mode = _nvml_call(nvml, "nvmlDeviceGetMigMode", handle)
+    if not mode or int(mode[0]) != 1:  # (current, pending); 1 is NVML_DEVICE_MIG_ENABLE
+        return None
+    instances = []
+    for slot in range(int(_nvml_call(nvml, "nvmlDeviceGetMaxMigDeviceCount", handle) or 0)):
+        mig = _nvml_call(nvml, "nvmlDeviceGetMigDeviceHandleByIndex", handle, slot)
+        uuid = _nvml_call(nvml, "nvmlDeviceGetUUID", mig) if mig is not None else None
+        if not uuid:  # an empty slot raises NVMLError_NotFound
+            continue
+        name = h.nvml_text(_nvml_call(nvml, "nvmlDeviceGetName", mig) or "")
+        memory = _nvml_call(nvml, "nvmlDeviceGetMemoryInfo", mig)
+        # "NVIDIA A100-SXM4-40GB MIG 1g.5gb" -> "1g.5gb"
+        instances.append(
+            h.MigDevice(
+                uuid=h.nvml_text(uuid),
+                name=name.rsplit(" MIG ", 1)[-1],
+                memory_mib=h.bytes_to_mib(int(memory.total)) if memory is not None else None,
+            )
+        )
+    return tuple(instances)
 
 
 def _probe_kernel_module(probes: Probes, out: _Collector) -> None:
@@ -546,8 +585,26 @@ def _probe_nvidia_smi(probes: Probes, out: _Collector) -> None:
     except h.ProbeParseError as exc:
         out.warn(source, str(exc))
         return
+    took_gpus = out.missing("gpus")
     out.put("gpus", report.gpus, source)
     out.put("nvidia_driver", report.driver, source)
+    if took_gpus and report.gpus:
+        out.values["gpus"] = _with_smi_list(probes, report.gpus)
+
+
+def _with_smi_list(probes: Probes, gpus: tuple[h.Gpu, ...]) -> tuple[h.Gpu, ...]:
+    """UUIDs and MIG instances from `nvidia-smi -L`; best effort (the GPUs are already known)."""
+    try:
+        result = probes.run(["nvidia-smi", *h.NVIDIA_SMI_LIST_ARGS])
+    except (subprocess.TimeoutExpired, OSError):
+        return gpus
+    if result is None or result.returncode != 0:
+        return gpus
+    listed = {g.index: g for g in h.parse_nvidia_smi_list(result.stdout)}
+    return tuple(
+        dataclasses.replace(g, uuid=listed[g.index].uuid, mig=listed[g.index].mig) if g.index in listed else g
+        for g in gpus
+    )
 
 
 def _probe_nvidia(probes: Probes, out: _Collector, os_name: str) -> None:
@@ -689,6 +746,26 @@ def _probe_resources(probes: Probes, out: _Collector, os_name: str) -> None:
         out.put("disk_free_mib", h.bytes_to_mib(free) if free is not None else None, "shutil.disk_usage")
 
 
+def _probe_limits(probes: Probes, out: _Collector, os_name: str) -> None:
+    if not out.missing("limits"):
+        return
+
+    def read(path: str) -> str | None:
+        return _read_probe(probes, out, path)
+
+    affinity = out.values.get("cpu_count") if out.sources.get("cpu_count") == "os" else probes.cpu_count()
+    machine = probes.machine_cpu_count()
+    try:
+        if os_name == "linux":
+            found = limits.read_limits(read, affinity, machine)
+        else:
+            found = h.Limits(affinity_cpus=affinity, machine_cpus=machine)
+    except h.ProbeParseError as exc:
+        out.warn("cgroup", str(exc))
+        found = h.Limits(affinity_cpus=affinity, machine_cpus=machine)
+    out.put("limits", found, "cgroup" if found.cgroup else "os")
+
+
 def detect(probes: Probes) -> Detection:
     """Describe the machine `probes` look at. Raises only for a bad override (InputError)."""
     out = _Collector(_read_overrides(probes.environ))
@@ -720,6 +797,8 @@ def detect(probes: Probes) -> Detection:
         _probe_nvidia(probes, out, os_name)
     _probe_other_vendors(probes, out, os_name, same_os and not gpus_given)
     _probe_resources(probes, out, os_name)
+    if same_os:
+        _probe_limits(probes, out, os_name)
 
     values = out.values
     host = h.Host(
@@ -742,5 +821,23 @@ def detect(probes: Probes) -> Detection:
         memory_mib=values.get("memory_mib"),
         disk_free_mib=values.get("disk_free_mib"),
         sources={key: out.sources[key] for key in values if key in out.sources},
+        cuda_visible_devices=values.get("cuda_visible_devices"),
+        nvidia_visible_devices=values.get("nvidia_visible_devices"),
+        visible_devices=values.get("visible_devices"),
+        masked_gpus=tuple(values.get("masked_gpus") or ()),
+        limits=values.get("limits"),
     )
-    return Detection(host=host, warnings=tuple(out.warnings))
+    host, notes = visible.with_visibility(host, probes.environ)
+    if "visible_devices" not in host.sources:
+        named = [v for v, value in _visibility_vars(host) if value is not None]
+        host = dataclasses.replace(
+            host, sources={**host.sources, "visible_devices": ", ".join(named) or "every GPU"}
+        )
+    return Detection(host=host, warnings=(*out.warnings, *notes))
+
+
+def _visibility_vars(host: h.Host) -> tuple[tuple[str, str | None], ...]:
+    return (
+        (visible.NVIDIA_VISIBLE_DEVICES, host.nvidia_visible_devices),
+        (visible.CUDA_VISIBLE_DEVICES, host.cuda_visible_devices),
+    )

@@ -1,31 +1,32 @@
-"""Before locking: do the chosen builds exist on the configured indexes?
+"""Before the solve: which candidate builds exist on the configured indexes?
 
-A candidate whose wheel is missing (a mirror lagging behind, a variant never published) is
-rejected with "not on <index URL>" and the solver takes the next best, so a lagging mirror still
-gives a working lock.
+The survey lists the candidates a matrix-only exploration finds, reads the index listings they
+need (in parallel, each once), and returns the ones whose wheels are missing (a mirror lagging
+behind, a variant never published) as an `Availability`: the solver takes it as input, rejects
+those with "not on <index URL>" and chooses once. A lagging mirror still gives a working lock, and
+`resolve --dry-run --check-indexes` gives the same answer as a real run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from packaging.version import Version
 
 from resolver.config import Indexes
-from resolver.errors import NoCompatibleCombination
 from resolver.host.model import Host
 from resolver.index.client import IndexClient
 from resolver.matrix.model import Matrix
 from resolver.matrix.wheeltags import host_floor, wheel_fits
 from resolver.solve.reasons import Reason, Unavailable
 from resolver.solve.request import Request
-from resolver.solve.search import Resolution, explore, solve
+from resolver.solve.search import Resolution, explore
 from resolver.solve.transformers import release_reasons, torch_reasons
 
 
 @dataclass(frozen=True)
-class Requirement:
+class NeededBuild:
     """One build the lock needs: this exact version of `project` on `index_url`."""
 
     project: str
@@ -33,30 +34,55 @@ class Requirement:
     index_url: str
 
 
+@dataclass(frozen=True)
+class Availability:
+    """What the survey found missing, each with why: (torch version, variant) builds and
+    transformers versions. `checked`: whether any index or channel was asked at all."""
+
+    builds: Mapping[tuple[str, str], Reason] = field(default_factory=dict)
+    transformers: Mapping[str, Reason] = field(default_factory=dict)
+    checked: bool = False
+
+    def applied_to(self, request: Request) -> Request:
+        """The request the solver takes: these builds and versions are unavailable."""
+        return replace(
+            request,
+            unavailable={**self.builds, **request.unavailable},
+            unavailable_transformers={**self.transformers, **request.unavailable_transformers},
+        )
+
+    def merged(self, other: Availability) -> Availability:
+        return Availability(
+            {**other.builds, **self.builds},
+            {**other.transformers, **self.transformers},
+            self.checked or other.checked,
+        )
+
+
 def required_builds(
-    resolution: Resolution, indexes: Indexes, packages: tuple[str, ...]
-) -> Iterator[Requirement]:
+    resolution: Resolution, indexes: Indexes, packages: Sequence[str]
+) -> Iterator[NeededBuild]:
     if resolution.local_label:
         torch_index = indexes.variant_url(resolution.variant)
     elif indexes.general is not None:
         torch_index = indexes.general
     else:
         return  # the general index is Poetry's built-in one: nothing we may name to check
-    yield Requirement("torch", resolution.torch, torch_index)
+    yield NeededBuild("torch", resolution.torch, torch_index)
     for name, version in (("torchvision", resolution.torchvision), ("torchaudio", resolution.torchaudio)):
         pin = resolution.pin(version)
         if pin is not None and name in packages:
-            yield Requirement(name, pin, torch_index)
+            yield NeededBuild(name, pin, torch_index)
 
 
 def missing_builds(
     resolution: Resolution,
     indexes: Indexes,
-    packages: tuple[str, ...],
+    packages: Sequence[str],
     client: IndexClient,
     platform: str,
     floor: Version | None = None,
-) -> list[tuple[Requirement, Unavailable]]:
+) -> list[tuple[NeededBuild, Unavailable]]:
     """Builds the lock needs that no index lists for this Python and platform (`floor`: the
     target's glibc or macOS version, which a wheel's manylinux/macosx tag must not exceed)."""
     missing = []
@@ -71,56 +97,35 @@ def missing_builds(
     return missing
 
 
-def solve_available(
-    host: Host,
-    matrix: Matrix,
-    request: Request,
+def check_candidates(
+    candidates: Sequence[Resolution],
     indexes: Indexes,
+    packages: Sequence[str],
     client: IndexClient,
-) -> Resolution:
-    """Solve, then drop candidates whose wheels the indexes lack, until one is complete.
-
-    Raises NoCompatibleCombination (with the "not on <URL>" causes) when none is left.
-    """
-    prefetch_listings(host, matrix, request, indexes, client)
-    unavailable = dict(request.unavailable)
-    unavailable_transformers = {
-        **transformers_missing(
-            matrix, indexes, client, request.python or host.python, host.platform, host_floor(host)
-        ),
-        **request.unavailable_transformers,
-    }
-    while True:
-        resolution = solve(
-            host,
-            matrix,
-            replace(request, unavailable=unavailable, unavailable_transformers=unavailable_transformers),
-        )
-        missing = missing_builds(
-            resolution, indexes, request.packages, client, host.platform, host_floor(host)
-        )
-        if not missing:
-            return _note_skipped_transformers(resolution, matrix, request, unavailable_transformers)
-        _, why = missing[0]
-        unavailable[(str(resolution.release.version), resolution.variant)] = why
-
-
-def prefetch_listings(
-    host: Host, matrix: Matrix, request: Request, indexes: Indexes, client: IndexClient, depth: int = 6
-) -> None:
-    """Fetch, in parallel, the listings the check below will most likely read: the transformers
-    listing and the torch-family listings of the best few candidates' indexes."""
-    wanted: list[tuple[str, str]] = []
-    if indexes.general is not None:
-        wanted.append((indexes.general, "transformers"))
-    try:
-        candidates = explore(host, matrix, request, exhaustive=True).best_first()[:depth]
-    except NoCompatibleCombination:
-        candidates = ()
-    for resolution in candidates:
-        for need in required_builds(resolution, indexes, request.packages):
-            wanted.append((need.index_url, need.project))
-    client.prefetch(wanted)
+    platform: str,
+    floor: Version | None = None,
+    *,
+    until_complete: bool = False,
+    batch: int = 8,
+) -> dict[tuple[str, str], Reason]:
+    """(torch version, variant) -> why, for each candidate whose builds an index lacks. The
+    listings of `batch` candidates are fetched at once. `until_complete`: the candidates come in
+    the solver's order of preference, and the survey stops at the first complete one (the solver
+    will choose it; nothing after it matters)."""
+    unavailable: dict[tuple[str, str], Reason] = {}
+    for start in range(0, len(candidates), batch):
+        chunk = candidates[start : start + batch]
+        wanted = {(n.index_url, n.project) for r in chunk for n in required_builds(r, indexes, packages)}
+        client.prefetch(sorted(wanted))
+        for resolution in chunk:
+            missing = missing_builds(resolution, indexes, packages, client, platform, floor)
+            if not missing:
+                if until_complete:
+                    return unavailable
+                continue
+            _, why = missing[0]
+            unavailable[(str(resolution.release.version), resolution.variant)] = why
+    return unavailable
 
 
 def transformers_missing(
@@ -130,7 +135,7 @@ def transformers_missing(
     python: str | None,
     platform: str | None,
     floor: Version | None = None,
-) -> dict[str, Unavailable]:
+) -> dict[str, Reason]:
     """Transformers releases of the matrix that the general index lacks (one listing request),
     so the solver skips them in a single pass. Nothing is known without a configured index."""
     if indexes.general is None:
@@ -146,7 +151,39 @@ def transformers_missing(
     return {str(row.version): reason for row in matrix.transformers if not present(str(row.version))}
 
 
-def _note_skipped_transformers(
+def survey_indexes(
+    host: Host,
+    matrix: Matrix,
+    request: Request,
+    indexes: Indexes,
+    client: IndexClient,
+    *,
+    until_complete: bool = True,
+) -> Availability:
+    """What the pip indexes lack among the candidates for one host: the transformers listing
+    first (it changes which candidates are valid), then the torch-family listings of the
+    candidates in the solver's order, until the first complete one (`until_complete=False`:
+    all of them, when another source may still rule that one out)."""
+    floor = host_floor(host)
+    transformers = transformers_missing(
+        matrix, indexes, client, request.python or host.python, host.platform, floor
+    )
+    explored = explore(
+        host, matrix, Availability(transformers=transformers).applied_to(request), exhaustive=True
+    )
+    builds = check_candidates(
+        explored.best_first(),
+        indexes,
+        request.packages,
+        client,
+        host.platform,
+        floor,
+        until_complete=until_complete,
+    )
+    return Availability(builds, transformers, checked=True)
+
+
+def note_skipped_transformers(
     resolution: Resolution, matrix: Matrix, request: Request, unavailable: Mapping[str, Reason]
 ) -> Resolution:
     """Say so when a newer transformers that fits was passed over because the index lacks it."""

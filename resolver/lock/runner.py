@@ -1,15 +1,25 @@
-"""The one subprocess wrapper every external tool goes through, so tests can replace it."""
+"""The one subprocess wrapper every external tool goes through, so tests can replace it.
+
+Each child runs in a process group of its own, so an interrupted run (SIGINT, SIGTERM, SIGHUP)
+terminates the whole group (Poetry and anything it started), not just the first process.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import signal
 import subprocess
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from resolver.errors import ExternalToolError, InputError, Location
+
+_GRACE_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -26,28 +36,88 @@ class Runner(Protocol):
     ) -> Completed: ...
 
 
+class _Children:
+    """The process groups this process started and has not reaped: what an interrupt ends."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._live: set[subprocess.Popen[str]] = set()
+        self._closed = False
+
+    def add(self, proc: subprocess.Popen[str]) -> None:
+        """Track `proc`; once the run is stopping, end it at once instead (a worker thread must
+        not start Poetry after the interrupt ended the others)."""
+        with self._guard:
+            if not self._closed:
+                self._live.add(proc)
+                return
+        _end_group(proc)
+        raise ExternalToolError(f"{proc.args!r} not run: the run was interrupted")
+
+    def discard(self, proc: subprocess.Popen[str]) -> None:
+        with self._guard:
+            self._live.discard(proc)
+
+    def terminate_all(self) -> None:
+        """End every child's process group; no new child starts after this."""
+        with self._guard:
+            self._closed = True
+            live = list(self._live)
+        for proc in live:
+            _end_group(proc)
+
+
+CHILDREN = _Children()
+
+
+def _end_group(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM the child's process group, then SIGKILL what is left after a grace period."""
+    if proc.poll() is not None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)  # a grandchild may outlive the leader
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=_GRACE_S)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
 def run_subprocess(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout: float) -> Completed:
     """Run a program and capture its output; a missing program or a timeout is an ExternalToolError.
     `STACK_RESOLVER_TOOL_TIMEOUT` (seconds, in `env`) replaces the caller's `timeout`."""
     timeout = tool_timeout(env, timeout)
     try:
-        proc = subprocess.run(
+        proc = subprocess.Popen(
             list(argv),
             cwd=cwd,
             env=dict(env),
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
         )
     except FileNotFoundError:
         raise ExternalToolError(
             f"cannot run {argv[0]}: program not found", hint="install it, or run through `nox -s resolve`"
         ) from None
+    CHILDREN.add(proc)  # raises (the child ended) when the run is being interrupted
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        _end_group(proc)
+        proc.communicate()
         raise _timed_out(argv, timeout) from None
-    return Completed(tuple(argv), proc.returncode, proc.stdout, proc.stderr)
+    except BaseException:
+        _end_group(proc)
+        with contextlib.suppress(Exception):
+            proc.communicate(timeout=_GRACE_S)
+        raise
+    finally:
+        CHILDREN.discard(proc)
+    return Completed(tuple(argv), proc.returncode, stdout, stderr)
 
 
 TOOL_TIMEOUT = "STACK_RESOLVER_TOOL_TIMEOUT"
@@ -76,5 +146,5 @@ def tool_timeout(env: Mapping[str, str], default: float) -> float:
 def _timed_out(argv: Sequence[str], timeout: float) -> ExternalToolError:
     return ExternalToolError(
         f"{' '.join(argv[:3])} did not finish within {timeout:.0f} s",
-        hint="check the network and the index URLs, or raise STACK_RESOLVER_TOOL_TIMEOUT",
+        hint=f"check the network and the index URLs, or raise {TOOL_TIMEOUT} (seconds)",
     )

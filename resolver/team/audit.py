@@ -281,9 +281,19 @@ def with_package_diffs(
                 for name in (PYPROJECT, LOCKFILE, "resolution.json"):
                     if (source / name).exists():
                         shutil.copy2(source / name, scratch_envs / target.name / name)
-        scratch_team = dataclasses.replace(team, path=scratch_envs / "team.toml")
         extra = parse_proposal(audit.proposal)
-        lock_team(valid, matrix, tighten(base, extra), scratch_team, indexes, client, tool=tool)
+        # The scratch copy is this run's own: no envs/ lock, no recovery, nothing of envs/ written.
+        lock_team(
+            valid,
+            matrix,
+            tighten(base, extra),
+            team.packages,
+            ("poetry",),
+            scratch_envs,
+            indexes,
+            client,
+            tool=tool,
+        )
         updated = []
         for item in audit.targets:
             if item.status == BROKEN:

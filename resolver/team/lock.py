@@ -1,8 +1,10 @@
 """`stack-resolver lock`: lock every target of the team, in parallel, all or nothing.
 
-Every target is staged first (Poetry runs in scratch folders, several at once); only when all
-succeeded are the files committed, each with an atomic rename, and `envs/team.lock.json` last.
-A failure anywhere leaves every file of `envs/` as it was. Unchanged inputs rewrite nothing.
+One survey of the indexes and channels for every target, one team solve, then every target goes
+through the same staging path as `resolve` (resolver/lock/target.py, every format of the team
+file), its locks made in parallel. Only when all succeeded are the files committed, every
+target's and `envs/team.lock.json` together (resolver/lock/commit.py). A failure anywhere leaves
+every file of `envs/` as it was. Unchanged inputs rewrite nothing.
 """
 
 from __future__ import annotations
@@ -16,34 +18,31 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tomlkit
 from packaging.version import InvalidVersion, Version
 
 from resolver import files
-from resolver.config import Indexes, TeamConfig
+from resolver.config import Indexes
 from resolver.errors import InputError, Location
-from resolver.explain.render import resolution_json
-from resolver.fsutil import atomic_write_bytes, sweep_stale_temps
-from resolver.index.availability import missing_builds, transformers_missing
+from resolver.index.availability import Availability, check_candidates, transformers_missing
 from resolver.index.client import IndexClient
-from resolver.lock.environment import (
-    Staged,
-    Written,
-    check_lock_hashes,
-    commit,
-    environment_spec,
-    index_bound_requirements,
-    previous_record,
-    stage_environment,
-)
+from resolver.lock import target as stage
+from resolver.lock.commit import commit
 from resolver.lock.poetry.tool import LOCKFILE, PoetryTool, lock_in_staging
+from resolver.lock.record import read_bytes, resolution_record
+from resolver.lock.runner import CHILDREN
+from resolver.lock.survey import survey_channels
 from resolver.matrix.model import Matrix
+from resolver.matrix.wheeltags import host_floor
 from resolver.solve.reasons import Reason
 from resolver.solve.request import Request
-from resolver.team.solve import Target, TeamResolution, solve_team
-from resolver.workflows import envs_dir_for
+from resolver.solve.search import explore
+from resolver.team.solve import Target, TeamResolution, solve_team, target_request
+
+if TYPE_CHECKING:
+    from resolver.lock.conda import CondaSettings
 
 TEAM_LOCK = "team.lock.json"
 
@@ -51,35 +50,62 @@ TEAM_LOCK = "team.lock.json"
 def team_json(resolution: TeamResolution, indexes: Indexes) -> dict[str, Any]:
     targets = {}
     for name, res in sorted(resolution.targets.items()):
-        entry = resolution_json(res, indexes.variant_url(res.variant) if res.local_label else None)
-        entry.pop("rejected")
-        targets[name] = entry
+        targets[name] = resolution_record(res, indexes.variant_url(res.variant) if res.local_label else None)
     return {"versions": dict(resolution.versions), "targets": targets}
+
+
+@dataclass(frozen=True)
+class TeamAvailability:
+    """The survey for a team: transformers versions missing for all, builds missing per target."""
+
+    shared: Availability
+    per_target: Mapping[str, Mapping[tuple[str, str], Reason]]
+
+
+def survey_team(
+    targets: Sequence[Target],
+    matrix: Matrix,
+    base: Request,
+    formats: Sequence[str],
+    indexes: Indexes,
+    client: IndexClient,
+    conda: CondaSettings | None,
+) -> TeamAvailability:
+    """Every candidate build of every target, checked once (listings fetched in parallel)."""
+    shared = Availability(checked=True)
+    per_target: dict[str, dict[tuple[str, str], Reason]] = {t.name: {} for t in targets}
+    if "poetry" in formats:
+        shared = Availability(
+            transformers=transformers_missing(matrix, indexes, client, None, None), checked=True
+        )
+    if "conda" in formats and conda is not None:
+        for target in targets:
+            found = survey_channels(target.host, matrix, base.packages, conda)
+            per_target[target.name].update(found.builds)
+            shared = shared.merged(Availability(transformers=found.transformers))
+    if "poetry" in formats:
+        for target in targets:
+            request = shared.applied_to(target_request(base, target))
+            candidates = explore(target.host, matrix, request, exhaustive=True).best_first()
+            missing = check_candidates(
+                candidates, indexes, base.packages, client, target.host.platform, host_floor(target.host)
+            )
+            per_target[target.name] = {**missing, **per_target[target.name]}
+    return TeamAvailability(shared, per_target)
 
 
 def solve_team_available(
     targets: Sequence[Target],
     matrix: Matrix,
     base: Request,
+    formats: Sequence[str],
     indexes: Indexes,
     client: IndexClient,
-    packages: tuple[str, ...],
+    conda: CondaSettings | None = None,
 ) -> TeamResolution:
-    """The newest version set whose every build exists on the configured indexes: a build a
-    target's index lacks is dropped for that target and the team is solved again."""
-    missing_tf = transformers_missing(matrix, indexes, client, None, None)
-    base = dataclasses.replace(base, unavailable_transformers={**missing_tf, **base.unavailable_transformers})
-    unavailable: dict[str, dict[tuple[str, str], Reason]] = {}
-    while True:
-        resolution = solve_team(targets, matrix, base, unavailable)
-        found = False
-        for target in targets:
-            res = resolution.targets[target.name]
-            for _, why in missing_builds(res, indexes, packages, client, target.host.platform):
-                unavailable.setdefault(target.name, {})[(str(res.release.version), res.variant)] = why
-                found = True
-        if not found:
-            return resolution
+    """The newest version set whose every build exists on the configured indexes and channels."""
+    found = survey_team(targets, matrix, base, formats, indexes, client, conda)
+    return solve_team(targets, matrix, found.shared.applied_to(base), found.per_target)
 
 
 class SharedLocker:
@@ -118,9 +144,16 @@ class SharedLocker:
 
 
 @dataclass(frozen=True)
+class TargetWritten:
+    directory: Path
+    reused: bool
+    changed: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class TeamLockOutcome:
     resolution: TeamResolution
-    written: tuple[Written, ...]
+    written: tuple[TargetWritten, ...]
     team_file_changed: bool
 
 
@@ -128,76 +161,80 @@ def lock_team(
     targets: Sequence[Target],
     matrix: Matrix,
     base: Request,
-    team: TeamConfig,
+    packages: Sequence[str],
+    formats: Sequence[str],
+    envs: Path,
     indexes: Indexes,
     client: IndexClient,
     *,
     tool: PoetryTool | None = None,
+    conda: CondaSettings | None = None,
     jobs: int | None = None,
 ) -> TeamLockOutcome:
-    tool = tool or PoetryTool(environ=dict(os.environ))
-    sweep_stale_temps(envs_dir_for(team))
-    resolution = solve_team_available(targets, matrix, base, indexes, client, team.packages)
-    envs = envs_dir_for(team)
-    poetry_version = tool.version()
+    formats = stage.check_formats(formats)
+    for target in targets:
+        stage.check_target_name(target.name, "team target")
+    resolution = solve_team_available(targets, matrix, base, formats, indexes, client, conda)
+    lockers = stage.Lockers(conda=conda)
+    if "poetry" in formats:
+        tool = tool or PoetryTool(environ=dict(os.environ))
+        lockers = dataclasses.replace(lockers, poetry_version=tool.version(), poetry=SharedLocker(tool))
 
-    # Index look-ups (listings, PEP 658 metadata) run here, one thread; only Poetry runs in parallel.
-    specs = {}
+    # Index look-ups (listings, PEP 658 metadata) run here, one thread; only the lockers run in parallel.
+    prepared = []
     for target in targets:
         res = resolution.targets[target.name]
-        index_url = indexes.variant_url(res.variant) if res.local_label else None
-        bound = (
-            index_bound_requirements(res, matrix, client, index_url, target.host.platform)
-            if index_url is not None
-            else []
-        )
-        owned = previous_record(envs / target.name).get("owned_dependencies", [])
-        specs[target.name] = environment_spec(
+        plan = stage.LockPlan(
             target.name,
-            res,
-            team.packages,
-            indexes,
-            bound,
-            frozenset(str(n) for n in owned) if isinstance(owned, list) else frozenset(),
-        )
-
-    def stage(target: Target) -> Staged:
-        res = resolution.targets[target.name]
-        index_url = indexes.variant_url(res.variant) if res.local_label else None
-        return stage_environment(
-            envs / target.name,
+            stage.target_directory(envs, target.name),
             target.host,
-            matrix,
             res,
-            specs[target.name],
-            index_url,
-            tool,
-            poetry_version,
-            locker=locker,
+            indexes.variant_url(res.variant) if res.local_label else None,
         )
-
-    locker = SharedLocker(tool)
+        prepared.append(stage.prepare(plan, matrix, formats, packages, indexes, client, lockers))
 
     workers = max(1, min(jobs or os.cpu_count() or 1, len(targets)))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        staged = list(pool.map(stage, targets))
-    # The index client is not shared across threads: the hash check runs here, before the commit.
-    for target, stage_result in zip(targets, staged, strict=True):
-        if LOCKFILE in stage_result.files:
-            check_lock_hashes(stage_result.files[LOCKFILE], specs[target.name], client)
-    written = commit(staged)
+        try:
+            locked = list(pool.map(lambda item: stage.lock(item, lockers), prepared))
+        except BaseException:
+            # Interrupted or failed: end every Poetry still running, so the pool's shutdown
+            # does not wait for them (their staging folders go with them).
+            pool.shutdown(wait=False, cancel_futures=True)
+            CHILDREN.terminate_all()
+            raise
+    # The index client is not shared across threads: the hash checks run here, before the commit.
+    staged = [stage.finish(item, matrix, client) for item in locked]
+
     summary = team_json(resolution, indexes)
-    for target, item in zip(targets, written, strict=True):
-        lock_path = item.directory / LOCKFILE
-        summary["targets"][target.name]["files"] = sorted(
-            p.name for p in item.directory.iterdir() if p.is_file() and not p.name.startswith(".")
+    files: dict[Path, bytes] = {}
+    for target, item in zip(targets, staged, strict=True):
+        for name, data in item.files.items():
+            files[item.directory / name] = data
+        on_disk = (
+            {p.name for p in item.directory.iterdir() if p.is_file() and not p.name.startswith(".")}
+            if item.directory.is_dir()
+            else set()
         )
-        summary["targets"][target.name]["lock_sha256"] = hashlib.sha256(lock_path.read_bytes()).hexdigest()
-        summary["targets"][target.name]["members"] = target.members
-    changed = atomic_write_bytes(
-        envs / TEAM_LOCK, (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode()
+        entry = summary["targets"][target.name]
+        entry["files"] = sorted(on_disk | set(item.files))
+        for key, name in (("lock_sha256", LOCKFILE), ("conda_lock_sha256", stage.CONDA_LOCKFILE)):
+            found = item.files[name] if name in item.files else read_bytes(item.directory / name)
+            if found is not None and name in entry["files"]:
+                entry[key] = hashlib.sha256(found).hexdigest()
+        entry["members"] = target.members
+    team_file = envs / TEAM_LOCK
+    files[team_file] = (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode()
+    changed = set(commit(envs, files))
+    written = tuple(
+        TargetWritten(
+            item.directory,
+            item.reused,
+            tuple(name for name in item.files if item.directory / name in changed),
+        )
+        for item in staged
     )
-    return TeamLockOutcome(resolution, tuple(written), changed)
+    return TeamLockOutcome(resolution, written, team_file in changed)
 
 
 def render_team(resolution: TeamResolution, targets: Sequence[Target]) -> str:

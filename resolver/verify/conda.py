@@ -33,7 +33,7 @@ from resolver.errors import ExternalToolError, InputError, Location
 from resolver.host.model import Host
 from resolver.index.client import IndexClient
 from resolver.lock.conda import CONDA_LOCKFILE, INSTALL_HINT, check_lockfile
-from resolver.lock.environment import RESOLUTION
+from resolver.lock.record import RESOLUTION
 from resolver.lock.runner import Runner, run_subprocess
 from resolver.matrix.load import load_conda_facts
 from resolver.matrix.model import variant_cuda, variant_kind
@@ -214,7 +214,7 @@ def read_conda_expectations(directory: Path, host: Host) -> CondaExpectations:
             recorded_sha if isinstance(recorded_sha, str) else None,
             hashlib.sha256(lock_path.read_bytes()).hexdigest(),
         ),
-        host_gpus=len(host.nvidia_gpus),
+        host_gpus=len(host.cuda_devices),
     )
 
 

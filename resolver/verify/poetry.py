@@ -26,9 +26,10 @@ from resolver.config import load_toml
 from resolver.errors import ExternalToolError, InputError, Location
 from resolver.host.model import Host
 from resolver.index.client import IndexClient
-from resolver.lock.environment import CONDA_LOCKFILE, RESOLUTION, target_name_for
 from resolver.lock.poetry.tool import LOCKFILE, PoetryTool
+from resolver.lock.record import RESOLUTION
 from resolver.lock.runner import Runner, run_subprocess
+from resolver.lock.target import CONDA_LOCKFILE, target_name_for
 from resolver.matrix.model import variant_cuda, variant_kind
 from resolver.matrix.wheeltags import wheel_fits
 from resolver.verify import smoke
@@ -70,7 +71,7 @@ class Expectations:
     locked: Mapping[str, str]
     #: package -> version in resolution.json (None where the resolution pins nothing)
     resolved: Mapping[str, str | None]
-    host_gpus: int
+    host_gpus: int  # devices CUDA will see (CUDA_VISIBLE_DEVICES, MIG), not every GPU
 
     @property
     def gpu_target(self) -> bool:
@@ -197,7 +198,7 @@ def read_expectations(directory: Path, host: Host) -> Expectations:
         cuda=None if cuda is None else str(cuda),
         locked=locked,
         resolved=resolved,
-        host_gpus=len(host.nvidia_gpus),
+        host_gpus=len(host.cuda_devices),
     )
 
 

@@ -1,5 +1,10 @@
-"""Poetry reads the indexes through the tool's HTTP cache: online runs fill it, `--offline` runs
-use nothing else.
+"""Opt-in: Poetry reads the indexes through the tool's HTTP cache. Used only by `--offline` runs
+(Poetry then sees nothing but the cache) and when `STACK_RESOLVER_MIRROR=1` asks for it (online:
+the tool's retries and cache, and fetching ahead of Poetry). Every other lock lets Poetry talk to
+the index itself. `poetry_tool` is the one switch.
+
+The mirror forwards only to the index hosts the pyproject's sources name, and to the hosts their
+pages link files from; any other URL is refused.
 
 `IndexMirror` is a read-only HTTP server on loopback (127.0.0.1, an ephemeral port, always stopped
 on exit). Poetry locks a staging copy of the pyproject whose source URLs point at it; every page
@@ -68,6 +73,18 @@ class IndexMirror:
         self._clients: list[IndexClient] = []
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
+        # hosts it forwards to: the configured sources' hosts, and hosts their pages link to
+        self._hosts: set[str] = set()
+
+    def allow(self, upstream: str) -> None:
+        netloc = urllib.parse.urlsplit(upstream).netloc
+        if netloc:
+            with self._lock:
+                self._hosts.add(netloc.lower())
+
+    def allowed(self, upstream: str) -> bool:
+        with self._lock:
+            return urllib.parse.urlsplit(upstream).netloc.lower() in self._hosts
 
     @property
     def offline(self) -> bool:
@@ -204,6 +221,8 @@ class IndexMirror:
         upstream = self.upstream_for(target)
         if upstream is None:
             return 404, b"not a mirrored URL\n", {}
+        if not self.allowed(upstream):
+            return 403, b"not a configured index host\n", {}
         path = urllib.parse.urlsplit(upstream).path
         try:
             if path.endswith(".metadata"):
@@ -242,11 +261,14 @@ class IndexMirror:
             files = data.get("files", []) if isinstance(data, dict) else []
             for item in files:
                 if isinstance(item, dict) and isinstance(item.get("url"), str):
-                    item["url"] = self.url_for(urllib.parse.urljoin(page_url, item["url"]))
+                    absolute = urllib.parse.urljoin(page_url, item["url"])
+                    self.allow(absolute)
+                    item["url"] = self.url_for(absolute)
             return json.dumps(data), not files
 
         def link(match: re.Match[str]) -> str:
             href = urllib.parse.urljoin(page_url, html.unescape(match.group(3)))
+            self.allow(href)
             quote = match.group(2)
             return f"{match.group(1)}{quote}{html.escape(self.url_for(href), quote=True)}{quote}"
 
@@ -370,6 +392,7 @@ def _mirrored_pyproject(text: str, mirror: IndexMirror) -> tuple[str, dict[str, 
     for source in sources:
         url = source.get("url")
         if isinstance(url, str):
+            mirror.allow(url)
             mirrored = mirror.url_for(url)
             if mirrored != url:
                 mapping[url] = mirrored
@@ -389,7 +412,8 @@ class MirroredRunner:
         self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout: float
     ) -> Completed:
         pyproject = cwd / PYPROJECT
-        if not pyproject.is_file():
+        if "lock" not in argv or not pyproject.is_file():
+            # Only `poetry lock` reads the index; `poetry check --lock` must see the real sources.
             return self.inner(argv, cwd=cwd, env=env, timeout=timeout)
         original = pyproject.read_text(encoding="utf-8")
         mirrored, mapping = _mirrored_pyproject(original, self.mirror)
@@ -451,3 +475,22 @@ def mirrored_tool(client: IndexClient, tool: PoetryTool) -> Iterator[PoetryTool]
     """`tool`, with Poetry's index traffic going through the cache for as long as this lasts."""
     with IndexMirror(client) as mirror:
         yield dataclasses.replace(tool, runner=MirroredRunner(mirror, tool.runner))
+
+
+MIRROR_SWITCH = "STACK_RESOLVER_MIRROR"
+
+
+def mirror_wanted(environ: Mapping[str, str], *, offline: bool) -> bool:
+    """The one switch: `--offline`, or `STACK_RESOLVER_MIRROR=1`."""
+    return offline or environ.get(MIRROR_SWITCH, "").strip() == "1"
+
+
+@contextlib.contextmanager
+def poetry_tool(client: IndexClient, environ: Mapping[str, str], *, offline: bool) -> Iterator[PoetryTool]:
+    """The Poetry every lock runs: through the mirror only when `mirror_wanted`."""
+    tool = PoetryTool(environ=dict(environ))
+    if not mirror_wanted(environ, offline=offline):
+        yield tool
+        return
+    with mirrored_tool(client, tool) as mirrored:
+        yield mirrored

@@ -119,17 +119,17 @@ def _hint_for(output: str) -> str:
 
 
 def lock_in_staging(pyproject_text: str, previous_lock: bytes | None, tool: PoetryTool) -> bytes:
-    """Lock `pyproject_text` with Poetry in a scratch folder and return the new poetry.lock bytes.
-    The folder is in the system's temporary directory, never in envs/, so even a killed run
-    leaves nothing behind in the team's repository."""
+    """Lock `pyproject_text` with Poetry in a scratch folder, check the result with `poetry check
+    --lock`, and return the new poetry.lock bytes. The folder is in the system's temporary
+    directory, never in envs/, and is removed however the run ends."""
     staging = Path(tempfile.mkdtemp(prefix="stack-resolver-staging-"))
     try:
         (staging / PYPROJECT).write_text(pyproject_text, encoding="utf-8")
         if previous_lock is not None:
             (staging / LOCKFILE).write_bytes(previous_lock)
-        # `poetry check --lock` is asserted by the tests on every lock written; running it here
-        # would start Poetry a second time for a lock Poetry has just made consistent.
         tool.run(["lock"], staging)
+        # What the record vouches for at commit: Poetry itself agrees the lock fits the pyproject.
+        tool.run(["check", "--lock"], staging)
         return (staging / LOCKFILE).read_bytes()
     finally:
         shutil.rmtree(staging, ignore_errors=True)
