@@ -29,13 +29,17 @@ def _every_byte(*roots: Path) -> dict[str, bytes]:
 
 @pytest.mark.e2e
 @pytest.mark.skipif(not poetry_available(), reason="Poetry is not installed in this interpreter")
+@pytest.mark.parametrize("mirror", ["direct", "mirror"])
 def test_resolve_with_credentials_in_the_url_writes_and_prints_no_secret(
-    tmp_path: Path, fixture_wheels: BuiltCatalog
+    tmp_path: Path, fixture_wheels: BuiltCatalog, mirror: str
 ) -> None:
+    """Poetry talking to the index itself (the default) gets the credentials through its own
+    per-source variables; through the tool's mirror (`STACK_RESOLVER_MIRROR=1`) the tool sends them."""
     with FixtureIndex(fixture_wheels, basic_auth=(USER, SECRET)) as index:
         base_url = index.base_url
         write_project(tmp_path, 'packages = ["torchvision"]\n')
         env = loopback_env(tmp_path, index)
+        env["STACK_RESOLVER_MIRROR"] = "1" if mirror == "mirror" else "0"
         authed = index.base_url.replace("http://", f"http://{USER}:{SECRET}@")
         env["STACK_RESOLVER_PYTORCH_INDEX"] = f"{authed}/whl/{{variant}}/simple"
         env["STACK_RESOLVER_INDEX_URL"] = index.url().replace("http://", f"http://{USER}:{SECRET}@")

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from resolver.cli import main
 from resolver.errors import InputError
-from resolver.lock.environment import previous_record
+from resolver.lock.record import previous_record
 from resolver.verify.poetry import _record as verify_record
 
 DATA = Path(__file__).parent / "data"

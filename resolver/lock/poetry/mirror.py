@@ -46,7 +46,7 @@ import requests
 import tomlkit
 
 from resolver.errors import ExternalToolError
-from resolver.index.client import JSON_TYPE, IndexClient
+from resolver.index.client import JSON_TYPE, HttpPolicy, IndexClient
 from resolver.index.credentials import poetry_environment
 from resolver.lock.poetry.prefetch import prefetch_for_poetry
 from resolver.lock.poetry.tool import LOCKFILE, PYPROJECT, PoetryTool
@@ -91,18 +91,7 @@ class IndexMirror:
         return self._template.offline
 
     def direct_environment(self, pyproject: Mapping[str, Any]) -> dict[str, str]:
-        """What Poetry needs to talk to the pyproject's sources itself (not through the mirror):
-        their credentials in its per-source variables, and the CA certificates the tool uses."""
-        sources = pyproject.get("tool", {}).get("poetry", {}).get("source", [])
-        urls = {
-            str(s["name"]): str(s["url"])
-            for s in sources
-            if isinstance(s, dict) and isinstance(s.get("name"), str) and isinstance(s.get("url"), str)
-        }
-        env = poetry_environment(urls, self._template.policy.credentials)
-        if self._template.policy.ca_bundle is not None:
-            env["REQUESTS_CA_BUNDLE"] = self._template.policy.ca_bundle
-        return env
+        return direct_environment(pyproject, self._template.policy)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -480,6 +469,41 @@ def mirrored_tool(client: IndexClient, tool: PoetryTool) -> Iterator[PoetryTool]
 MIRROR_SWITCH = "STACK_RESOLVER_MIRROR"
 
 
+def direct_environment(pyproject: Mapping[str, Any], policy: HttpPolicy) -> dict[str, str]:
+    """What Poetry needs to talk to the pyproject's sources itself (not through the mirror):
+    their credentials in its per-source variables, and the CA certificates the tool uses."""
+    sources = pyproject.get("tool", {}).get("poetry", {}).get("source", [])
+    urls = {
+        str(s["name"]): str(s["url"])
+        for s in sources
+        if isinstance(s, dict) and isinstance(s.get("name"), str) and isinstance(s.get("url"), str)
+    }
+    env = poetry_environment(urls, policy.credentials)
+    if policy.ca_bundle is not None:
+        env["REQUESTS_CA_BUNDLE"] = policy.ca_bundle
+    return env
+
+
+@dataclass(frozen=True)
+class CredentialedRunner:
+    """A `Runner` for Poetry talking to the indexes itself: the credentials the tool holds (in
+    memory only) reach it through its per-source variables, never through pyproject.toml."""
+
+    inner: Runner
+    policy: HttpPolicy
+
+    def __call__(
+        self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout: float
+    ) -> Completed:
+        pyproject = cwd / PYPROJECT
+        if pyproject.is_file():
+            env = {
+                **env,
+                **direct_environment(tomllib.loads(pyproject.read_text(encoding="utf-8")), self.policy),
+            }
+        return self.inner(argv, cwd=cwd, env=env, timeout=timeout)
+
+
 def mirror_wanted(environ: Mapping[str, str], *, offline: bool) -> bool:
     """The one switch: `--offline`, or `STACK_RESOLVER_MIRROR=1`."""
     return offline or environ.get(MIRROR_SWITCH, "").strip() == "1"
@@ -490,7 +514,7 @@ def poetry_tool(client: IndexClient, environ: Mapping[str, str], *, offline: boo
     """The Poetry every lock runs: through the mirror only when `mirror_wanted`."""
     tool = PoetryTool(environ=dict(environ))
     if not mirror_wanted(environ, offline=offline):
-        yield tool
+        yield dataclasses.replace(tool, runner=CredentialedRunner(tool.runner, client.policy))
         return
     with mirrored_tool(client, tool) as mirrored:
         yield mirrored
