@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from resolver import __version__
 from resolver.errors import ExitCode, InputError, NoCompatibleCombination, ResolverError
+from resolver.index.credentials import redact
 
 if TYPE_CHECKING:
     from typing import TypeAlias
@@ -37,6 +38,17 @@ class _ArgumentParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise InputError(f"{self.prog}: {message}", hint=f"run `{self.prog} --help`")
+
+
+def _positive_int(text: str) -> int:
+    """A count of at least 1 (`--jobs`): 0 or -1 would lock nothing, or mean something unstated."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return value
 
 
 def _add_host_args(parser: argparse.ArgumentParser) -> None:
@@ -117,7 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     lock = commands.add_parser("lock", help="one version set for every target of the team; lock them all")
     _add_solve_args(lock)
     _add_write_args(lock, "the team's version set")
-    lock.add_argument("--jobs", type=int, metavar="N", help="targets locked at once (default: CPU count)")
+    lock.add_argument(
+        "--jobs", type=_positive_int, metavar="N", help="targets locked at once (default: CPU count)"
+    )
     lock.add_argument(
         "--check", action="store_true", help="write nothing; exit 5 when any target's lock is stale"
     )
@@ -268,7 +282,7 @@ def cmd_detect(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from resolver.host.render import render_host
 
     if args.host is not None:
-        host = read_host_file(args.host)
+        host = probes.with_overrides(read_host_file(args.host), os.environ)
         detection = probes.Detection(host=host, warnings=())
     else:
         detection = probes.detect(probes.Probes.system(Path.cwd()))
@@ -472,7 +486,7 @@ def cmd_audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     result = audit.audit_team(targets, matrix, request, args.specs, current)
     if not args.no_lock:
         indexes = effective_indexes(team, os.environ, default_pip_config_files(os.environ))
-        client = make_client(os.environ, offline=args.offline)
+        client = make_client(os.environ, offline=args.offline, indexes=indexes)
         from resolver import progress
 
         with progress.step("audit: scratch locks of the proposal"):
@@ -592,7 +606,7 @@ def _matrix_refresh(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         proposal = refresh.propose(
             args.matrix or default_matrix_dir(),
             indexes,
-            make_client(os.environ, offline=args.offline),
+            make_client(os.environ, offline=args.offline, indexes=indexes),
             today=date.today(),
             only=only,
             extra_variants=extra_variants,
@@ -934,13 +948,21 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
             err.write(explain.render_failure(exc))
         return exc.exit_code
     except ResolverError as exc:
-        err.write(f"error: {exc.render()}\n")
+        # Credentials never reach a message, whatever a tool or an index echoed back.
+        err.write(f"error: {redact(exc.render())}\n")
         if _wants_json(argv):
             kind = exc.exit_code.name.lower()
             out.write(
-                json.dumps({"error": exc.render(), "kind": kind, "exit_code": int(exc.exit_code)}) + "\n"
+                json.dumps({"error": redact(exc.render()), "kind": kind, "exit_code": int(exc.exit_code)})
+                + "\n"
             )
         return exc.exit_code
+    except OSError as exc:
+        # A file operation outside the one read and write paths (a folder the run creates):
+        # still one line naming the file, never a traceback.
+        where = f"{exc.filename}: " if exc.filename else ""
+        err.write(f"error: {where}{exc.strerror or exc}; nothing was half-written.\n")
+        return ExitCode.EXTERNAL_FAILURE
     except KeyboardInterrupt:
         from resolver.lock.runner import CHILDREN
 

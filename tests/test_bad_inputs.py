@@ -4,7 +4,8 @@
 Each directory under tests/data/bad_inputs/ is one case:
 - `args.txt`: the command line after `stack-resolver`, shell-split, run in (a copy of) the case
   directory, so paths in it are relative to the case. Lines `# must name: TEXT` list what the
-  message must contain (the file, `file:line`, the `[key]`, the flag, the bad value);
+  message must contain (the file, `file:line`, the `[key]`, the flag, the bad value); lines
+  `# env: NAME=VALUE` set a variable for the run;
 - the input files the command reads (host JSON, team.toml, a matrix directory, ...);
 - `expected.txt`: the exact stderr, with the case directory written as `{case}`.
 
@@ -31,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CASES = sorted(p for p in (Path(__file__).parent / "data" / "bad_inputs").iterdir() if p.is_dir())
 UPDATE = os.environ.get("STACK_RESOLVER_UPDATE_SNAPSHOTS") == "1"
 NAME_PREFIX = "# must name:"
+ENV_PREFIX = "# env:"
 # argparse quotes the choices of an invalid choice differently across Python versions
 # ("choose from 'a', 'b'" up to 3.12.7, "choose from a, b" after): compare them unquoted.
 _CHOICES = re.compile(r"\(choose from ([^)]*)\)")
@@ -66,7 +68,12 @@ def _run(case: Path, tmp_path: Path) -> tuple[int, str, list[str]]:
     argv = shlex.split("\n".join(line for line in lines if not line.startswith("#")))
     home = tmp_path / "home"
     home.mkdir()
-    result = run_cli(workdir, _environment(home), *argv, timeout=120)
+    env = _environment(home)
+    for line in lines:
+        if line.startswith(ENV_PREFIX):
+            name, _, value = line[len(ENV_PREFIX) :].strip().partition("=")
+            env[name] = value
+    result = run_cli(workdir, env, *argv, timeout=120)
     stderr = result.stderr.replace(str(workdir.resolve()), "{case}").replace(str(workdir), "{case}")
     return result.returncode, stderr, names
 
@@ -87,7 +94,8 @@ def test_bad_input(case: Path, tmp_path: Path) -> None:
     assert "Traceback" not in stderr, stderr
     assert code == 2, (code, stderr)
     assert _stable(stderr) == _stable(expected_file.read_text(encoding="utf-8"))
-    lines = stderr.splitlines()
+    # `project: ROOT (envs/team.toml here)` names the project in use: information, not the error
+    lines = [line for line in stderr.splitlines() if not line.startswith("project: ")]
     assert stderr.endswith("\n") and lines and lines[0].startswith("error: "), stderr
     if len(lines) > 1:
         # Only a malformed matrix reports several problems: one line each, each naming its file.

@@ -164,8 +164,11 @@ def test_policy_from_the_environment_and_the_readme_agree() -> None:
     ) == HttpPolicy(timeout=2.5, retries=5, backoff=0.25, max_backoff=4.0)
     with pytest.raises(InputError, match="STACK_RESOLVER_HTTP_RETRIES"):
         HttpPolicy.from_environ({"STACK_RESOLVER_HTTP_RETRIES": "many"})
-    with pytest.raises(InputError, match="must not be negative"):
-        HttpPolicy.from_environ({"STACK_RESOLVER_HTTP_TIMEOUT": "-1"})
+    with pytest.raises(InputError, match="must be 0 or more"):
+        HttpPolicy.from_environ({"STACK_RESOLVER_HTTP_RETRIES": "-1"})
+    for no_deadline in ("-1", "0", "inf", "nan"):  # issue 17: "0" was a traceback
+        with pytest.raises(InputError, match="must be more than 0 seconds"):
+            HttpPolicy.from_environ({"STACK_RESOLVER_HTTP_TIMEOUT": no_deadline})
     text = " ".join(INDEX_DOCS.read_text(encoding="utf-8").split())
     for variable, value in (
         ("STACK_RESOLVER_HTTP_TIMEOUT", f"default {default.timeout:g}"),

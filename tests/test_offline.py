@@ -13,6 +13,7 @@ byte-identical to the online one.
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from pathlib import Path
@@ -180,9 +181,22 @@ PAGES = {
 class _Response:
     def __init__(self, body: str, content_type: str) -> None:
         self.status_code = 200
-        self.content = body.encode()
+        self.raw = _Body(body.encode())
         self.headers = {"Content-Type": content_type}
         self.encoding = "utf-8"
+
+    def __enter__(self) -> _Response:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+class _Body(io.BytesIO):
+    """What a streamed response reads from (urllib3's `read1` takes `decode_content`)."""
+
+    def read1(self, size: int = -1, decode_content: bool | None = None) -> bytes:
+        return super().read1(size)
 
 
 class _Session:

@@ -31,6 +31,7 @@ from typing import Any, Literal
 import tomlkit
 import tomlkit.exceptions
 
+from resolver import files
 from resolver.errors import ConfigError, Location
 from resolver.host.model import ComputeCapability, DriverVersion, Host
 
@@ -159,16 +160,7 @@ def requirements_from_mapping(data: Any, origin: str) -> Requirements:
 def read_requirements(path: Path) -> Requirements:
     """The `[requirements]` table of a TOML file (`envs/team.toml`); none when it has no table."""
     origin = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(
-            "requirements file not found", location=Location(origin), hint="check the --requirements path"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(
-            f"cannot read: {exc}", location=Location(origin), hint="is it a TOML file?"
-        ) from None
+    text = files.read_text(path, "requirements file", error=ConfigError, hint="check the --requirements path")
     try:
         document = tomlkit.parse(text).unwrap()
     except tomlkit.exceptions.ParseError as exc:

@@ -13,10 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from resolver import files
 from resolver.errors import HostFileError, Location
+from resolver.host import spellings
+from resolver.host.spellings import ARCH_NAMES, OS_NAMES
 
-OS_NAMES = ("linux", "windows", "macos")
-ARCH_NAMES = ("x86_64", "aarch64", "arm64")
+__all__ = ["ARCH_NAMES", "OS_NAMES"]
 LIBC_NAMES = ("glibc", "musl")
 
 HOST_KEYS = (
@@ -55,7 +57,6 @@ LIMIT_KEYS = ("cgroup", "memory_max_mib", "cpu_quota", "affinity_cpus", "machine
 _CC_RE = re.compile(r"(\d{1,2})\.(\d)", re.ASCII)
 _DRIVER_RE = re.compile(r"\d+(\.\d+){0,2}", re.ASCII)
 _VERSION_RE = re.compile(r"\d+(\.\d+){0,3}", re.ASCII)
-_PYTHON_RE = re.compile(r"3\.\d{1,2}t?", re.ASCII)
 _CUDA_API_RE = re.compile(r"\d+\.\d+", re.ASCII)
 
 
@@ -230,7 +231,7 @@ class Host:
     os_version: str | None = None
     libc: str | None = None
     libc_version: str | None = None
-    python: str | None = None
+    python: str | None = None  # the series wheels are built for: "3.11", "3.13t"
     nvidia_driver: str | None = None
     cuda_driver_api: str | None = None
     gpus: tuple[Gpu, ...] = ()
@@ -240,6 +241,8 @@ class Host:
     memory_mib: int | None = None
     disk_free_mib: int | None = None
     sources: Mapping[str, str] = field(default_factory=dict)
+    # The Python version as given when it says more than the series ("3.11.9"); kept in the record.
+    python_version: str | None = None
     # The process's view of the GPUs, recorded by detection (None: not recorded, e.g. an older
     # host file; then every GPU counts as visible). The variables are kept as they were set.
     cuda_visible_devices: str | None = None
@@ -303,7 +306,7 @@ class Host:
             "arch": self.arch,
             "libc": self.libc,
             "libc_version": self.libc_version,
-            "python": self.python,
+            "python": self.python_version or self.python,
             "nvidia_driver": self.nvidia_driver,
             "cuda_driver_api": self.cuda_driver_api,
             "rocm_version": self.rocm_version,
@@ -561,12 +564,17 @@ def host_from_mapping(data: Any, origin: str = "<host>") -> Host:
     for required in ("os", "arch"):
         if required not in data:
             raise _fail(origin, required, f"missing required key '{required}'", None, _REQUIRED_HINT)
-    os_name = data["os"]
-    if os_name not in OS_NAMES:
-        raise _fail(origin, "os", "unknown OS", os_name, f"one of {', '.join(OS_NAMES)}")
-    arch = data["arch"]
-    if arch not in ARCH_NAMES:
-        raise _fail(origin, "arch", "unknown CPU architecture", arch, f"one of {', '.join(ARCH_NAMES)}")
+    os_name = _spelled(
+        origin, "os", data["os"], spellings.normalize_os, "unknown OS", f"one of {', '.join(OS_NAMES)}"
+    )
+    arch = _spelled(
+        origin,
+        "arch",
+        data["arch"],
+        lambda text: spellings.normalize_arch(text, os_name),
+        "unknown CPU architecture",
+        f"one of {', '.join(ARCH_NAMES)}",
+    )
     libc = _opt_str(data, "libc", origin)
     if libc is not None and libc not in LIBC_NAMES:
         raise _fail(origin, "libc", "unknown libc", libc, f"one of {', '.join(LIBC_NAMES)}")
@@ -576,9 +584,15 @@ def host_from_mapping(data: Any, origin: str = "<host>") -> Host:
     os_version = _opt_str(data, "os_version", origin)
     if os_name == "macos" and os_version is not None and not _VERSION_RE.fullmatch(os_version):
         raise _fail(origin, "os_version", "macOS version is not a version", os_version, 'e.g. "14.5"')
-    python = _opt_str(data, "python", origin)
-    if python is not None and not _PYTHON_RE.fullmatch(python):
-        raise _fail(origin, "python", "Python version must be MAJOR.MINOR", python, 'e.g. "3.11"')
+    python_text = _opt_str(data, "python", origin)
+    python = None
+    if python_text is not None:
+        try:
+            python = spellings.parse_python(python_text)
+        except ValueError:
+            raise _fail(
+                origin, "python", "not a Python 3 version", python_text, 'e.g. "3.11" or "3.11.9"'
+            ) from None
     driver = _opt_str(data, "nvidia_driver", origin)
     if driver is not None and not _DRIVER_RE.fullmatch(driver):
         raise _fail(origin, "nvidia_driver", "not an NVIDIA driver version", driver, 'e.g. "535.104.05"')
@@ -588,11 +602,13 @@ def host_from_mapping(data: Any, origin: str = "<host>") -> Host:
     rocm = _opt_str(data, "rocm_version", origin)
     if rocm is not None and not _VERSION_RE.fullmatch(rocm.strip()):
         raise _fail(origin, "rocm_version", "ROCm version is not a version", rocm, 'e.g. "6.4.1"')
-    gpus_raw = data.get("gpus") or []
+    gpus_raw = data.get("gpus")
+    gpus_raw = [] if gpus_raw is None else gpus_raw
     if not isinstance(gpus_raw, list):
         raise _fail(origin, "gpus", "'gpus' must be a list", gpus_raw, "use [] for a CPU host")
     gpus = tuple(_parse_gpu(item, i, origin) for i, item in enumerate(gpus_raw))
-    sources = data.get("sources") or {}
+    sources = data.get("sources")
+    sources = {} if sources is None else sources
     if not isinstance(sources, Mapping) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in sources.items()
     ):
@@ -603,7 +619,8 @@ def host_from_mapping(data: Any, origin: str = "<host>") -> Host:
         os_version=os_version,
         libc=libc,
         libc_version=libc_version,
-        python=python,
+        python=python.series if python else None,
+        python_version=python.full if python and python.full != python.series else None,
         nvidia_driver=driver,
         cuda_driver_api=cuda_api,
         gpus=gpus,
@@ -617,36 +634,32 @@ def host_from_mapping(data: Any, origin: str = "<host>") -> Host:
 
 
 _REQUIRED_HINT = 'a host file needs at least "os" and "arch"'
+_PRODUCE_HINT = "produce one with `stack-resolver detect --json > host.json`"
+
+
+def _spelled(origin: str, key: str, value: Any, normalize: Any, message: str, hint: str) -> str:
+    """A required string field in any spelling `normalize` accepts, in its one written form."""
+    if not isinstance(value, str):
+        raise _fail(origin, key, f"'{key}' must be a string", value, hint)
+    try:
+        result: str = normalize(value)
+    except ValueError:
+        raise _fail(origin, key, message, value, hint) from None
+    return result
 
 
 def parse_host_json(text: str, origin: str = "<host>") -> Host:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise HostFileError(
-            f"not valid JSON: {exc.msg}",
-            location=Location(origin, line=exc.lineno),
-            hint="produce one with `stack-resolver detect --json > host.json`",
-        ) from None
+    data = files.parse_json(text, origin, "host file", error=HostFileError, hint=_PRODUCE_HINT)
     return host_from_mapping(data, origin)
 
 
-def read_host_file(path: Path) -> Host:
-    return parse_host_json(read_host_text(path), str(path))
+def read_host_file(path: Path, *, missing_hint: str = "check the path given to --host") -> Host:
+    return parse_host_json(read_host_text(path, missing_hint=missing_hint), str(path))
 
 
-def read_host_text(path: Path) -> str:
-    """A host file's text, or a HostFileError naming it."""
-    try:
-        return Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise HostFileError(
-            "host file not found", location=Location(str(path)), hint="check the path given to --host"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise HostFileError(
-            f"cannot read host file: {exc}", location=Location(str(path)), hint="is it a text file?"
-        ) from None
+def read_host_text(path: Path, *, missing_hint: str = "check the path given to --host") -> str:
+    """A host file's text (UTF-8, or UTF-16 as PowerShell writes it), or a HostFileError naming it."""
+    return files.read_text(path, "host file", error=HostFileError, hint=missing_hint)
 
 
 # --- pure parsers for probe output ---------------------------------------------------------
@@ -873,23 +886,19 @@ def libc_from_loader_path(path: str) -> str | None:
 
 
 def normalize_os(system: str) -> str:
-    """`platform.system()` -> one of OS_NAMES."""
-    names = {"linux": "linux", "darwin": "macos", "windows": "windows"}
+    """`platform.system()` -> one of OS_NAMES (resolver/host/spellings.py)."""
     try:
-        return names[system.strip().lower()]
-    except KeyError:
+        return spellings.normalize_os(system)
+    except ValueError:
         raise ProbeParseError(f"unsupported operating system: {system!r}") from None
 
 
 def normalize_arch(machine: str, os_name: str) -> str:
-    """`platform.machine()` -> one of ARCH_NAMES. 64-bit ARM is `arm64` on macOS (the wheel tag
-    and matrix key there) and `aarch64` elsewhere."""
-    value = machine.strip().lower()
-    if value in ("x86_64", "amd64", "x64"):
-        return "x86_64"
-    if value in ("aarch64", "arm64", "armv8", "armv8l"):
-        return "arm64" if os_name == "macos" else "aarch64"
-    raise ProbeParseError(f"unsupported CPU architecture: {machine!r}")
+    """`platform.machine()` -> one of ARCH_NAMES (resolver/host/spellings.py)."""
+    try:
+        return spellings.normalize_arch(machine, os_name)
+    except ValueError:
+        raise ProbeParseError(f"unsupported CPU architecture: {machine!r}") from None
 
 
 def python_tag(major: int, minor: int, free_threaded: bool = False) -> str:

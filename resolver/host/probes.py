@@ -26,7 +26,8 @@ Overrides (also in the README):
   e.g. `8.6,8.6` or `NVIDIA A100-SXM4-80GB=8.0:81920;NVIDIA A100-SXM4-80GB=8.0:81920`.
 - `STACK_RESOLVER_OS_VERSION=14.5`: the OS version (macOS `14.5`; Linux `ubuntu 22.04`).
 - `STACK_RESOLVER_GLIBC=2.35`: glibc and its version (implies libc = glibc).
-- `STACK_RESOLVER_PYTHON=3.11`: the Python to resolve for (`3.13t`: free-threaded).
+- `STACK_RESOLVER_PYTHON=3.11`: the Python to resolve for (`3.13t`: free-threaded; `3.11.9` is
+  kept in full and resolved as 3.11).
 - `STACK_RESOLVER_AMD_GPUS=SPEC`: the AMD GPUs, each `[NAME=]GFX`, e.g. `gfx942;gfx942`.
 - `STACK_RESOLVER_INTEL_GPUS=NAMES`: the Intel GPUs, `;`-separated names.
 - `STACK_RESOLVER_ROCM_VERSION=6.4.1`: the host's ROCm release.
@@ -34,7 +35,8 @@ Overrides (also in the README):
 AMD and Intel GPUs have chains of their own (`vendors.py`); a host file that lists `gpus`, or
 `STACK_RESOLVER_NO_GPU`, answers for every vendor.
 
-A per-field variable beats the host file; both beat every probe. Empty variables count as unset.
+A per-field variable beats the host file (`STACK_RESOLVER_HOST` or `--host`); both beat every
+probe. Empty variables count as unset.
 """
 
 from __future__ import annotations
@@ -56,7 +58,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from resolver.errors import InputError, Location
-from resolver.host import limits, vendors, visible
+from resolver.host import limits, spellings, vendors, visible
 from resolver.host import model as h
 
 SUBPROCESS_TIMEOUT_S = 10.0
@@ -293,7 +295,7 @@ def parse_gpus_override(text: str, name: str = ENV_GPUS) -> tuple[h.Gpu, ...]:
             ) from None
         memory: int | None = None
         if memory_text:
-            if not memory_text.strip().isdigit():
+            if not re.fullmatch(r"\s*[0-9]+\s*", memory_text, re.ASCII):  # not "²", which isdigit()
                 raise _bad_env(
                     name,
                     text,
@@ -326,6 +328,8 @@ def _read_overrides(environ: Mapping[str, str]) -> _Overrides:
             if key != "sources":
                 values[key] = getattr(from_file, key)
                 sources[key] = ENV_HOST
+        if "python" in values:
+            values["python_version"] = from_file.python_version
 
     def put(key: str, value: Any, variable: str) -> None:
         values[key] = value
@@ -364,10 +368,32 @@ def _read_overrides(environ: Mapping[str, str]) -> _Overrides:
         put("libc", "glibc", ENV_GLIBC)
         put("libc_version", value, ENV_GLIBC)
     if (value := _env(environ, ENV_PYTHON)) is not None:
-        if not re.match(r"^3\.\d{1,2}t?$", value):
-            raise _bad_env(ENV_PYTHON, value, "not a Python MAJOR.MINOR version", "e.g. 3.11, or 3.13t")
-        put("python", value, ENV_PYTHON)
+        try:
+            python = spellings.parse_python(value)
+        except ValueError:
+            raise _bad_env(
+                ENV_PYTHON, value, "not a Python 3 version", "e.g. 3.11, 3.11.9 or 3.13t"
+            ) from None
+        put("python", python.series, ENV_PYTHON)
+        values["python_version"] = python.full if python.full != python.series else None
     return _Overrides(values=values, sources=sources)
+
+
+def with_overrides(host: h.Host, environ: Mapping[str, str]) -> h.Host:
+    """A host read from a file (`--host`), with the per-field variables applied: a variable beats
+    the host file, as it does for `STACK_RESOLVER_HOST`. `STACK_RESOLVER_NO_GPU` only switches
+    the NVIDIA probes off, and a host file is not probed, so it leaves the file's GPUs alone."""
+    overrides = _read_overrides({k: v for k, v in environ.items() if k not in (ENV_HOST, ENV_NO_GPU)})
+    values, sources = dict(overrides.values), {**host.sources, **overrides.sources}
+    if (value := _env(environ, ENV_ROCM_VERSION)) is not None:
+        try:
+            values["rocm_version"] = vendors.parse_rocm_version(value)
+        except h.ProbeParseError:
+            raise _bad_env(ENV_ROCM_VERSION, value, "not a ROCm version", "e.g. 6.4.1") from None
+        sources["rocm_version"] = ENV_ROCM_VERSION
+    if not values:
+        return host
+    return dataclasses.replace(host, **values, sources=sources)
 
 
 # --- detection --------------------------------------------------------------------------------
@@ -782,6 +808,7 @@ def detect(probes: Probes) -> Detection:
         libc=values.get("libc"),
         libc_version=values.get("libc_version"),
         python=values.get("python"),
+        python_version=values.get("python_version"),
         nvidia_driver=values.get("nvidia_driver"),
         cuda_driver_api=values.get("cuda_driver_api"),
         gpus=(
@@ -793,7 +820,7 @@ def detect(probes: Probes) -> Detection:
         cpu_count=values.get("cpu_count"),
         memory_mib=values.get("memory_mib"),
         disk_free_mib=values.get("disk_free_mib"),
-        sources={key: out.sources[key] for key in values},
+        sources={key: out.sources[key] for key in values if key in out.sources},
         cuda_visible_devices=values.get("cuda_visible_devices"),
         nvidia_visible_devices=values.get("nvidia_visible_devices"),
         visible_devices=values.get("visible_devices"),
