@@ -112,7 +112,7 @@ def verify(session: nox.Session) -> None:
     session.run("python", "-m", "resolver", "verify", *session.posargs)
 
 
-# Real wheels for tests/test_verify_real_torch.py, for CPython 3.11 on manylinux x86_64: the torch
+# Real wheels for tests/verify/test_verify_real_torch.py, for CPython 3.11 on manylinux x86_64: the torch
 # CPU wheel (from pip's configured find-links; the exact local version keeps pip from taking a
 # CUDA build), transformers, and their dependencies; colorama because Poetry locks tqdm's Windows
 # marker too. Fetching is installation, not testing: the test serves them from loopback, and skips
@@ -148,7 +148,9 @@ def gpu(session: nox.Session) -> None:
     """The `gpu`-marked tests on a real NVIDIA machine. Nothing is installed (such a machine may
     reach no index): run it from an environment that has `stack-resolver[test]`; the torch to
     smoke-test is found there or named by STACK_RESOLVER_GPU_PYTHON. Skips without a GPU."""
-    session.run("python", "-m", "pytest", "-m", "gpu", "tests/test_gpu.py", *session.posargs, external=True)
+    session.run(
+        "python", "-m", "pytest", "-m", "gpu", "tests/verify/test_gpu.py", *session.posargs, external=True
+    )
 
 
 @nox.session

@@ -72,6 +72,11 @@ _WRITE_HINTS = {
 }
 
 
+def as_write_error(path: Path, exc: OSError) -> WriteError:
+    """The tool's one-line error for an OS error while writing `path`, with a hint by errno."""
+    return WriteError(str(path), exc.strerror or str(exc), hint=_WRITE_HINTS.get(exc.errno or 0))
+
+
 def clean_write_errors(write: _F) -> _F:
     """An OS error while writing becomes a `WriteError` naming the file: the write left the old
     content in place (it replaces the target only by the final rename), so nothing is lost."""
@@ -81,8 +86,7 @@ def clean_write_errors(write: _F) -> _F:
         try:
             return write(path, *args, **kwargs)
         except OSError as exc:
-            reason = exc.strerror or str(exc)
-            raise WriteError(str(path), reason, hint=_WRITE_HINTS.get(exc.errno or 0)) from None
+            raise as_write_error(path, exc) from None
 
     return wrapper  # type: ignore[return-value]
 

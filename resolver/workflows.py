@@ -9,6 +9,7 @@ under one advisory lock on envs/ (`envs_locked`): one writing run at a time per 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -164,14 +165,12 @@ class TeamMachine:
 
 
 def detect_host(host_file: Path | None) -> tuple[Host, tuple[str, ...]]:
-    """(host, warnings): read from a file (the per-field variables beat it), or probed from this
-    machine."""
-    import os
-
+    """(host, warnings): read from a file, or probed from this machine."""
     from resolver.host import probes
     from resolver.host.model import read_host_file
 
     if host_file is not None:
+        # the STACK_RESOLVER_* variables beat the host file, as they beat every probe
         return probes.with_overrides(read_host_file(host_file), os.environ), ()
     detection = probes.detect(probes.Probes.system(Path.cwd()))
     return detection.host, detection.warnings
@@ -187,7 +186,7 @@ def build_request(options: SolveOptions, team: TeamConfig) -> Request:
     from resolver.config import check_python, check_variant, labelled_constraints
     from resolver.solve.request import tighten
 
-    # `torch==2.8.0+cpu`, the form the tool prints, pins 2.8.0 and chooses the cpu variant
+    # A pin with a local label (`torch==2.8.0+cpu`, the tool's own output) chooses that variant.
     flagged, pinned_variant = labelled_constraints(options.constraints, "--constraint")
     variant = check_variant(options.variant, "--variant") if options.variant else None
     if pinned_variant is not None and variant not in (None, pinned_variant):

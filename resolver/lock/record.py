@@ -55,9 +55,8 @@ def sha256(data: bytes) -> str:
 
 
 def read_bytes(path: Path) -> bytes | None:
-    """A file's bytes; None when absent; an InputError naming it when it cannot be read (a
-    directory in its place, no permission: resolver/files.py)."""
-    if not path.exists() and not path.is_symlink():
+    """A file's bytes; None when absent; an InputError naming it when it cannot be read."""
+    if not path.exists():
         return None
     return files.read_bytes(path, path.name)
 
@@ -70,6 +69,6 @@ def previous_record(directory: Path) -> dict[str, Any]:
         return {}
     try:
         data = json.loads(raw)
-    except (ValueError, RecursionError):  # undecodable, malformed, a huge number, nested deep
+    except (ValueError, RecursionError):  # damaged: no record, so the target is locked again
         return {}
     return data if isinstance(data, dict) else {}

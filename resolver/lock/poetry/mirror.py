@@ -91,7 +91,8 @@ class IndexMirror:
         return self._template.offline
 
     def direct_environment(self, pyproject: Mapping[str, Any]) -> dict[str, str]:
-        return direct_environment(pyproject, self._template.policy)
+        """What Poetry needs to talk to the pyproject's sources itself (not through the mirror)."""
+        return source_environment(pyproject, self._template.policy)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -469,9 +470,15 @@ def mirrored_tool(client: IndexClient, tool: PoetryTool) -> Iterator[PoetryTool]
 MIRROR_SWITCH = "STACK_RESOLVER_MIRROR"
 
 
-def direct_environment(pyproject: Mapping[str, Any], policy: HttpPolicy) -> dict[str, str]:
-    """What Poetry needs to talk to the pyproject's sources itself (not through the mirror):
-    their credentials in its per-source variables, and the CA certificates the tool uses."""
+def mirror_wanted(environ: Mapping[str, str], *, offline: bool) -> bool:
+    """The one switch: `--offline`, or `STACK_RESOLVER_MIRROR=1`."""
+    return offline or environ.get(MIRROR_SWITCH, "").strip() == "1"
+
+
+def source_environment(pyproject: Mapping[str, Any], policy: HttpPolicy) -> dict[str, str]:
+    """Poetry's variables for the pyproject's sources: the credentials the tool took out of their
+    URLs (per-source POETRY_HTTP_BASIC_*), and the CA certificates the tool uses. They exist only
+    in the child's environment, never in a file."""
     sources = pyproject.get("tool", {}).get("poetry", {}).get("source", [])
     urls = {
         str(s["name"]): str(s["url"])
@@ -485,28 +492,21 @@ def direct_environment(pyproject: Mapping[str, Any], policy: HttpPolicy) -> dict
 
 
 @dataclass(frozen=True)
-class CredentialedRunner:
-    """A `Runner` for Poetry talking to the indexes itself: the credentials the tool holds (in
-    memory only) reach it through its per-source variables, never through pyproject.toml."""
+class DirectRunner:
+    """A `Runner` for Poetry talking to the sources itself: each run gets `source_environment`
+    of the pyproject in its folder."""
 
-    inner: Runner
     policy: HttpPolicy
+    inner: Runner
 
     def __call__(
         self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout: float
     ) -> Completed:
         pyproject = cwd / PYPROJECT
         if pyproject.is_file():
-            env = {
-                **env,
-                **direct_environment(tomllib.loads(pyproject.read_text(encoding="utf-8")), self.policy),
-            }
+            extra = source_environment(tomllib.loads(pyproject.read_text(encoding="utf-8")), self.policy)
+            env = {**env, **extra}
         return self.inner(argv, cwd=cwd, env=env, timeout=timeout)
-
-
-def mirror_wanted(environ: Mapping[str, str], *, offline: bool) -> bool:
-    """The one switch: `--offline`, or `STACK_RESOLVER_MIRROR=1`."""
-    return offline or environ.get(MIRROR_SWITCH, "").strip() == "1"
 
 
 @contextlib.contextmanager
@@ -514,7 +514,7 @@ def poetry_tool(client: IndexClient, environ: Mapping[str, str], *, offline: boo
     """The Poetry every lock runs: through the mirror only when `mirror_wanted`."""
     tool = PoetryTool(environ=dict(environ))
     if not mirror_wanted(environ, offline=offline):
-        yield dataclasses.replace(tool, runner=CredentialedRunner(tool.runner, client.policy))
+        yield dataclasses.replace(tool, runner=DirectRunner(client.policy, tool.runner))
         return
     with mirrored_tool(client, tool) as mirrored:
         yield mirrored
