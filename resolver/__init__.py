@@ -31,7 +31,7 @@ _EXPORTS = {
     "Host": ("resolver.host.model", "Host"),
     "Gpu": ("resolver.host.model", "Gpu"),
     "ComputeCapability": ("resolver.host.model", "ComputeCapability"),
-    "read_host_file": ("resolver.host.model", "read_host_file"),
+    "read_host_file": ("resolver.host.hostfile", "read_host_file"),
     "detect_host": ("resolver.workflows", "detect_host"),
     "Matrix": ("resolver.matrix.model", "Matrix"),
     "load_matrix": ("resolver.matrix.load", "load_matrix"),
@@ -82,7 +82,8 @@ if TYPE_CHECKING:
         NoCompatibleCombination,
         ResolverError,
     )
-    from resolver.host.model import ComputeCapability, Gpu, Host, read_host_file
+    from resolver.host.hostfile import read_host_file
+    from resolver.host.model import ComputeCapability, Gpu, Host
     from resolver.matrix.load import load_matrix, validate_matrix
     from resolver.matrix.model import Matrix
     from resolver.solve.request import Request

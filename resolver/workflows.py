@@ -166,12 +166,12 @@ class TeamMachine:
 
 def detect_host(host_file: Path | None) -> tuple[Host, tuple[str, ...]]:
     """(host, warnings): read from a file, or probed from this machine."""
-    from resolver.host import probes
-    from resolver.host.model import read_host_file
+    from resolver.host import overrides, probes
+    from resolver.host.hostfile import read_host_file
 
     if host_file is not None:
         # the STACK_RESOLVER_* variables beat the host file, as they beat every probe
-        return probes.with_overrides(read_host_file(host_file), os.environ), ()
+        return overrides.with_overrides(read_host_file(host_file), os.environ), ()
     detection = probes.detect(probes.Probes.system(Path.cwd()))
     return detection.host, detection.warnings
 

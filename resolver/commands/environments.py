@@ -207,7 +207,7 @@ def cmd_sync(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from resolver.config import load_team
     from resolver.host import visible
-    from resolver.host.model import read_host_file
+    from resolver.host.hostfile import read_host_file
     from resolver.matrix.load import load_matrix
     from resolver.verify import check, environment
     from resolver.workflows import detect_host, envs_dir_for

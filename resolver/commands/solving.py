@@ -18,12 +18,12 @@ if TYPE_CHECKING:
 
 
 def cmd_detect(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from resolver.host import probes
-    from resolver.host.model import read_host_file
+    from resolver.host import overrides, probes
+    from resolver.host.hostfile import read_host_file
     from resolver.host.render import render_host
 
     if args.host is not None:
-        host = probes.with_overrides(read_host_file(args.host), os.environ)
+        host = overrides.with_overrides(read_host_file(args.host), os.environ)
         detection = probes.Detection(host=host, warnings=())
     else:
         detection = probes.detect(probes.Probes.system(Path.cwd()))

@@ -17,7 +17,8 @@ import posixpath
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from resolver.host.model import Limits, ProbeParseError
+from resolver.host.model import Limits
+from resolver.host.parse import ProbeParseError
 
 PROC_CGROUP = "/proc/self/cgroup"
 PROC_MOUNTINFO = "/proc/self/mountinfo"

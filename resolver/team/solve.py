@@ -25,7 +25,8 @@ from resolver.errors import (
     Location,
     NoCompatibleCombination,
 )
-from resolver.host.model import Host, host_from_mapping, read_host_file
+from resolver.host.hostfile import host_from_mapping, read_host_file
+from resolver.host.model import Host
 from resolver.matrix.model import Matrix
 from resolver.solve.reasons import Reason, Rejection, SmallestSplit, TargetBound, TargetUnsolvable
 from resolver.solve.request import Request, tighten

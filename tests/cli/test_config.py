@@ -97,7 +97,7 @@ def test_pips_cert_reaches_requests_and_poetry_unless_the_user_set_one(tmp_path:
 
 
 def test_extra_indexes_become_supplemental_poetry_sources(tmp_path: Path) -> None:
-    from resolver.host.model import host_from_mapping
+    from resolver.host.hostfile import host_from_mapping
     from resolver.lock.poetry.pyproject import render_pyproject
     from resolver.lock.target import environment_spec
     from resolver.matrix.load import load_matrix

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from resolver.host.model import ARCH_NAMES, OS_NAMES, parse_host_json
+from resolver.host.hostfile import parse_host_json
+from resolver.host.model import ARCH_NAMES, OS_NAMES
 from tests.fixtures.cli import HOSTS, run_cli
 from tests.host.test_probes import SMI_FAILED, data, fake_executable
 

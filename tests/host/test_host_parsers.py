@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from resolver.errors import HostFileError
-from resolver.host import model as h
+from resolver.host import hostfile as hf
+from resolver.host import parse as hp
 
 DATA = Path(__file__).parents[1] / "data"
 
@@ -44,19 +45,19 @@ SMI_CASES = {
 @pytest.mark.parametrize("name", sorted(SMI_CASES))
 def test_nvidia_smi_csv(name: str) -> None:
     driver, gpus = SMI_CASES[name]
-    report = h.parse_nvidia_smi_csv(data(f"nvidia-smi/{name}"))
+    report = hp.parse_nvidia_smi_csv(data(f"nvidia-smi/{name}"))
     assert report.driver == driver
     assert [(g.index, g.name, str(g.compute_capability), g.memory_mib) for g in report.gpus] == gpus
 
 
 def test_nvidia_smi_mixed_box_keeps_each_gpu_distinct() -> None:
-    report = h.parse_nvidia_smi_csv(data("nvidia-smi/mixed-3090-1080ti.csv"))
+    report = hp.parse_nvidia_smi_csv(data("nvidia-smi/mixed-3090-1080ti.csv"))
     assert [g.compute_capability.sm for g in report.gpus] == ["sm_86", "sm_61"]
 
 
 def test_nvidia_smi_empty_output_is_no_gpu() -> None:
-    assert h.parse_nvidia_smi_csv("") == h.NvidiaSmiReport(driver=None, gpus=())
-    assert h.parse_nvidia_smi_csv("\n\n") == h.NvidiaSmiReport(driver=None, gpus=())
+    assert hp.parse_nvidia_smi_csv("") == hp.NvidiaSmiReport(driver=None, gpus=())
+    assert hp.parse_nvidia_smi_csv("\n\n") == hp.NvidiaSmiReport(driver=None, gpus=())
 
 
 @pytest.mark.parametrize(
@@ -78,8 +79,8 @@ def test_nvidia_smi_empty_output_is_no_gpu() -> None:
     ],
 )
 def test_nvidia_smi_bad_output(text: str, message: str) -> None:
-    with pytest.raises(h.ProbeParseError, match=message):
-        h.parse_nvidia_smi_csv(text)
+    with pytest.raises(hp.ProbeParseError, match=message):
+        hp.parse_nvidia_smi_csv(text)
 
 
 # --- kernel module ------------------------------------------------------------------------
@@ -96,7 +97,7 @@ PROC_CASES = {
 @pytest.mark.parametrize("name", sorted(PROC_CASES))
 def test_proc_driver_version(name: str) -> None:
     version, is_open = PROC_CASES[name]
-    assert h.parse_proc_driver_version(data(f"proc/{name}")) == h.KernelModule(version, is_open)
+    assert hp.parse_proc_driver_version(data(f"proc/{name}")) == hp.KernelModule(version, is_open)
 
 
 @pytest.mark.parametrize(
@@ -109,14 +110,14 @@ def test_proc_driver_version(name: str) -> None:
 )
 def test_proc_driver_version_without_version(text: str) -> None:
     # The GCC line's "12.2.0" must never be taken for the driver.
-    with pytest.raises(h.ProbeParseError):
-        h.parse_proc_driver_version(text)
+    with pytest.raises(hp.ProbeParseError):
+        hp.parse_proc_driver_version(text)
 
 
 def test_sys_module_version() -> None:
-    assert h.parse_sys_module_version(data("proc/sys-module-nvidia-version")) == "535.104.05"
-    with pytest.raises(h.ProbeParseError):
-        h.parse_sys_module_version("")
+    assert hp.parse_sys_module_version(data("proc/sys-module-nvidia-version")) == "535.104.05"
+    with pytest.raises(hp.ProbeParseError):
+        hp.parse_sys_module_version("")
 
 
 # --- NVML values --------------------------------------------------------------------------
@@ -127,13 +128,13 @@ def test_sys_module_version() -> None:
     [(12040, "12.4"), (12020, "12.2"), (11080, "11.8"), (13000, "13.0"), (12090, "12.9"), (10010, "10.1")],
 )
 def test_nvml_cuda_version(value: int, expected: str) -> None:
-    assert h.nvml_cuda_version(value) == expected
+    assert hp.nvml_cuda_version(value) == expected
 
 
 @pytest.mark.parametrize("value", [0, -1, 999, True, "12040"])
 def test_nvml_cuda_version_rejects(value: object) -> None:
-    with pytest.raises(h.ProbeParseError):
-        h.nvml_cuda_version(value)  # type: ignore[arg-type]
+    with pytest.raises(hp.ProbeParseError):
+        hp.nvml_cuda_version(value)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -141,12 +142,12 @@ def test_nvml_cuda_version_rejects(value: object) -> None:
     [(85899345920, 81920), (85520809984, 81559), (25757220864, 24564), (0, 0), (1048575, 0)],
 )
 def test_bytes_to_mib(value: int, expected: int) -> None:
-    assert h.bytes_to_mib(value) == expected
+    assert hp.bytes_to_mib(value) == expected
 
 
 def test_nvml_text_accepts_old_bytes_and_new_str() -> None:
-    assert h.nvml_text(b"NVIDIA A100-SXM4-80GB") == "NVIDIA A100-SXM4-80GB"
-    assert h.nvml_text("535.104.05") == "535.104.05"
+    assert hp.nvml_text(b"NVIDIA A100-SXM4-80GB") == "NVIDIA A100-SXM4-80GB"
+    assert hp.nvml_text("535.104.05") == "535.104.05"
 
 
 # --- OS, libc, memory ---------------------------------------------------------------------
@@ -162,14 +163,14 @@ def test_nvml_text_accepts_old_bytes_and_new_str() -> None:
     ],
 )
 def test_linux_os_version(name: str, expected: str) -> None:
-    assert h.linux_os_version(data(f"os/{name}")) == expected
+    assert hp.linux_os_version(data(f"os/{name}")) == expected
 
 
 def test_os_release_quoting() -> None:
-    fields = h.parse_os_release('NAME="A \\"quoted\\" distro"\nID=\'x\'\n# comment\n\n')
+    fields = hp.parse_os_release('NAME="A \\"quoted\\" distro"\nID=\'x\'\n# comment\n\n')
     assert fields == {"NAME": 'A "quoted" distro', "ID": "x"}
-    with pytest.raises(h.ProbeParseError):
-        h.parse_os_release("this is not os-release\n")
+    with pytest.raises(hp.ProbeParseError):
+        hp.parse_os_release("this is not os-release\n")
 
 
 @pytest.mark.parametrize(
@@ -177,12 +178,12 @@ def test_os_release_quoting() -> None:
     [(data("os/sw_vers-macos-14.5"), "14.5"), ("15.1.1\n", "15.1.1"), ("13.6.7", "13.6.7")],
 )
 def test_sw_vers(text: str, expected: str) -> None:
-    assert h.parse_sw_vers(text) == expected
+    assert hp.parse_sw_vers(text) == expected
 
 
 def test_sw_vers_rejects_garbage() -> None:
-    with pytest.raises(h.ProbeParseError):
-        h.parse_sw_vers("sw_vers: command not found")
+    with pytest.raises(hp.ProbeParseError):
+        hp.parse_sw_vers("sw_vers: command not found")
 
 
 @pytest.mark.parametrize(
@@ -190,30 +191,30 @@ def test_sw_vers_rejects_garbage() -> None:
     [("10.0.22631", "10.0.22631"), ("Microsoft Windows [Version 10.0.22631.3447]", "10.0.22631")],
 )
 def test_windows_version(text: str, expected: str) -> None:
-    assert h.windows_os_version(text) == expected
+    assert hp.windows_os_version(text) == expected
 
 
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("ldd-glibc-ubuntu", h.Libc("glibc", "2.35")),
-        ("ldd-glibc-rhel", h.Libc("glibc", "2.34")),
-        ("ldd-musl-alpine", h.Libc("musl", "1.2.5")),
+        ("ldd-glibc-ubuntu", hp.Libc("glibc", "2.35")),
+        ("ldd-glibc-rhel", hp.Libc("glibc", "2.34")),
+        ("ldd-musl-alpine", hp.Libc("musl", "1.2.5")),
     ],
 )
-def test_ldd_version(name: str, expected: h.Libc) -> None:
-    assert h.parse_ldd_version(data(f"os/{name}")) == expected
+def test_ldd_version(name: str, expected: hp.Libc) -> None:
+    assert hp.parse_ldd_version(data(f"os/{name}")) == expected
 
 
 def test_ldd_version_rejects_other_text() -> None:
-    with pytest.raises(h.ProbeParseError):
-        h.parse_ldd_version("ldd: command not found")
+    with pytest.raises(hp.ProbeParseError):
+        hp.parse_ldd_version("ldd: command not found")
 
 
 def test_confstr_libc() -> None:
-    assert h.parse_confstr_libc("glibc 2.35") == h.Libc("glibc", "2.35")
-    with pytest.raises(h.ProbeParseError):
-        h.parse_confstr_libc("musl")
+    assert hp.parse_confstr_libc("glibc 2.35") == hp.Libc("glibc", "2.35")
+    with pytest.raises(hp.ProbeParseError):
+        hp.parse_confstr_libc("musl")
 
 
 @pytest.mark.parametrize(
@@ -227,13 +228,13 @@ def test_confstr_libc() -> None:
     ],
 )
 def test_libc_from_loader_path(path: str, expected: str | None) -> None:
-    assert h.libc_from_loader_path(path) == expected
+    assert hp.libc_from_loader_path(path) == expected
 
 
 def test_meminfo() -> None:
-    assert h.parse_meminfo(data("proc/meminfo")) == 64212
-    with pytest.raises(h.ProbeParseError):
-        h.parse_meminfo("MemFree: 1 kB\n")
+    assert hp.parse_meminfo(data("proc/meminfo")) == 64212
+    with pytest.raises(hp.ProbeParseError):
+        hp.parse_meminfo("MemFree: 1 kB\n")
 
 
 @pytest.mark.parametrize(
@@ -249,21 +250,21 @@ def test_meminfo() -> None:
     ],
 )
 def test_os_and_arch(system: str, machine: str, expected: tuple[str, str]) -> None:
-    os_name = h.normalize_os(system)
-    assert (os_name, h.normalize_arch(machine, os_name)) == expected
+    os_name = hp.normalize_os(system)
+    assert (os_name, hp.normalize_arch(machine, os_name)) == expected
 
 
 @pytest.mark.parametrize(
     ("system", "machine"), [("FreeBSD", "amd64"), ("Linux", "ppc64le"), ("Linux", "i686")]
 )
 def test_unsupported_os_or_arch(system: str, machine: str) -> None:
-    with pytest.raises(h.ProbeParseError):
-        h.normalize_arch(machine, h.normalize_os(system))
+    with pytest.raises(hp.ProbeParseError):
+        hp.normalize_arch(machine, hp.normalize_os(system))
 
 
 def test_python_tag() -> None:
-    assert h.python_tag(3, 11) == "3.11"
-    assert h.python_tag(3, 13, free_threaded=True) == "3.13t"
+    assert hp.python_tag(3, 11) == "3.11"
+    assert hp.python_tag(3, 13, free_threaded=True) == "3.13t"
 
 
 # --- the host JSON reader (the parts this change touched) ---------------------------------
@@ -272,9 +273,9 @@ def test_python_tag() -> None:
 def test_gpu_memory_error_names_the_gpu() -> None:
     data = {"os": "linux", "arch": "x86_64", "gpus": [{"compute_capability": "8.6", "memory_mib": "24 GB"}]}
     with pytest.raises(HostFileError, match=r"\[gpus\[0\]\.memory_mib\]"):
-        h.host_from_mapping(data, "host.json")
+        hf.host_from_mapping(data, "host.json")
 
 
 def test_read_host_text_missing_file(tmp_path: Path) -> None:
     with pytest.raises(HostFileError, match="host file not found"):
-        h.read_host_text(tmp_path / "nope.json")
+        hf.read_host_text(tmp_path / "nope.json")

@@ -12,7 +12,9 @@ import pytest
 from resolver.cli import main
 from resolver.host import doctor as d
 from resolver.host import limits
-from resolver.host.model import Limits, ProbeParseError, parse_host_json
+from resolver.host.hostfile import parse_host_json
+from resolver.host.model import Limits
+from resolver.host.parse import ProbeParseError
 from tests.host.test_probes import Machine, detect
 
 CGROUP = Path(__file__).parents[1] / "data" / "cgroup"

@@ -15,7 +15,9 @@ from typing import Any
 import pytest
 
 from resolver.errors import HostFileError, InputError
+from resolver.host import hostfile as hf
 from resolver.host import model as h
+from resolver.host import overrides
 from resolver.host import probes as p
 from resolver.host.render import render_gpu, render_host
 
@@ -457,7 +459,7 @@ def test_bad_override_names_the_variable(environ: dict[str, str], variable: str)
     ],
 )
 def test_gpus_override_format(text: str, expected: list[tuple[int, str, str, int | None]]) -> None:
-    gpus = p.parse_gpus_override(text)
+    gpus = overrides.parse_gpus_override(text)
     assert [(g.index, g.name, str(g.compute_capability), g.memory_mib) for g in gpus] == expected
 
 
@@ -598,8 +600,8 @@ def test_detected_host_round_trips_through_json() -> None:
         commands={"nvidia-smi": ok(data("nvidia-smi/mixed-titanv-rtx5880.csv"))},
     )
     host = detect(machine, cpu_count=lambda: 32).host
-    assert h.parse_host_json(host.dumps()) == host
-    assert h.parse_host_json(host.dumps()).dumps() == host.dumps()
+    assert hf.parse_host_json(host.dumps()) == host
+    assert hf.parse_host_json(host.dumps()).dumps() == host.dumps()
 
 
 def test_render_host_lists_gpus_sources_and_warnings() -> None:
@@ -676,4 +678,4 @@ def test_real_probes_on_this_machine_do_not_crash(tmp_path: Path) -> None:
     assert host.python == f"{sys.version_info.major}.{sys.version_info.minor}" + (
         "t" if host.python and host.python.endswith("t") else ""
     )
-    assert h.parse_host_json(host.dumps()) == host
+    assert hf.parse_host_json(host.dumps()) == host

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from resolver.config import check_python, check_variant, labelled_constraints, team_from_mapping
-from resolver.host import probes
-from resolver.host.model import Host, parse_host_json, read_host_file
+from resolver.host import overrides
+from resolver.host.hostfile import parse_host_json, read_host_file
+from resolver.host.model import Host
 from tests.fixtures.cli import run_cli
 
 if sys.version_info >= (3, 11):
@@ -47,7 +48,7 @@ def test_python_spellings_in_every_reader(row: dict[str, str], tmp_path: Path) -
     team = team_from_mapping({"python": given}, "team.toml", tmp_path)
     assert team.python == expect  # `python` in the team file
     host = Host(os="linux", arch="x86_64", python="3.9")
-    overridden = probes.with_overrides(host, {"STACK_RESOLVER_PYTHON": given})
+    overridden = overrides.with_overrides(host, {"STACK_RESOLVER_PYTHON": given})
     assert overridden.python == expect  # the variable, over a --host file
     assert overridden.sources["python"] == "STACK_RESOLVER_PYTHON"
     if given.strip() != expect:

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from resolver.errors import HostFileError, InputError
-from resolver.host import model as h
+from resolver.host import hostfile as hf
+from resolver.host import parse as hp
 from resolver.host import probes as p
 from resolver.host import vendors as v
 
@@ -87,7 +88,7 @@ def test_kfd_cpu_node_is_not_a_gpu() -> None:
 
 
 def test_kfd_garbage_is_a_parse_error() -> None:
-    with pytest.raises(h.ProbeParseError):
+    with pytest.raises(hp.ProbeParseError):
         v.parse_kfd_properties("simd_count lots\n")
 
 
@@ -206,9 +207,9 @@ MIXED = {
 
 
 def test_host_json_round_trip_is_exact() -> None:
-    host = h.host_from_mapping(MIXED)
+    host = hf.host_from_mapping(MIXED)
     assert [g.vendor for g in host.gpus] == ["amd", "nvidia", "intel"]  # order kept, nvidia by default
-    again = h.parse_host_json(host.dumps())
+    again = hf.parse_host_json(host.dumps())
     assert again == host
     assert again.dumps() == host.dumps()
     assert json.loads(host.dumps())["gpus"][0] == {
@@ -235,12 +236,12 @@ def test_host_json_round_trip_is_exact() -> None:
 )
 def test_bad_vendor_fields_name_the_key(gpu: dict[str, str], key: str) -> None:
     with pytest.raises(HostFileError) as caught:
-        h.host_from_mapping({"os": "linux", "arch": "x86_64", "gpus": [gpu]}, "host.json")
+        hf.host_from_mapping({"os": "linux", "arch": "x86_64", "gpus": [gpu]}, "host.json")
     assert caught.value.location is not None and caught.value.location.key == key
 
 
 def test_vendor_spellings_are_normalised() -> None:
-    host = h.host_from_mapping(
+    host = hf.host_from_mapping(
         {"os": "linux", "arch": "x86_64", "gpus": [{"vendor": "AMD", "gfx_target": "GFX90A:sramecc+:xnack-"}]}
     )
     assert (host.gpus[0].vendor, host.gpus[0].gfx_target) == ("amd", "gfx90a")

@@ -10,9 +10,12 @@ from typing import Any
 
 import pytest
 
-from resolver.host import model as h
+from resolver.errors import HostFileError
+from resolver.host import hostfile as hf
+from resolver.host import parse as hp
 from resolver.host import visible
-from resolver.host.model import ComputeCapability, Gpu, MigDevice, parse_host_json
+from resolver.host.hostfile import parse_host_json
+from resolver.host.model import ComputeCapability, Gpu, MigDevice
 from tests.host.test_probes import FakeNvml, Machine, data, detect, ok
 
 if sys.version_info >= (3, 11):
@@ -48,7 +51,7 @@ def test_visibility(case: dict[str, Any]) -> None:
 
 
 def test_nvidia_smi_list_fixtures() -> None:
-    listed = h.parse_nvidia_smi_list(data("nvidia-smi/list-a100-mig.txt"))
+    listed = hp.parse_nvidia_smi_list(data("nvidia-smi/list-a100-mig.txt"))
     assert [(g.index, g.uuid) for g in listed] == [
         (0, "GPU-5d5ba0d6-d33d-2b2c-524d-9e3d8d2b8a77"),
         (1, "GPU-0b6a1c4d-5a7e-2f3b-9c1d-7e8f9a0b1c2d"),
@@ -59,12 +62,12 @@ def test_nvidia_smi_list_fixtures() -> None:
         ("1g.5gb", "MIG-cba663e8-9bed-5b25-b243-5985ef7c9beb"),
     ]
     assert listed[1].mig is None
-    old = h.parse_nvidia_smi_list(data("nvidia-smi/list-a100-mig-r450.txt"))
+    old = hp.parse_nvidia_smi_list(data("nvidia-smi/list-a100-mig-r450.txt"))
     assert [m.uuid for m in old[0].mig or ()] == [
         "MIG-GPU-5d5ba0d6-d33d-2b2c-524d-9e3d8d2b8a77/7/0",
         "MIG-GPU-5d5ba0d6-d33d-2b2c-524d-9e3d8d2b8a77/8/0",
     ]
-    assert h.parse_nvidia_smi_list(data("nvidia-smi/a100-sxm4-40gb-x2.csv")) == ()
+    assert hp.parse_nvidia_smi_list(data("nvidia-smi/a100-sxm4-40gb-x2.csv")) == ()
 
 
 class SmiMachine(Machine):
@@ -162,8 +165,8 @@ def test_old_host_files_read_and_write_unchanged() -> None:
     ],
 )
 def test_bad_visibility_keys_name_the_key(change: dict[str, Any], key: str) -> None:
-    with pytest.raises(h.HostFileError) as error:
-        h.host_from_mapping({"os": "linux", "arch": "x86_64", **change}, "host.json")
+    with pytest.raises(HostFileError) as error:
+        hf.host_from_mapping({"os": "linux", "arch": "x86_64", **change}, "host.json")
     assert key in error.value.render()
 
 

@@ -35,7 +35,7 @@ except ImportError as exc:  # absent, or broken (conda-lock 4 needs dulwich<0.25
 from resolver.config import Channels, team_from_mapping
 from resolver.errors import ExternalToolError, NoCompatibleCombination
 from resolver.explain.failure import causes, headline
-from resolver.host.model import host_from_mapping
+from resolver.host.hostfile import host_from_mapping
 from resolver.lock.conda import (
     CONDA_LOCKFILE,
     ENVIRONMENT,

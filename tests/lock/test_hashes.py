@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from resolver.errors import ExternalToolError
-from resolver.host.model import parse_host_json
+from resolver.host.hostfile import parse_host_json
 from resolver.index.client import HttpPolicy, IndexClient
 from resolver.lock.poetry.checks import check_lock_hashes
 from resolver.lock.poetry.pyproject import EnvironmentSpec, SourceSpec

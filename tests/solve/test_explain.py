@@ -21,7 +21,8 @@ from resolver.errors import NoCompatibleCombination
 from resolver.explain.failure import headline
 from resolver.explain.fixes import apply_change, build_rank, upgrades
 from resolver.explain.render import failure_json
-from resolver.host.model import Host, host_from_mapping
+from resolver.host.hostfile import host_from_mapping
+from resolver.host.model import Host
 from resolver.matrix.load import Matrix, load_matrix
 from resolver.solve.reasons import Unavailable
 from resolver.solve.request import Request, merge_constraints

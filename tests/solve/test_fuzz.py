@@ -22,7 +22,8 @@ from packaging.version import Version
 from resolver.config import TeamConfig, team_from_mapping
 from resolver.errors import ConfigError, ConstraintError, HostFileError, InputError, NoCompatibleCombination
 from resolver.explain.failure import headline
-from resolver.host.model import ComputeCapability, Gpu, Host, host_from_mapping
+from resolver.host.hostfile import host_from_mapping
+from resolver.host.model import ComputeCapability, Gpu, Host
 from resolver.matrix.arch import ArchTarget
 from resolver.matrix.load import load_matrix
 from resolver.matrix.model import Matrix

@@ -15,7 +15,7 @@ import pytest
 from resolver.config import Indexes
 from resolver.errors import NoCompatibleCombination
 from resolver.explain.render import failure_json, resolution_json
-from resolver.host.model import host_from_mapping
+from resolver.host.hostfile import host_from_mapping
 from resolver.matrix.load import load_matrix
 from resolver.solve.request import Request, merge_constraints
 from resolver.solve.search import solve

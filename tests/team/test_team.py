@@ -12,7 +12,7 @@ import pytest
 from resolver.config import load_team
 from resolver.errors import NoCompatibleCombination
 from resolver.explain.failure import causes
-from resolver.host.model import host_from_mapping
+from resolver.host.hostfile import host_from_mapping
 from resolver.matrix.load import load_matrix
 from resolver.solve.request import Request
 from resolver.team.solve import (

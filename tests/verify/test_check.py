@@ -20,7 +20,8 @@ from packaging.version import Version
 
 from resolver.cli import main
 from resolver.errors import NoCompatibleCombination
-from resolver.host.model import ComputeCapability, host_from_mapping
+from resolver.host.hostfile import host_from_mapping
+from resolver.host.model import ComputeCapability
 from resolver.matrix.arch import Coverage
 from resolver.matrix.load import load_matrix
 from resolver.solve.request import Request

@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from resolver.host import model as h
+from resolver.host import parse as hp
 from resolver.host import probes as p
 from resolver.matrix.arch import Coverage, coverage
 from resolver.matrix.load import load_matrix
@@ -79,11 +80,11 @@ def _collect(probe: str) -> p._Collector:
 def test_nvml_proc_and_nvidia_smi_agree() -> None:
     smi = _collect("nvidia-smi")
     assert smi.values.get("gpus"), f"nvidia-smi listed no GPU: {smi.warnings}"
-    raw = subprocess.run(["nvidia-smi", *h.NVIDIA_SMI_ARGS], capture_output=True, text=True, check=True)
+    raw = subprocess.run(["nvidia-smi", *hp.NVIDIA_SMI_ARGS], capture_output=True, text=True, check=True)
     _capture("nvidia-smi.csv", raw.stdout)
     listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, check=False)
     _capture("nvidia-smi-L.txt", listed.stdout)
-    assert h.parse_nvidia_smi_csv(raw.stdout).gpus == tuple(
+    assert hp.parse_nvidia_smi_csv(raw.stdout).gpus == tuple(
         h.Gpu(g.index, g.name, g.compute_capability, g.memory_mib) for g in smi.values["gpus"]
     )
 

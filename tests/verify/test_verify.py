@@ -19,7 +19,7 @@ import pytest
 import tomlkit
 
 from resolver.errors import InputError
-from resolver.host.model import parse_host_json
+from resolver.host.hostfile import parse_host_json
 from resolver.lock.poetry.tool import PoetryTool
 from resolver.lock.runner import Completed
 from resolver.verify import poetry as verify

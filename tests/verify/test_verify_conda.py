@@ -33,7 +33,7 @@ except ImportError as exc:  # absent, or broken (conda-lock 4 needs dulwich<0.25
     )
 
 from resolver.errors import InputError
-from resolver.host.model import parse_host_json
+from resolver.host.hostfile import parse_host_json
 from resolver.verify import conda as verify_conda
 from resolver.verify import poetry as verify
 from resolver.verify.smoke import Check
