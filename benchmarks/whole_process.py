@@ -65,8 +65,8 @@ def main() -> int:
         samples: dict[tuple[str, str], list[float]] = {}
         with FixtureIndex(built) as index:
             for run in range(args.runs):
-                for label, tree in trees.items():
-                    project = scratch / f"p-{run}-{len(samples)}"
+                for number, (label, tree) in enumerate(trees.items()):
+                    project = scratch / f"p-{run}-{number}"
                     (project / "envs").mkdir(parents=True)
                     (project / "host.json").write_text(json.dumps(HOST))
                     (project / "envs" / "team.toml").write_text(
@@ -74,7 +74,7 @@ def main() -> int:
                         f'pytorch = "{index.base_url}/whl/{{variant}}/simple"\n'
                         f'general = "{index.url()}"\n'
                     )
-                    env = poetry_env(scratch / f"home-{run}-{len(samples)}")
+                    env = poetry_env(scratch / f"home-{run}-{number}")
                     env.pop("PYTHONDONTWRITEBYTECODE", None)
                     env["PYTHONPATH"] = str(tree)
                     env["STACK_RESOLVER_CACHE_DIR"] = str(project / "http-cache")

@@ -336,9 +336,24 @@ def _in_project(args: argparse.Namespace, err: TextIO) -> Iterator[None]:
         os.chdir(cwd)
 
 
+def _uses_network(args: argparse.Namespace) -> bool:
+    """Whether the command may reach an index (and so needs the user's certificates)."""
+    if args.command in ("detect", "doctor"):
+        return False
+    if args.command == "matrix":
+        return getattr(args, "matrix_command", None) == "refresh"
+    if args.command == "resolve":
+        return not args.dry_run or bool(getattr(args, "check_indexes", False))
+    return True
+
+
 @contextlib.contextmanager
-def _user_certificates() -> Iterator[None]:
-    """pip's `cert` setting, for the duration of the command (see `certificate_environment`)."""
+def _user_certificates(args: argparse.Namespace) -> Iterator[None]:
+    """pip's `cert` setting, for the duration of a command that may reach an index (see
+    `certificate_environment`)."""
+    if not _uses_network(args):
+        yield
+        return
     from resolver.config import default_pip_config_files
     from resolver.userconfig import certificate_environment
 
@@ -407,7 +422,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
             if args.command is None:
                 build_parser().print_help(out)
                 return ExitCode.BAD_INPUT
-            with _reporter(args, err), _in_project(args, err), _user_certificates():
+            with _reporter(args, err), _in_project(args, err), _user_certificates(args):
                 _say_configuration(args)
                 from resolver.commands import COMMANDS
 
