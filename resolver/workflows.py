@@ -21,15 +21,13 @@ from resolver.config import Indexes, TeamConfig, default_pip_config_files, effec
 from resolver.errors import ExternalToolError, InputError
 from resolver.fsutil import sweep_stale_temps
 from resolver.host.model import Host
-from resolver.index.availability import note_skipped_transformers
-from resolver.index.client import HttpPolicy, IndexClient
-from resolver.index.credentials import Credentials
 from resolver.matrix.model import Matrix
 from resolver.solve.request import Request
 from resolver.solve.search import Resolution
 
 if TYPE_CHECKING:
     from resolver.explain.fixes import Fix
+    from resolver.index.client import IndexClient
     from resolver.lock.check import TargetCheck
     from resolver.lock.conda import CondaSettings
     from resolver.lock.target import Lockers
@@ -54,6 +52,9 @@ def default_conda_cache_dir(environ: Mapping[str, str]) -> Path:
 def make_client(environ: Mapping[str, str], offline: bool, indexes: Indexes | None = None) -> IndexClient:
     """The run's index client: the HTTP policy from `environ`, the CA certificates pip would use,
     and the credentials `indexes` took out of their URLs (memory only)."""
+    # the HTTP stack loads only for runs that reach an index: a dry run never does
+    from resolver.index.client import HttpPolicy, IndexClient
+    from resolver.index.credentials import Credentials
     from resolver.progress import traced_session
 
     policy = replace(
@@ -299,7 +300,7 @@ def resolve(options: ResolveOptions, environ: Mapping[str, str], notify: Notify)
     matrix = load_matrix_for(options.solve, team)
     request = build_request(options.solve, team)
     if options.target is not None:
-        from resolver.lock.target import check_target_name
+        from resolver.lock.names import check_target_name
 
         check_target_name(options.target)
     if declares_targets(team):
@@ -325,15 +326,13 @@ def resolve_host(
 ) -> Chosen:
     """Survey (unless a plain dry run), solve once, and (unless a dry run) stage and commit."""
     from resolver.explain.fixes import upgrades as host_upgrades
-    from resolver.lock import target as stage
-    from resolver.lock.commit import commit
-    from resolver.lock.survey import survey
+    from resolver.lock import names as lock_names
     from resolver.solve.search import solve
 
     def upgrades(resolution: Resolution) -> tuple[Fix, ...]:
         return tuple(host_upgrades(host, matrix, request, resolution))
 
-    formats = stage.check_formats(options.formats or team.formats)
+    formats = lock_names.check_formats(options.formats or team.formats)
     warnings = (*warnings, *rocm_on_nvidia(host, request, options.solve, team))
     indexes = _indexes(team, environ)
     run = options.run
@@ -341,6 +340,11 @@ def resolve_host(
         resolution = solve(host, matrix, request)
         index_url = indexes.variant_url(resolution.variant) if resolution.local_label else None
         return Chosen(resolution, index_url, tuple(warnings), False, None, upgrades(resolution))
+    from resolver.index.availability import note_skipped_transformers
+    from resolver.lock import target as stage
+    from resolver.lock.commit import commit
+    from resolver.lock.survey import survey
+
     client = make_client(environ, offline=run.offline, indexes=indexes)
     conda = conda_settings(team, environ, options.engine, run.offline) if "conda" in formats else None
 
@@ -427,7 +431,7 @@ def _team_machine(
 def lock(options: LockOptions, environ: Mapping[str, str], notify: Notify) -> TeamLocked:
     """One version set for every target of the team; (unless a dry run) lock them all."""
     from resolver.config import load_team
-    from resolver.lock.target import check_target_name
+    from resolver.lock.names import check_target_name
     from resolver.team.lock import lock_team, solve_team_available
     from resolver.team.solve import load_targets, solve_team
 

@@ -13,7 +13,6 @@ and of the lock itself. Anything else (a stale, emptied or edited lock) is locke
 
 from __future__ import annotations
 
-import re
 import sys
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -22,9 +21,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from resolver.config import Indexes
-from resolver.errors import InputError
 from resolver.host.model import Host
 from resolver.index.client import IndexClient
+
+# re-exported: the staging path's callers name them through this module
+from resolver.lock.names import FORMATS as FORMATS
+from resolver.lock.names import check_formats as check_formats
+from resolver.lock.names import check_target_name as check_target_name
+from resolver.lock.names import target_directory as target_directory
+from resolver.lock.names import target_name_for as target_name_for
 from resolver.lock.poetry.checks import check_lock_hashes, check_lock_sources, index_bound_requirements
 from resolver.lock.poetry.pyproject import (
     EXTRA_SOURCE_PREFIX,
@@ -45,53 +50,9 @@ from resolver.solve.search import Resolution
 if TYPE_CHECKING:
     from resolver.lock.conda import CondaInputs, CondaSettings
 
-FORMATS = ("poetry", "conda")
 CONDA_ENVIRONMENT = "environment.yml"
 CONDA_LOCKFILE = "conda-lock.yml"
 LOCK_CHECK = "poetry check --lock"
-_SLUG = re.compile(r"[A-Za-z0-9._-]+")
-_DERIVED = re.compile(r"[A-Za-z0-9._+-]+")
-
-
-def target_name_for(host: Host, variant: str, python: str) -> str:
-    """e.g. linux-x86_64-sm90-cu126-py311, linux-x86_64-sm61+sm86-cu126-py311, macos-arm64-cpu-py312."""
-    sms = sorted(
-        {f"sm{g.cc.major}{g.cc.minor}" for g in host.nvidia_gpus}
-        | {g.gfx_target or "" for g in host.amd_gpus}
-    )
-    parts = [host.platform]
-    if sms and variant != "cpu":
-        parts.append("+".join(sms))
-    parts.append(variant)
-    parts.append("py" + python.replace(".", ""))
-    return "-".join(parts)
-
-
-def check_target_name(name: str, origin: str = "--target") -> str:
-    """A target name names a folder of envs/: letters, digits, `.`, `_`, `-`; never `.` or `..`."""
-    if not _SLUG.fullmatch(name) or name in (".", ".."):
-        raise InputError(
-            f"{origin}: a target name may hold only letters, digits, '.', '_' and '-' (it names a "
-            "folder of envs/)",
-            value=name,
-            hint="e.g. gpu-box, cpu_ci or h100.node",
-        )
-    return name
-
-
-def target_directory(envs: Path, name: str) -> Path:
-    """`envs/<name>`: the only place a target's files go (never outside envs/)."""
-    if not _DERIVED.fullmatch(name) or name in (".", ".."):
-        check_target_name(name)
-    return envs / name
-
-
-def check_formats(formats: Sequence[str]) -> tuple[str, ...]:
-    chosen = tuple(dict.fromkeys(formats))
-    for fmt in chosen:
-        if fmt not in FORMATS:
-            raise InputError("unknown lock format", value=fmt, hint="poetry or conda")
-    return chosen
 
 
 @dataclass(frozen=True)
