@@ -11,6 +11,7 @@ nox -s verify             install envs/<target>/'s lock into a fresh venv and sm
 nox -s tests              the test suite (what CI runs)
 nox -s lint               ruff and mypy
 nox -s benchmarks         the performance targets (-- lock: one of them)
+nox -s gpu                the GPU tests, on an NVIDIA machine, in the current environment (offline)
 """
 
 from __future__ import annotations
@@ -111,7 +112,7 @@ def verify(session: nox.Session) -> None:
     session.run("python", "-m", "resolver", "verify", *session.posargs)
 
 
-# Real wheels for tests/test_verify_real_torch.py, for CPython 3.11 on manylinux x86_64: the torch
+# Real wheels for tests/verify/test_verify_real_torch.py, for CPython 3.11 on manylinux x86_64: the torch
 # CPU wheel (from pip's configured find-links; the exact local version keeps pip from taking a
 # CUDA build), transformers, and their dependencies; colorama because Poetry locks tqdm's Windows
 # marker too. Fetching is installation, not testing: the test serves them from loopback, and skips
@@ -140,6 +141,16 @@ def tests(session: nox.Session) -> None:
     _install_poetry(session)
     _fetch_test_wheels(session)
     session.run("python", "-m", "pytest", *session.posargs)
+
+
+@nox.session(venv_backend="none")
+def gpu(session: nox.Session) -> None:
+    """The `gpu`-marked tests on a real NVIDIA machine. Nothing is installed (such a machine may
+    reach no index): run it from an environment that has `stack-resolver[test]`; the torch to
+    smoke-test is found there or named by STACK_RESOLVER_GPU_PYTHON. Skips without a GPU."""
+    session.run(
+        "python", "-m", "pytest", "-m", "gpu", "tests/verify/test_gpu.py", *session.posargs, external=True
+    )
 
 
 @nox.session

@@ -11,22 +11,21 @@ bundle come from the same pip/uv configuration.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
 
+from resolver import files
 from resolver.errors import ConfigError, ConstraintError, InputError, Location
+from resolver.host.spellings import python_series, split_local_label
+from resolver.index.credentials import Credentials, redact
 from resolver.matrix.vocab import Variant
-from resolver.solve.request import PREFERENCE_KEYS, merge_constraints
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+from resolver.solve.request import MANAGED, PREFERENCE_KEYS, merge_constraints
 
 DEFAULT_PYTORCH_INDEX = "https://download.pytorch.org/whl"
 DEFAULT_TEAM_FILE = Path("envs") / "team.toml"
@@ -55,35 +54,15 @@ CONDA_KEYS = ("channel_alias",)
 DEFAULT_CHANNELS = ("conda-forge",)
 
 
-def load_toml(path: Path) -> dict[str, Any]:
-    """Read a TOML file; a syntax error names the file and line."""
-    try:
-        with open(path, "rb") as handle:
-            data: dict[str, Any] = tomllib.load(handle)
-            return data
-    except FileNotFoundError:
-        raise ConfigError("file not found", location=Location(str(path)), hint="check the path") from None
-    except tomllib.TOMLDecodeError as exc:
-        line = _line_of(str(exc))
-        raise ConfigError(
-            f"not valid TOML: {exc}",
-            location=Location(str(path), line=line),
-            hint="see https://toml.io for the syntax",
-        ) from None
-
-
-def _line_of(message: str) -> int | None:
-    marker = "(at line "
-    if marker in message:
-        tail = message.split(marker, 1)[1]
-        digits = tail.split(",", 1)[0]
-        if digits.isdigit():
-            return int(digits)
-    return None
+def load_toml(path: Path, what: str = "team file") -> dict[str, Any]:
+    """Read a TOML file (resolver/files.py); a syntax error names the file and line."""
+    return files.load_toml(path, what, error=ConfigError)
 
 
 @dataclass(frozen=True)
 class Indexes:
+    """Index URLs, never with credentials in them: those are in `credentials` (memory only)."""
+
     pytorch: str = DEFAULT_PYTORCH_INDEX
     general: str | None = None
     # From the user's pip/uv configuration: more indexes to search, wheel folders/pages, a CA bundle.
@@ -92,6 +71,7 @@ class Indexes:
     cert: str | None = None
     # (what, where it came from): ("general", "PIP_INDEX_URL"), ("extra", "/etc/pip.conf ..."), ...
     origins: tuple[tuple[str, str], ...] = ()
+    credentials: Credentials = field(default_factory=Credentials, compare=False, repr=False)
 
     def origin(self, what: str) -> str | None:
         return dict(self.origins).get(what)
@@ -148,11 +128,13 @@ def _str_list(value: Any, origin: str, key: str, hint: str) -> tuple[str, ...]:
 
 def team_from_mapping(data: Mapping[str, Any], origin: str, base: Path) -> TeamConfig:
     reject_unknown_keys(data, TOP_KEYS, origin, "", f"allowed keys: {', '.join(TOP_KEYS)}")
-    packages = _str_list(data.get("packages", []), origin, "packages", 'e.g. packages = ["accelerate"]')
+    packages = _packages(
+        _str_list(data.get("packages", []), origin, "packages", 'e.g. packages = ["accelerate"]'), origin
+    )
     constraint_texts = _str_list(
         data.get("constraints", []), origin, "constraints", 'e.g. constraints = ["torch>=2.4,<2.7"]'
     )
-    constraints = constraint_table(constraint_texts, origin, "constraints")
+    constraints, pinned_variant = labelled_constraints(constraint_texts, origin, "constraints")
     formats = _str_list(data.get("formats", ["poetry"]), origin, "formats", 'e.g. formats = ["poetry"]')
     for fmt in formats:
         if fmt not in FORMATS:
@@ -169,16 +151,25 @@ def team_from_mapping(data: Mapping[str, Any], origin: str, base: Path) -> TeamC
     if variant is not None:
         _expect(variant, str, origin, "variant", 'e.g. variant = "cu126"')
         try:
-            check_variant(variant)
+            variant = check_variant(variant)
         except InputError as exc:
             raise ConfigError(
                 exc.message, location=Location(origin, key="variant"), value=variant, hint=exc.hint
             ) from None
+    if pinned_variant is not None:
+        if variant is not None and variant != pinned_variant:
+            raise ConfigError(
+                f"the pins choose variant {pinned_variant}, `variant` another",
+                location=Location(origin, key="variant"),
+                value=variant,
+                hint="make them agree, or drop one",
+            )
+        variant = pinned_variant
     python = data.get("python")
     if python is not None:
         _expect(python, str, origin, "python", 'e.g. python = "3.11"')
         try:
-            check_python(python)
+            python = check_python(python)
         except InputError:
             raise ConfigError(
                 "not a Python version",
@@ -212,7 +203,7 @@ def team_from_mapping(data: Mapping[str, Any], origin: str, base: Path) -> TeamC
                 raise ConfigError(
                     "index URL must be http(s) or file",
                     location=Location(origin, key=f"indexes.{key}"),
-                    value=url,
+                    value=redact(url),
                     hint="e.g. https://mirror.example.org/simple",
                 )
     channels = _channels(data, origin)
@@ -232,6 +223,41 @@ def team_from_mapping(data: Mapping[str, Any], origin: str, base: Path) -> TeamC
         raw=dict(data),
         **flags,
     )
+
+
+def _packages(texts: Sequence[str], origin: str) -> tuple[str, ...]:
+    """`packages`: requirement strings. A version limit on a package the solver chooses belongs in
+    `constraints` (here it would be ignored); a package listed twice would lose one of its lines."""
+    seen: dict[str, str] = {}
+    for text in texts:
+        try:
+            requirement = Requirement(text)
+        except InvalidRequirement:
+            raise ConfigError(
+                "not a valid requirement",
+                location=Location(origin, key="packages"),
+                value=text,
+                hint='e.g. packages = ["accelerate", "datasets>=2"]',
+            ) from None
+        name = canonicalize_name(requirement.name)
+        if name in MANAGED and (
+            requirement.specifier or requirement.extras or requirement.marker or requirement.url
+        ):
+            raise ConfigError(
+                f"the solver chooses {name}'s version: a limit on it goes in `constraints`",
+                location=Location(origin, key="packages"),
+                value=text,
+                hint=f'list "{name}" in packages and put constraints = ["{text}"]',
+            )
+        if name in seen:
+            raise ConfigError(
+                f"{name} is listed twice",
+                location=Location(origin, key="packages"),
+                value=[seen[name], text],
+                hint="keep one line per package (join version limits with a comma)",
+            )
+        seen[name] = text
+    return tuple(texts)
 
 
 def _directory(base: Path, text: str, origin: str, key: str) -> Path:
@@ -259,12 +285,41 @@ def reject_unknown_keys(
 
 def constraint_table(texts: Sequence[str], origin: str, key: str) -> dict[str, SpecifierSet]:
     """Constraint strings from the team file, with errors located at `key`."""
+    return labelled_constraints(texts, origin, key)[0]
+
+
+def labelled_constraints(
+    texts: Sequence[str], origin: str, key: str | None = None
+) -> tuple[dict[str, SpecifierSet], str | None]:
+    """Constraints, and the variant their local labels name (`torch==2.8.0+cpu`, what the tool
+    prints, pins 2.8.0 and chooses cpu). `origin` is a file (with `key`) or a flag."""
+    plain: list[str] = []
+    variants: set[str] = set()
     try:
-        return merge_constraints(texts, origin=f"{origin} [{key}]")
+        for text in texts:
+            try:
+                stripped, label = split_local_label(text)
+                if label is not None:
+                    variants.add(check_variant(label))
+            except (ValueError, InputError):
+                raise ConstraintError(
+                    "a local label must name a variant, the same one in every pin",
+                    value=text,
+                    hint='e.g. "torch==2.8.0+cpu" or "torch==2.8.0+cu128"',
+                ) from None
+            plain.append(stripped)
+        if len(variants) > 1:
+            raise ConstraintError(
+                "pins name different variants",
+                value=sorted(variants),
+                hint="pin one variant (the part after '+'), or drop the labels and use --variant",
+            )
+        table = merge_constraints(plain, origin=f"{origin} [{key}]" if key else origin)
     except ConstraintError as exc:
-        raise ConfigError(
-            exc.message, location=Location(origin, key=key), value=exc.value, hint=exc.hint
-        ) from None
+        location = Location(origin, key=key) if key else Location(origin)
+        error = ConfigError if key else ConstraintError
+        raise error(exc.message, location=location, value=exc.value, hint=exc.hint) from None
+    return table, (variants.pop() if variants else None)
 
 
 def _url_like(text: str) -> bool:
@@ -324,7 +379,9 @@ def effective_indexes(
     uv_config_files: Sequence[Path] | None = None,
 ) -> Indexes:
     """Apply the precedence documented above. The config files are injectable for tests; uv's
-    default to `userconfig.uv_config_files` for the working directory (the project root)."""
+    default to `userconfig.uv_config_files` for the working directory (the project root).
+    Credentials in a URL (`https://user:token@host/...`) move to `Indexes.credentials`: no URL
+    here, nor its origin, carries them."""
     from resolver import userconfig
 
     pip = userconfig.read_pip_config(environ, pip_config_files)
@@ -346,29 +403,77 @@ def effective_indexes(
         (environ.get("UV_INDEX_URL"), "UV_INDEX_URL"),
         *((s.value, s.origin) for s in (pip.index, uv.index) if s is not None),
     ]
-    general = next(((url, origin) for url, origin in candidates if url and url.strip()), None)
+    general = next(((url.strip(), origin) for url, origin in candidates if url and url.strip()), None)
+    _check_index_url(pytorch, origins[0][1])
+    credentials = team.indexes.credentials
+    pytorch, credentials = credentials.with_url(pytorch)
+    general_url = None
     if general is not None:
+        _check_index_url(*general)
+        general_url, credentials = credentials.with_url(general[0])
         origins.append(("general", general[1]))
     extra: list[str] = []
     for setting in (*pip.extra, *uv.extra):
-        if setting.value not in extra and (general is None or setting.value != general[0]):
-            extra.append(setting.value)
-            origins.append((f"extra:{setting.value}", setting.origin))
+        _check_index_url(setting.value, setting.origin)
+        url, credentials = credentials.with_url(setting.value)
+        if url not in extra and url != general_url:
+            extra.append(url)
+            origins.append((f"extra:{url}", setting.origin))
     links: list[str] = []
     for setting in (*pip.find_links, *uv.find_links):
-        if setting.value not in links:
-            links.append(setting.value)
-            origins.append((f"find-links:{setting.value}", setting.origin))
+        url, credentials = credentials.with_url(setting.value)
+        if url not in links:
+            links.append(url)
+            origins.append((f"find-links:{url}", setting.origin))
     if pip.cert is not None:
         origins.append(("cert", pip.cert.origin))
     return Indexes(
         pytorch=pytorch,
-        general=general[0].strip() if general is not None else None,
+        general=general_url,
         extra=tuple(extra),
         find_links=tuple(links),
         cert=pip.cert.value if pip.cert is not None else None,
         origins=tuple(origins),
+        credentials=credentials,
     )
+
+
+def _check_index_url(url: str, origin: str) -> None:
+    if not _url_like(url):
+        where = f"${origin}" if origin.isupper() else origin
+        raise InputError(
+            "index URL must be http(s) or file",
+            location=Location(where),
+            value=redact(url),
+            hint="e.g. https://mirror.example.org/simple",
+        )
+
+
+CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+
+def effective_ca_bundle(environ: Mapping[str, str], pip_config_files: Sequence[Path]) -> str | None:
+    """The CA certificates to trust for HTTPS: `REQUESTS_CA_BUNDLE` or `CURL_CA_BUNDLE` (what
+    requests and Poetry read), then pip's `cert` (`PIP_CERT`, then pip's configuration), then
+    `SSL_CERT_FILE`; None: the default bundle. A named file that is missing is bad input."""
+    from resolver import userconfig
+
+    candidates = [(f"${name}", environ.get(name, "").strip()) for name in CA_VARIABLES]
+    cert = userconfig.read_pip_config(environ, pip_config_files).cert
+    if cert is not None:
+        candidates.append((f"${cert.origin}" if cert.origin.isupper() else cert.origin, cert.value))
+    candidates.append(("$SSL_CERT_FILE", environ.get("SSL_CERT_FILE", "").strip()))
+    where, path = next(((where, path) for where, path in candidates if path), ("", ""))
+    if not path:
+        return None
+    if not Path(path).expanduser().exists():
+        raise InputError(
+            "CA certificate file not found",
+            location=Location(where),
+            value=path,
+            hint="point it at a PEM bundle (or a folder of certificates), or unset it",
+        )
+    return str(Path(path).expanduser())
 
 
 def default_pip_config_files(environ: Mapping[str, str]) -> tuple[Path, ...]:
@@ -380,17 +485,24 @@ def default_pip_config_files(environ: Mapping[str, str]) -> tuple[Path, ...]:
 
 
 def check_python(text: str, origin: str = "--python") -> str:
-    """A Python version as the matrix writes it: "3.11", or "3.13t" for a free-threaded build."""
-    major, _, minor = text.rstrip("t").partition(".")
-    if not (major.isdigit() and minor.isdigit() and text.count(".") == 1):
-        raise InputError(f"{origin}: not a Python version", value=text, hint='write MAJOR.MINOR, e.g. "3.11"')
-    return text
+    """A Python version in any spelling `host/spellings.py` accepts ("3.11", "3.11.9", "3.13t"),
+    as the series the matrix and wheels are keyed by ("3.11", "3.13t")."""
+    try:
+        return python_series(text)
+    except ValueError:
+        raise InputError(
+            f"{origin}: not a Python 3 version",
+            value=text,
+            hint='write MAJOR.MINOR, e.g. "3.11" (or "3.11.9")',
+        ) from None
 
 
 def check_variant(text: str, origin: str | None = None) -> str:
-    """A variant name: cpu, cuXYZ, rocmX.Y. `origin` (a flag, or a file and key) is named on error."""
-    if Variant.of(text) is not None:
-        return text
+    """A variant name: cpu, cuXYZ, rocmX.Y, xpu (any case). `origin` (a flag, or a file and key)
+    is named on error."""
+    normal = text.strip().lower()
+    if Variant.of(normal) is not None:
+        return normal
     raise InputError(
         "not a variant name",
         location=Location(origin) if origin else None,

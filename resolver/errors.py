@@ -174,3 +174,21 @@ class ExternalToolError(ResolverError):
 
     def render(self) -> str:
         return self.message + (f" Hint: {self.hint}" if self.hint else "")
+
+
+class WriteError(ResolverError):
+    """A file could not be written (a full disk, no permission, a read-only filesystem); nothing
+    was half-written. Exit status 1: the machine, not the input, is at fault."""
+
+    exit_code = ExitCode.EXTERNAL_FAILURE
+
+    def __init__(self, path: str, reason: str, *, hint: str | None = None) -> None:
+        self.path = path
+        self.reason = reason
+        self.hint = hint
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        return f"{self.path}: cannot write: {self.reason}; nothing was changed." + (
+            f" Hint: {self.hint}" if self.hint else ""
+        )

@@ -17,12 +17,17 @@ so the tests can prove the guarantees at every step instead of at random instant
 from __future__ import annotations
 
 import contextlib
+import errno
+import functools
 import itertools
 import os
 import secrets
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
+
+from resolver.errors import WriteError
 
 TEMP_PREFIX = ".stack-resolver-tmp-"
 _CRASH_ENV = "STACK_RESOLVER_CRASH_AT"
@@ -56,6 +61,37 @@ def create_temp(directory: Path, suffix: str = "", prefix: str = TEMP_PREFIX) ->
             continue
 
 
+_F = TypeVar("_F", bound=Callable[..., bool])
+
+_WRITE_HINTS = {
+    errno.ENOSPC: "free some disk space and run again",
+    errno.EDQUOT: "the disk quota is used up; free some space and run again",
+    errno.EACCES: "make the folder writable (chmod u+w), or run from a checkout you own",
+    errno.EPERM: "make the folder writable (chmod u+w), or run from a checkout you own",
+    errno.EROFS: "the filesystem is read-only; run from a writable checkout",
+}
+
+
+def as_write_error(path: Path, exc: OSError) -> WriteError:
+    """The tool's one-line error for an OS error while writing `path`, with a hint by errno."""
+    return WriteError(str(path), exc.strerror or str(exc), hint=_WRITE_HINTS.get(exc.errno or 0))
+
+
+def clean_write_errors(write: _F) -> _F:
+    """An OS error while writing becomes a `WriteError` naming the file: the write left the old
+    content in place (it replaces the target only by the final rename), so nothing is lost."""
+
+    @functools.wraps(write)
+    def wrapper(path: Path, *args: object, **kwargs: object) -> bool:
+        try:
+            return write(path, *args, **kwargs)
+        except OSError as exc:
+            raise as_write_error(path, exc) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@clean_write_errors
 def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> bool:
     """Write `data` to `path` atomically. Returns False (and touches nothing) if unchanged.
     `durable=False` (caches) skips the fsyncs: still all-or-nothing, just not forced to disk."""

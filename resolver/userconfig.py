@@ -10,7 +10,6 @@ bundle. Every value keeps where it came from (a variable, or a file and key), fo
 
 from __future__ import annotations
 
-import configparser
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -18,10 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from resolver import files as input_files
+
 if sys.version_info >= (3, 11):
-    import tomllib
+    pass
 else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+    pass
 
 
 @dataclass(frozen=True)
@@ -96,11 +97,9 @@ def read_pip_config(environ: Mapping[str, str], files: Sequence[Path]) -> ToolCo
     for path in files:
         if not path.is_file():
             continue
-        parser = configparser.RawConfigParser()
-        try:
-            parser.read(path, encoding="utf-8")
-        except (configparser.Error, UnicodeDecodeError):
-            continue  # pip itself reports a broken file; locating packages goes on without it
+        # As pip does, a file that cannot be read or parsed stops the run (naming it); a UTF-8
+        # byte order mark or UTF-16 (PowerShell's `>`) is read (resolver/files.py).
+        parser = input_files.load_ini(path, "pip configuration file")
         for section in ("global", "install"):
             for key in ("index-url", "extra-index-url", "find-links", "cert"):
                 if parser.has_option(section, key):
@@ -204,12 +203,8 @@ def _strings(value: Any) -> list[str]:
 def _toml(path: Path) -> dict[str, Any] | None:
     if not path.is_file():
         return None
-    try:
-        with open(path, "rb") as handle:
-            data: dict[str, Any] = tomllib.load(handle)
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError):
-        return None  # uv reports its own broken file; locating packages goes on without it
-    return data
+    # As uv does, a broken uv.toml stops the run, naming the file and line.
+    return input_files.load_toml(path, "uv configuration file")
 
 
 def certificate_environment(environ: Mapping[str, str], pip_files: Sequence[Path]) -> dict[str, str]:

@@ -9,19 +9,21 @@ under one advisory lock on envs/ (`envs_locked`): one writing run at a time per 
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from filelock import FileLock, Timeout
 
-from resolver.config import Indexes, TeamConfig
+from resolver.config import Indexes, TeamConfig, default_pip_config_files, effective_ca_bundle
 from resolver.errors import ExternalToolError, InputError
 from resolver.fsutil import sweep_stale_temps
 from resolver.host.model import Host
 from resolver.index.availability import note_skipped_transformers
 from resolver.index.client import HttpPolicy, IndexClient
+from resolver.index.credentials import Credentials
 from resolver.matrix.model import Matrix
 from resolver.solve.request import Request
 from resolver.solve.search import Resolution
@@ -49,11 +51,18 @@ def default_conda_cache_dir(environ: Mapping[str, str]) -> Path:
     return default_cache_dir(environ).parent / "conda"
 
 
-def make_client(environ: Mapping[str, str], offline: bool) -> IndexClient:
+def make_client(environ: Mapping[str, str], offline: bool, indexes: Indexes | None = None) -> IndexClient:
+    """The run's index client: the HTTP policy from `environ`, the CA certificates pip would use,
+    and the credentials `indexes` took out of their URLs (memory only)."""
     from resolver.progress import traced_session
 
+    policy = replace(
+        HttpPolicy.from_environ(environ),
+        credentials=indexes.credentials if indexes is not None else Credentials(),
+        ca_bundle=effective_ca_bundle(environ, default_pip_config_files(environ)),
+    )
     return IndexClient(
-        policy=HttpPolicy.from_environ(environ),
+        policy=policy,
         cache_dir=default_cache_dir(environ),
         offline=offline,
         session=traced_session(),  # -vv names each request
@@ -157,11 +166,12 @@ class TeamMachine:
 
 def detect_host(host_file: Path | None) -> tuple[Host, tuple[str, ...]]:
     """(host, warnings): read from a file, or probed from this machine."""
-    from resolver.host import probes
-    from resolver.host.model import read_host_file
+    from resolver.host import overrides, probes
+    from resolver.host.hostfile import read_host_file
 
     if host_file is not None:
-        return read_host_file(host_file), ()
+        # the STACK_RESOLVER_* variables beat the host file, as they beat every probe
+        return overrides.with_overrides(read_host_file(host_file), os.environ), ()
     detection = probes.detect(probes.Probes.system(Path.cwd()))
     return detection.host, detection.warnings
 
@@ -173,13 +183,20 @@ def load_matrix_for(options: SolveOptions, team: TeamConfig) -> Matrix:
 
 
 def build_request(options: SolveOptions, team: TeamConfig) -> Request:
-    from resolver.config import check_python, check_variant
-    from resolver.solve.request import merge_constraints, tighten
+    from resolver.config import check_python, check_variant, labelled_constraints
+    from resolver.solve.request import tighten
 
-    variant = options.variant or team.variant
+    # A pin with a local label (`torch==2.8.0+cpu`, the tool's own output) chooses that variant.
+    flagged, pinned_variant = labelled_constraints(options.constraints, "--constraint")
+    variant = check_variant(options.variant, "--variant") if options.variant else None
+    if pinned_variant is not None and variant not in (None, pinned_variant):
+        raise InputError(
+            f"--constraint pins variant {pinned_variant}, --variant asks for {variant}",
+            hint="make them agree, or drop one",
+        )
     request = Request(
         constraints=team.constraints,
-        variant=check_variant(variant, "--variant" if options.variant else None) if variant else None,
+        variant=variant or pinned_variant or team.variant,
         python=check_python(options.python) if options.python else team.python,
         allow_ptx=options.allow_ptx or team.allow_ptx,
         allow_unverified=options.allow_unverified or team.allow_unverified,
@@ -187,16 +204,17 @@ def build_request(options: SolveOptions, team: TeamConfig) -> Request:
         packages=team.packages,
         prefer=team.prefer,
     )
-    return tighten(request, merge_constraints(options.constraints))
+    return tighten(request, flagged)
 
 
 def rocm_on_nvidia(host: Host, request: Request, options: SolveOptions, team: TeamConfig) -> tuple[str, ...]:
     """A ROCm build runs on AMD GPUs only: on a host with NVIDIA GPUs it is refused unless the
     user forced it with --variant (then it is a warning)."""
     from resolver.errors import Location
+    from resolver.matrix.vocab import ROCM, variant_kind
 
     variant = request.variant or ""
-    if not variant.startswith("rocm") or not host.gpus:
+    if variant_kind(variant) != ROCM or not host.nvidia_gpus:
         return ()
     message = f"variant {variant} is a ROCm (AMD) build, and this host has NVIDIA GPUs it will not use"
     if not options.variant:
@@ -323,7 +341,7 @@ def resolve_host(
         resolution = solve(host, matrix, request)
         index_url = indexes.variant_url(resolution.variant) if resolution.local_label else None
         return Chosen(resolution, index_url, tuple(warnings), False, None, upgrades(resolution))
-    client = make_client(environ, offline=run.offline)
+    client = make_client(environ, offline=run.offline, indexes=indexes)
     conda = conda_settings(team, environ, options.engine, run.offline) if "conda" in formats else None
 
     def choose() -> tuple[Resolution, str | None]:
@@ -425,7 +443,7 @@ def lock(options: LockOptions, environ: Mapping[str, str], notify: Notify) -> Te
     run = options.run
     if run.dry_run and not run.check_indexes:
         return TeamLocked(solve_team(targets, matrix, request), targets, indexes, False, None)
-    client = make_client(environ, offline=run.offline)
+    client = make_client(environ, offline=run.offline, indexes=indexes)
     conda = conda_settings(team, environ, "rattler", run.offline) if "conda" in team.formats else None
     if run.dry_run:
         resolution = solve_team_available(targets, matrix, request, team.formats, indexes, client, conda)
@@ -469,7 +487,7 @@ def check_locks(options: SolveOptions, environ: Mapping[str, str], *, offline: b
     for target in targets:
         check_target_name(target.name, "team target")
     indexes = _indexes(team, environ)
-    client = make_client(environ, offline=offline)
+    client = make_client(environ, offline=offline, indexes=indexes)
     conda = conda_settings(team, environ, "rattler", offline) if "conda" in team.formats else None
     resolution = solve_team_available(targets, matrix, request, team.formats, indexes, client, conda)
     version = PoetryTool(environ=dict(environ)).version() if "poetry" in team.formats else None

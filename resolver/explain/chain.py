@@ -15,9 +15,10 @@ from collections.abc import Callable, Sequence
 
 from packaging.version import Version
 
-from resolver.host.model import DriverVersion, Host
+from resolver.explain.words import gpu_kind, vendor_words
+from resolver.host.model import DriverVersion, Gpu, Host
 from resolver.matrix.model import Matrix
-from resolver.matrix.vocab import CPU, CUDA, Variant, python_key
+from resolver.matrix.vocab import CUDA, ROCM, XPU, Variant, python_key
 from resolver.solve.reasons import (
     ArchMissing,
     CompanionMissing,
@@ -46,6 +47,7 @@ from resolver.solve.reasons import (
     TransformersNone,
     Unavailable,
     UnknownDriverFloor,
+    UnknownGfxTargets,
     UnverifiedBuild,
     UnverifiedPairing,
     UnverifiedRelease,
@@ -65,8 +67,18 @@ def _has(candidate: Rejection, *kinds: type[Reason]) -> bool:
 
 
 def _cuda(variant: str | None) -> Version | None:
+    """The version a GPU variant is built with (CUDA 12.8 for cu128, ROCm 6.3 for rocm6.3)."""
     parsed = Variant.of(variant) if variant else None
-    return parsed.cuda if parsed else None
+    return parsed.version if parsed else None
+
+
+def _kind(variant: str | None) -> str | None:
+    parsed = Variant.of(variant) if variant else None
+    return parsed.kind if parsed else None
+
+
+# which GPUs a build kind drives
+_VENDOR = {CUDA: "nvidia", ROCM: "amd", XPU: "intel"}
 
 
 def _is(count: int) -> str:
@@ -133,8 +145,8 @@ class _Chain:
         return f"{span} ({self.variant_span(pool, universe)})"
 
     def gpu_label(self, indexes: Sequence[int]) -> str:
-        gpus = [g for g in self.host.nvidia_gpus if g.index in indexes]
-        sm = gpus[0].cc.sm
+        gpus = [g for g in self.host.gpus if g.index in indexes]
+        sm = gpu_kind(gpus[0])
         names = sorted({g.name or "unnamed" for g in gpus})
         which = "GPU" if len(gpus) == 1 else "GPUs"
         return f"{sm} ({which} {', '.join(str(g.index) for g in gpus)}, {', '.join(names)})"
@@ -156,21 +168,32 @@ class _Chain:
         pool = [c for c in pool if _release_unbuilt(c) or not any(_not_built(r) for r in c.reasons)]
         if not pool:
             return f"the matrix has no {request.variant or 'torch'} build for {host.platform}"
-        if host.has_nvidia_gpu and not request.allow_cpu_fallback and request.variant != CPU:
+        if request.variant is None:
+            # GPU builds for a vendor this host has no GPU of say nothing about it
+            present = {g.vendor for g in host.gpus} | ({"nvidia"} if host.has_nvidia_gpu else set())
+            pool = [c for c in pool if _VENDOR.get(_kind(c.variant) or "", "") in present | {""}]
+        fallback = [r for c in pool for r in c.reasons if isinstance(r, CpuFallback)]
+        if fallback:
             gpu_pool = [c for c in pool if not _has(c, CpuFallback)]
             if not gpu_pool:
                 return (
-                    f"the matrix has no CUDA build of torch for {host.platform}, and a CPU build is not "
-                    "chosen on a host with an NVIDIA GPU (pass --variant cpu)"
+                    f"the matrix has no build of torch for {host.platform} that drives this host's "
+                    f"GPU, and a CPU build is not chosen on a host with {vendor_words(fallback[0].vendor)} "
+                    "GPU (pass --variant cpu)"
                 )
             pool = gpu_pool
+        if not pool:
+            return f"the matrix has no build of torch for {host.platform}"
         first: list[str] = []  # the user's part of the chain
         middle: list[str] = []  # the GPUs' part
         allowed = self.constraint_part(pool, first)
         if allowed is None:
             return "; ".join(first)
-        if host.nvidia_gpus and all(_cuda(c.variant) for c in pool):
-            served = self.gpu_part(pool, allowed, middle)
+        kinds = {_kind(c.variant) or "" for c in pool}
+        only = kinds.pop() if len(kinds) == 1 else ""
+        gpus = {CUDA: host.nvidia_gpus, ROCM: host.amd_gpus}.get(only, ())
+        if gpus:
+            served = self.gpu_part(pool, allowed, gpus, middle)
             if served is None:
                 return "; ".join(middle)
             if not served:
@@ -179,14 +202,21 @@ class _Chain:
         last = self.blockers(allowed, first)
         return "; ".join([*first, *middle, *last]) or "no valid combination"
 
-    def gpu_part(self, pool: Pool, allowed: Pool, parts: list[str]) -> list[Rejection] | None:
+    def gpu_part(
+        self, pool: Pool, allowed: Pool, gpus: Sequence[Gpu], parts: list[str]
+    ) -> list[Rejection] | None:
         """Narrow `allowed` to the builds that serve every GPU (None: no build in the whole `pool`
         does, which settles the headline). A GPU is named when it excludes some of `allowed`."""
         universe = list(pool)
-        which = f"{self.request.variant} build" if self.request.variant else "CUDA build"
+        kind = _kind(pool[0].variant)
+        which = (
+            f"{self.request.variant} build"
+            if self.request.variant
+            else f"{_KIND_WORDS.get(kind or '', 'GPU')} build"
+        )
         groups: dict[str, list[int]] = {}
-        for gpu in self.host.nvidia_gpus:
-            groups.setdefault(gpu.cc.sm, []).append(gpu.index)
+        for gpu in gpus:
+            groups.setdefault(gpu_kind(gpu), []).append(gpu.index)
         serving: dict[str, list[Rejection]] = {}
         for sm, indexes in groups.items():
 
@@ -195,10 +225,21 @@ class _Chain:
                     isinstance(r, kinds) and getattr(r, "gpu_index", None) in indexes for r in c.reasons
                 )
 
-            serving[sm] = [c for c in universe if not misses(c, (ArchMissing, PtxOnly))]
+            serving[sm] = [
+                c
+                for c in universe
+                if not misses(c, (ArchMissing, PtxOnly)) and not _has(c, UnknownGfxTargets)
+            ]
             if serving[sm]:
                 continue
             label = self.gpu_label(indexes)
+            unknown = [c for c in universe if _has(c, UnknownGfxTargets) and not misses(c, (ArchMissing,))]
+            if unknown:
+                parts.append(
+                    f"no {which} in the matrix is known to carry kernels for {label}; "
+                    + self.unknown_gfx_words(unknown, universe)
+                )
+                return None
             ptx = [c for c in universe if not misses(c, (ArchMissing,))]
             if ptx and not self.request.allow_ptx:
                 parts.append(
@@ -219,7 +260,17 @@ class _Chain:
         for sm, indexes in groups.items():
             if not all(_key(c) in keys[sm] for c in allowed):
                 parts.append(f"{self.gpu_label(indexes)} needs {self.builds(serving[sm], universe)}")
-        return [c for c in allowed if _key(c) in common]
+        served = [c for c in allowed if _key(c) in common]
+        unknown = [c for c in allowed if _has(c, UnknownGfxTargets) and not _has(c, ArchMissing)]
+        if unknown and not served:
+            parts.append(self.unknown_gfx_words(unknown, universe))
+        return served
+
+    def unknown_gfx_words(self, pool: Pool, universe: Pool) -> str:
+        return (
+            f"the gfx targets of {self.builds(pool, universe)} are not in the matrix "
+            "(pass --allow-unverified to accept them unchecked)"
+        )
 
     def constraint_part(self, pool: Pool, parts: list[str]) -> list[Rejection] | None:
         """The user's torch / torchvision / torchaudio constraints, when they bind."""
@@ -476,6 +527,7 @@ class _Chain:
 
 
 _EVERY = "every torch release"
+_KIND_WORDS = {CUDA: "CUDA", ROCM: "ROCm"}
 _UNVERIFIED = (UnverifiedBuild, UnverifiedRelease, UnverifiedPairing)
 
 

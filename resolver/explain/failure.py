@@ -53,11 +53,18 @@ def fixes_of(error: NoCompatibleCombination) -> list[Fix]:
 
 
 def causes(error: NoCompatibleCombination) -> list[str]:
+    """The grouped rejections, then the reasons not tied to a candidate."""
+    lines = grouped(error.rejections)
+    lines.extend(reason_line(reason) for reason in error.reasons)
+    return lines
+
+
+def grouped(rejections: Sequence[Rejection]) -> list[str]:
     """One line per group of neighbouring candidates rejected alike (policy reasons left out),
-    then each policy said once with the flag that changes it, then the other reasons."""
+    then each policy said once with the flag that changes it."""
     policy: dict[str, str] = {}
     kept: list[Rejection] = []
-    for rejection in error.rejections:
+    for rejection in rejections:
         reasons = []
         for reason in rejection.reasons:
             line = _policy_line(reason)
@@ -69,7 +76,6 @@ def causes(error: NoCompatibleCombination) -> list[str]:
             kept.append(dataclasses.replace(rejection, reasons=tuple(reasons)))
     lines = [group.render() for group in group_rejections(kept)]
     lines.extend(policy)
-    lines.extend(reason_line(reason) for reason in error.reasons)
     return lines
 
 

@@ -18,7 +18,8 @@ from typing import Any
 from packaging.version import Version
 
 from resolver.errors import NoCompatibleCombination
-from resolver.host.model import DriverVersion, Gpu, Host
+from resolver.explain.words import gpu_kind
+from resolver.host.model import DriverVersion, Host
 from resolver.matrix.model import Matrix
 from resolver.matrix.vocab import CPU, Variant, python_key
 from resolver.solve.reasons import (
@@ -44,6 +45,7 @@ from resolver.solve.request import Request, constraint_text, parse_constraint, t
 from resolver.solve.search import Resolution, solve
 
 Change = Mapping[str, Any]
+_MAX_PAIRS = 40
 KINDS = ("constraint", "driver", "python", "glibc", "macos", "flag", "gpus")
 _UNVERIFIED = (UnverifiedBuild, UnverifiedRelease, UnverifiedPairing, UnknownDriverFloor)
 _PYTHON = (PythonNoWheel, PythonRequires, NoPythonWithin, PythonOutsideConstraint)
@@ -220,13 +222,6 @@ def _os_version(version: Version) -> str:
     return f"{version.major}.{version.minor}"
 
 
-def gpu_kind(gpu: Gpu) -> str:
-    """What decides which builds serve a GPU: its sm_XY, its gfx target, else its vendor."""
-    if gpu.compute_capability is not None:
-        return gpu.compute_capability.sm
-    return gpu.gfx_target or gpu.vendor
-
-
 def _gpu_subsets(host: Host) -> list[list[int]]:
     """Proper subsets of the host's GPU kinds (by sm), largest first."""
     by_sm: dict[str, list[int]] = {}
@@ -274,9 +269,10 @@ def fixes(error: NoCompatibleCombination, verdicts: Sequence[Rejection]) -> list
                     "gpus", _with_gives(_summary("gpus", change, host), resolution), change, gives(resolution)
                 )
             )
-    if found:
+    if any(fix.apply.get("flag") != f"--variant {CPU}" for fix in found):
         return found
-    return _pairs(host, matrix, request, options)
+    # Nothing but a CPU build works with one change: try two changes that keep the GPU.
+    return found + _pairs(host, matrix, request, [(k, c) for k, c in options if k != "flag"])
 
 
 def _fix(kind: str, change: Change, host: Host, resolution: Resolution) -> Fix:
@@ -310,9 +306,13 @@ def _pairs(
     """When no single change works: two changes of different kinds at once."""
     firsts = [(kind, change) for kind, changes in options for change in changes[:3]]
     found: list[Fix] = []
-    for (kind_a, a), (kind_b, b) in itertools.combinations(firsts, 2):
-        if kind_a == kind_b or (kind_a == "flag" and kind_b == "flag"):
-            continue
+    pairs = [
+        (first, second)
+        for first, second in itertools.combinations(firsts, 2)
+        if first[0] != second[0]  # two flags would not fit one "flag" key
+    ]
+    # Each try is a full solve: a bounded number keeps a hopeless host's answer quick.
+    for (kind_a, a), (kind_b, b) in pairs[:_MAX_PAIRS]:
         change = {**a, **b}
         resolution = _try(host, matrix, request, change)
         if resolution is None:

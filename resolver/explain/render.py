@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from resolver.errors import NoCompatibleCombination
-from resolver.explain.failure import causes, detailed_causes, fixes_of, headline
+from resolver.explain.failure import causes, detailed_causes, fixes_of, grouped, headline
 from resolver.explain.fixes import Fix, upgrades
 from resolver.explain.groups import RejectionGroup, group_rejections
 from resolver.explain.words import candidate, note, passed_over_lines, rejection_sentence
@@ -99,8 +99,7 @@ def render_resolution(resolution: Resolution, index_url: str | None, *, explain:
                 for reason in rejection.reasons:
                     lines.append(f"  {candidate(rejection)}: {rejection_sentence(reason, rejection)}")
         else:
-            for group in group_rejections(resolution.rejected):
-                lines.append(f"  {group.render()}")
+            lines.extend(f"  {line}" for line in grouped(resolution.rejected))
             lines.append("(--explain lists every candidate with its full reasons)")
     if explain and resolution.passed_over:
         lines.append("")

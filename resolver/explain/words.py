@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from packaging.version import Version
 
+from resolver.host.model import Gpu
 from resolver.solve.reasons import (
     ArchMissing,
     ChosenIndirect,
@@ -59,6 +60,13 @@ from resolver.solve.reasons import (
 
 def candidate(rejection: Rejection) -> str:
     return f"torch {rejection.torch}" + (f"+{rejection.variant}" if rejection.variant else "")
+
+
+def gpu_kind(gpu: Gpu) -> str:
+    """What decides which builds serve a GPU: its sm_XY, its gfx target, else its vendor."""
+    if gpu.compute_capability is not None:
+        return gpu.compute_capability.sm
+    return gpu.gfx_target or gpu.vendor
 
 
 def vendor_words(vendor: str) -> str:

@@ -31,6 +31,7 @@ from typing import Any, Literal
 import tomlkit
 import tomlkit.exceptions
 
+from resolver import files
 from resolver.errors import ConfigError, Location
 from resolver.host.model import ComputeCapability, DriverVersion, Host
 
@@ -159,16 +160,7 @@ def requirements_from_mapping(data: Any, origin: str) -> Requirements:
 def read_requirements(path: Path) -> Requirements:
     """The `[requirements]` table of a TOML file (`envs/team.toml`); none when it has no table."""
     origin = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(
-            "requirements file not found", location=Location(origin), hint="check the --requirements path"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(
-            f"cannot read: {exc}", location=Location(origin), hint="is it a TOML file?"
-        ) from None
+    text = files.read_text(path, "requirements file", error=ConfigError, hint="check the --requirements path")
     try:
         document = tomlkit.parse(text).unwrap()
     except tomlkit.exceptions.ParseError as exc:
@@ -243,18 +235,40 @@ def _driver_check(host: Host, minimum: DriverVersion) -> Check:
     return Check(name, "fail", host.nvidia_driver, required, "upgrade the NVIDIA driver")
 
 
+def _memory_limited(host: Host) -> bool:
+    limit = host.limits.memory_max_mib if host.limits else None
+    return limit is not None and host.memory_mib is not None and limit < host.memory_mib
+
+
+def _cpus_limited(host: Host) -> bool:
+    quota = host.limits.cpu_quota if host.limits else None
+    return quota is not None and host.cpu_count is not None and quota < host.cpu_count
+
+
+def _cpu_check(host: Host, minimum: int) -> Check:
+    required = f">= {minimum}"
+    cpus = host.effective_cpus
+    if cpus is None:
+        return Check("CPU cores", "skip", "not measured", required, "the host does not report it")
+    shown = f"{cpus:g}"
+    if _cpus_limited(host):
+        shown += f" (cgroup CPU quota; affinity {host.cpu_count})"
+    elif host.limits and host.limits.machine_cpus and host.limits.machine_cpus != host.cpu_count:
+        shown += f" (affinity mask; machine {host.limits.machine_cpus})"
+    return Check("CPU cores", "pass" if cpus >= minimum else "fail", shown, required)
+
+
 def check(host: Host, req: Requirements) -> tuple[Check, ...]:
-    """One check per requirement that is set, in a fixed order."""
+    """One check per requirement that is set, in a fixed order. RAM and CPUs are what this
+    process may use: a cgroup limit or CPU quota below the machine's totals is the measure."""
     checks: list[Check] = []
     if req.min_memory_mib is not None:
-        checks.append(_size_check("RAM", host.memory_mib, req.min_memory_mib))
+        where = ""
+        if _memory_limited(host):
+            where = f" cgroup limit; machine {_fmt_mib(host.memory_mib or 0)}"
+        checks.append(_size_check("RAM", host.effective_memory_mib, req.min_memory_mib, where))
     if req.min_cpu_count is not None:
-        required = f">= {req.min_cpu_count}"
-        if host.cpu_count is None:
-            checks.append(Check("CPU cores", "skip", "not measured", required, "the host does not report it"))
-        else:
-            ok = host.cpu_count >= req.min_cpu_count
-            checks.append(Check("CPU cores", "pass" if ok else "fail", str(host.cpu_count), required))
+        checks.append(_cpu_check(host, req.min_cpu_count))
     if req.min_disk_free_mib is not None:
         checks.append(_size_check("free disk", host.disk_free_mib, req.min_disk_free_mib))
     if req.min_driver is not None:
@@ -264,6 +278,48 @@ def check(host: Host, req: Requirements) -> tuple[Check, ...]:
     if req.min_gpu_memory_mib is not None:
         checks.append(_gpu_memory_check(host, req.min_gpu_memory_mib))
     return tuple(checks)
+
+
+def render_limits(host: Host) -> str:
+    """One line on what this process may use beside the machine's totals; empty when no limit
+    was recorded."""
+    limits = host.limits
+    if limits is None:
+        return ""
+    parts = []
+    if limits.memory_max_mib is not None:
+        machine = f" of {_fmt_mib(host.memory_mib)}" if host.memory_mib is not None else ""
+        parts.append(f"memory {_fmt_mib(limits.memory_max_mib)}{machine} (cgroup {limits.cgroup})")
+    if limits.cpu_quota is not None:
+        parts.append(f"CPU quota {limits.cpu_quota:g} (cgroup {limits.cgroup})")
+    if limits.cgroup is not None and not parts:
+        parts.append(f"cgroup {limits.cgroup}: no memory or CPU limit")
+    if limits.affinity_cpus is not None and limits.machine_cpus is not None:
+        parts.append(f"CPUs {limits.affinity_cpus} of {limits.machine_cpus} (affinity)")
+    if not parts:
+        return "limits: none (no cgroup limit found)\n"
+    return "limits: " + ", ".join(parts) + "\n"
+
+
+def checks_json(host: Host, checks: Sequence[Check]) -> dict[str, Any]:
+    return {
+        "ok": not any(c.status == "fail" for c in checks),
+        "memory_mib": host.memory_mib,
+        "effective_memory_mib": host.effective_memory_mib,
+        "cpu_count": host.cpu_count,
+        "effective_cpus": host.effective_cpus,
+        "limits": host.limits.to_json() if host.limits else None,
+        "checks": [
+            {
+                "name": c.name,
+                "status": c.status,
+                "measured": c.measured,
+                "required": c.required,
+                "detail": c.detail,
+            }
+            for c in checks
+        ],
+    }
 
 
 def render_checks(checks: Sequence[Check]) -> str:

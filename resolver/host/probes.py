@@ -26,7 +26,8 @@ Overrides (also in the README):
   e.g. `8.6,8.6` or `NVIDIA A100-SXM4-80GB=8.0:81920;NVIDIA A100-SXM4-80GB=8.0:81920`.
 - `STACK_RESOLVER_OS_VERSION=14.5`: the OS version (macOS `14.5`; Linux `ubuntu 22.04`).
 - `STACK_RESOLVER_GLIBC=2.35`: glibc and its version (implies libc = glibc).
-- `STACK_RESOLVER_PYTHON=3.11`: the Python to resolve for (`3.13t`: free-threaded).
+- `STACK_RESOLVER_PYTHON=3.11`: the Python to resolve for (`3.13t`: free-threaded; `3.11.9` is
+  kept in full and resolved as 3.11).
 - `STACK_RESOLVER_AMD_GPUS=SPEC`: the AMD GPUs, each `[NAME=]GFX`, e.g. `gfx942;gfx942`.
 - `STACK_RESOLVER_INTEL_GPUS=NAMES`: the Intel GPUs, `;`-separated names.
 - `STACK_RESOLVER_ROCM_VERSION=6.4.1`: the host's ROCm release.
@@ -34,17 +35,17 @@ Overrides (also in the README):
 AMD and Intel GPUs have chains of their own (`vendors.py`); a host file that lists `gpus`, or
 `STACK_RESOLVER_NO_GPU`, answers for every vendor.
 
-A per-field variable beats the host file; both beat every probe. Empty variables count as unset.
+A per-field variable beats the host file (`STACK_RESOLVER_HOST` or `--host`); both beat every
+probe. Empty variables count as unset.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import glob as globmod
-import json
 import os
 import platform as platformmod
-import re
 import shutil
 import subprocess
 import sys
@@ -54,37 +55,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from resolver.errors import InputError, Location
+from resolver.errors import InputError
+from resolver.host import limits, vendors, visible
 from resolver.host import model as h
-from resolver.host import vendors
+from resolver.host import parse as hp
+from resolver.host.overrides import (
+    ENV_AMD_GPUS,
+    ENV_GPUS,
+    ENV_HOST,
+    ENV_INTEL_GPUS,
+    ENV_NO_GPU,
+    ENV_ROCM_VERSION,
+    Overrides,
+    bad_env,
+    env_flag,
+    env_value,
+    read_overrides,
+)
 
 SUBPROCESS_TIMEOUT_S = 10.0
-
-ENV_HOST = "STACK_RESOLVER_HOST"
-ENV_NO_GPU = "STACK_RESOLVER_NO_GPU"
-ENV_DRIVER = "STACK_RESOLVER_NVIDIA_DRIVER"
-ENV_CUDA_API = "STACK_RESOLVER_CUDA_DRIVER_API"
-ENV_GPUS = "STACK_RESOLVER_GPUS"
-ENV_OS_VERSION = "STACK_RESOLVER_OS_VERSION"
-ENV_GLIBC = "STACK_RESOLVER_GLIBC"
-ENV_PYTHON = "STACK_RESOLVER_PYTHON"
-ENV_AMD_GPUS = "STACK_RESOLVER_AMD_GPUS"
-ENV_INTEL_GPUS = "STACK_RESOLVER_INTEL_GPUS"
-ENV_ROCM_VERSION = "STACK_RESOLVER_ROCM_VERSION"
-
-ENV_VARS = (
-    ENV_HOST,
-    ENV_NO_GPU,
-    ENV_DRIVER,
-    ENV_CUDA_API,
-    ENV_GPUS,
-    ENV_OS_VERSION,
-    ENV_GLIBC,
-    ENV_PYTHON,
-    ENV_AMD_GPUS,
-    ENV_INTEL_GPUS,
-    ENV_ROCM_VERSION,
-)
 
 PROC_DRIVER_VERSION = "/proc/driver/nvidia/version"
 SYS_MODULE_VERSION = "/sys/module/nvidia/version"
@@ -135,6 +124,7 @@ class Probes:
     memory_bytes: Callable[[], int | None] = lambda: None  # used where /proc/meminfo is absent
     disk_free: Callable[[Path], int | None] = lambda path: None
     workdir: Path = field(default_factory=Path.cwd)
+    machine_cpu_count: Callable[[], int | None] = lambda: None  # every CPU, affinity or not
 
     @classmethod
     def system(cls, workdir: Path | None = None, environ: Mapping[str, str] | None = None) -> Probes:
@@ -151,6 +141,7 @@ class Probes:
             memory_bytes=_memory_bytes,
             disk_free=lambda path: shutil.disk_usage(path).free,
             workdir=Path.cwd() if workdir is None else workdir,
+            machine_cpu_count=os.cpu_count,
         )
 
 
@@ -247,133 +238,13 @@ def _memory_bytes() -> int | None:
         return None
 
 
-# --- overrides --------------------------------------------------------------------------------
-
-
-def _env(environ: Mapping[str, str], name: str) -> str | None:
-    value = environ.get(name, "").strip()
-    return value or None
-
-
-def _bad_env(name: str, value: str, message: str, hint: str) -> InputError:
-    return InputError(message, location=Location(f"${name}"), value=value, hint=hint)
-
-
-def _env_flag(environ: Mapping[str, str], name: str) -> bool:
-    value = _env(environ, name)
-    if value is None:
-        return False
-    lowered = value.lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise _bad_env(name, value, "not a yes/no value", f"set {name}=1, or unset it")
-
-
-def parse_gpus_override(text: str, name: str = ENV_GPUS) -> tuple[h.Gpu, ...]:
-    """`8.6,8.6` or `NVIDIA A100-SXM4-80GB=8.0:81920;NVIDIA RTX A6000=8.6:49140`."""
-    gpus = []
-    for index, entry in enumerate(e.strip() for e in re.split(r"[;,]", text)):
-        if not entry:
-            raise _bad_env(name, text, f"GPU entry {index + 1} is empty", "separate GPUs with ';' or ','")
-        gpu_name, _, rest = entry.rpartition("=")
-        cc_text, _, memory_text = rest.partition(":")
-        try:
-            cc = h.ComputeCapability.parse(cc_text)
-        except ValueError:
-            raise _bad_env(
-                name,
-                text,
-                f"GPU entry {index + 1} ({entry!r}) has no MAJOR.MINOR compute capability",
-                "each GPU is [NAME=]CC[:MEMORY_MIB], e.g. 8.6 or NVIDIA A100-SXM4-80GB=8.0:81920",
-            ) from None
-        memory: int | None = None
-        if memory_text:
-            if not memory_text.strip().isdigit():
-                raise _bad_env(
-                    name,
-                    text,
-                    f"GPU entry {index + 1} ({entry!r}) has a memory that is not whole MiB",
-                    "e.g. NVIDIA A100-SXM4-80GB=8.0:81920",
-                )
-            memory = int(memory_text)
-        gpus.append(h.Gpu(index=index, name=gpu_name.strip(), compute_capability=cc, memory_mib=memory))
-    return tuple(gpus)
-
-
-@dataclass(frozen=True)
-class _Overrides:
-    values: Mapping[str, Any]  # host field -> value
-    sources: Mapping[str, str]  # host field -> variable name
-
-
-def _read_overrides(environ: Mapping[str, str]) -> _Overrides:
-    values: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-
-    # The host file first; the per-field variables below then replace what they name.
-    host_path = _env(environ, ENV_HOST)
-    if host_path is not None:
-        text = h.read_host_text(Path(host_path))
-        from_file = h.parse_host_json(text, host_path)
-        # Only the keys the file spells out win (a null too); its own `sources` described
-        # another detection, so they are replaced by this variable's name.
-        for key in json.loads(text):
-            if key != "sources":
-                values[key] = getattr(from_file, key)
-                sources[key] = ENV_HOST
-
-    def put(key: str, value: Any, variable: str) -> None:
-        values[key] = value
-        sources[key] = variable
-
-    if _env_flag(environ, ENV_NO_GPU):
-        for variable in (ENV_GPUS, ENV_DRIVER, ENV_CUDA_API):
-            if _env(environ, variable) is not None:
-                raise _bad_env(
-                    variable,
-                    environ[variable],
-                    f"conflicts with {ENV_NO_GPU}",
-                    f"unset one of {variable} and {ENV_NO_GPU}",
-                )
-        put("nvidia_driver", None, ENV_NO_GPU)
-        put("cuda_driver_api", None, ENV_NO_GPU)
-        put("gpus", (), ENV_NO_GPU)
-
-    if (value := _env(environ, ENV_DRIVER)) is not None:
-        try:
-            h.DriverVersion.parse(value)
-        except ValueError:
-            raise _bad_env(ENV_DRIVER, value, "not an NVIDIA driver version", "e.g. 535.104.05") from None
-        put("nvidia_driver", value, ENV_DRIVER)
-    if (value := _env(environ, ENV_CUDA_API)) is not None:
-        if not re.match(r"^\d+\.\d+$", value):
-            raise _bad_env(ENV_CUDA_API, value, "not a CUDA MAJOR.MINOR version", "e.g. 12.4")
-        put("cuda_driver_api", value, ENV_CUDA_API)
-    if (value := _env(environ, ENV_GPUS)) is not None:
-        put("gpus", parse_gpus_override(value), ENV_GPUS)
-    if (value := _env(environ, ENV_OS_VERSION)) is not None:
-        put("os_version", value, ENV_OS_VERSION)
-    if (value := _env(environ, ENV_GLIBC)) is not None:
-        if not re.match(r"^\d+\.\d+$", value):
-            raise _bad_env(ENV_GLIBC, value, "not a glibc MAJOR.MINOR version", "e.g. 2.35")
-        put("libc", "glibc", ENV_GLIBC)
-        put("libc_version", value, ENV_GLIBC)
-    if (value := _env(environ, ENV_PYTHON)) is not None:
-        if not re.match(r"^3\.\d{1,2}t?$", value):
-            raise _bad_env(ENV_PYTHON, value, "not a Python MAJOR.MINOR version", "e.g. 3.11, or 3.13t")
-        put("python", value, ENV_PYTHON)
-    return _Overrides(values=values, sources=sources)
-
-
 # --- detection --------------------------------------------------------------------------------
 
 
 class _Collector:
     """Fills host fields first-answer-wins, recording the source; gathers warnings."""
 
-    def __init__(self, overrides: _Overrides) -> None:
+    def __init__(self, overrides: Overrides) -> None:
         self.values: dict[str, Any] = dict(overrides.values)
         self.sources: dict[str, str] = dict(overrides.sources)
         self.warnings: list[str] = []
@@ -446,14 +317,16 @@ def _probe_nvml(probes: Probes, out: _Collector) -> None:
     try:
         if out.missing("nvidia_driver"):
             try:
-                driver = h.nvml_text(nvml.nvmlSystemGetDriverVersion())
+                driver = hp.nvml_text(nvml.nvmlSystemGetDriverVersion())
                 h.DriverVersion.parse(driver)
                 out.put("nvidia_driver", driver, source)
             except Exception as exc:
                 out.warn(source, f"driver version: {_nvml_message(exc)}")
         if out.missing("cuda_driver_api"):
             try:
-                out.put("cuda_driver_api", h.nvml_cuda_version(nvml.nvmlSystemGetCudaDriverVersion()), source)
+                out.put(
+                    "cuda_driver_api", hp.nvml_cuda_version(nvml.nvmlSystemGetCudaDriverVersion()), source
+                )
             except Exception as exc:
                 out.warn(source, f"CUDA driver version: {_nvml_message(exc)}")
         if out.missing("gpus"):
@@ -481,12 +354,49 @@ def _nvml_gpus(nvml: Any) -> tuple[h.Gpu, ...]:
         gpus.append(
             h.Gpu(
                 index=index,
-                name=h.nvml_text(nvml.nvmlDeviceGetName(handle)),
+                name=hp.nvml_text(nvml.nvmlDeviceGetName(handle)),
                 compute_capability=h.ComputeCapability(int(major), int(minor)),
-                memory_mib=h.bytes_to_mib(int(nvml.nvmlDeviceGetMemoryInfo(handle).total)),
+                memory_mib=hp.bytes_to_mib(int(nvml.nvmlDeviceGetMemoryInfo(handle).total)),
+                uuid=_optional_text(_nvml_call(nvml, "nvmlDeviceGetUUID", handle)),
+                mig=_nvml_mig(nvml, handle),
             )
         )
     return tuple(gpus)
+
+
+def _optional_text(value: Any) -> str | None:
+    return hp.nvml_text(value) if isinstance(value, (str, bytes)) else None
+
+
+def _nvml_call(nvml: Any, function: str, *args: Any) -> Any:
+    # UUIDs and MIG are extras: an old pynvml or a GPU without MIG ("NotSupported") answers none.
+    try:
+        return getattr(nvml, function)(*args)
+    except Exception:
+        return None
+
+
+def _nvml_mig(nvml: Any, handle: Any) -> tuple[h.MigDevice, ...] | None:
+    mode = _nvml_call(nvml, "nvmlDeviceGetMigMode", handle)
+    if not mode or int(mode[0]) != 1:  # (current, pending); 1 is NVML_DEVICE_MIG_ENABLE
+        return None
+    instances = []
+    for slot in range(int(_nvml_call(nvml, "nvmlDeviceGetMaxMigDeviceCount", handle) or 0)):
+        mig = _nvml_call(nvml, "nvmlDeviceGetMigDeviceHandleByIndex", handle, slot)
+        uuid = _nvml_call(nvml, "nvmlDeviceGetUUID", mig) if mig is not None else None
+        if not uuid:  # an empty slot raises NVMLError_NotFound
+            continue
+        name = hp.nvml_text(_nvml_call(nvml, "nvmlDeviceGetName", mig) or "")
+        memory = _nvml_call(nvml, "nvmlDeviceGetMemoryInfo", mig)
+        # "NVIDIA A100-SXM4-40GB MIG 1g.5gb" -> "1g.5gb"
+        instances.append(
+            h.MigDevice(
+                uuid=hp.nvml_text(uuid),
+                name=name.rsplit(" MIG ", 1)[-1],
+                memory_mib=hp.bytes_to_mib(int(memory.total)) if memory is not None else None,
+            )
+        )
+    return tuple(instances)
 
 
 def _probe_kernel_module(probes: Probes, out: _Collector) -> None:
@@ -494,15 +404,15 @@ def _probe_kernel_module(probes: Probes, out: _Collector) -> None:
     text = _read_probe(probes, out, SYS_MODULE_VERSION)
     if text is not None:
         try:
-            out.put("nvidia_driver", h.parse_sys_module_version(text), SYS_MODULE_VERSION)
+            out.put("nvidia_driver", hp.parse_sys_module_version(text), SYS_MODULE_VERSION)
             return
-        except h.ProbeParseError as exc:
+        except hp.ProbeParseError as exc:
             out.warn(SYS_MODULE_VERSION, str(exc))
     text = _read_probe(probes, out, PROC_DRIVER_VERSION)
     if text is not None:
         try:
-            out.put("nvidia_driver", h.parse_proc_driver_version(text).version, PROC_DRIVER_VERSION)
-        except h.ProbeParseError as exc:
+            out.put("nvidia_driver", hp.parse_proc_driver_version(text).version, PROC_DRIVER_VERSION)
+        except hp.ProbeParseError as exc:
             out.warn(PROC_DRIVER_VERSION, str(exc))
 
 
@@ -511,16 +421,34 @@ def _probe_nvidia_smi(probes: Probes, out: _Collector) -> None:
     hints = {
         "not a valid field": f"drivers before 510 cannot report compute capability; set {ENV_GPUS}",
     }
-    text = _run_probe(probes, out, ["nvidia-smi", *h.NVIDIA_SMI_ARGS], source, hints)
+    text = _run_probe(probes, out, ["nvidia-smi", *hp.NVIDIA_SMI_ARGS], source, hints)
     if text is None:
         return
     try:
-        report = h.parse_nvidia_smi_csv(text)
-    except h.ProbeParseError as exc:
+        report = hp.parse_nvidia_smi_csv(text)
+    except hp.ProbeParseError as exc:
         out.warn(source, str(exc))
         return
+    took_gpus = out.missing("gpus")
     out.put("gpus", report.gpus, source)
     out.put("nvidia_driver", report.driver, source)
+    if took_gpus and report.gpus:
+        out.values["gpus"] = _with_smi_list(probes, report.gpus)
+
+
+def _with_smi_list(probes: Probes, gpus: tuple[h.Gpu, ...]) -> tuple[h.Gpu, ...]:
+    """UUIDs and MIG instances from `nvidia-smi -L`; best effort (the GPUs are already known)."""
+    try:
+        result = probes.run(["nvidia-smi", *hp.NVIDIA_SMI_LIST_ARGS])
+    except (subprocess.TimeoutExpired, OSError):
+        return gpus
+    if result is None or result.returncode != 0:
+        return gpus
+    listed = {g.index: g for g in hp.parse_nvidia_smi_list(result.stdout)}
+    return tuple(
+        dataclasses.replace(g, uuid=listed[g.index].uuid, mig=listed[g.index].mig) if g.index in listed else g
+        for g in gpus
+    )
 
 
 def _probe_nvidia(probes: Probes, out: _Collector, os_name: str) -> None:
@@ -548,18 +476,18 @@ def _probe_other_vendors(probes: Probes, out: _Collector, os_name: str, probe: b
         (ENV_AMD_GPUS, "amd_gpus", vendors.parse_amd_gpus_override),
         (ENV_INTEL_GPUS, "intel_gpus", vendors.parse_intel_gpus_override),
     ):
-        if (value := _env(environ, variable)) is not None:
-            if _env_flag(environ, ENV_NO_GPU):
-                raise _bad_env(variable, value, f"conflicts with {ENV_NO_GPU}", "unset one of them")
+        if (value := env_value(environ, variable)) is not None:
+            if env_flag(environ, ENV_NO_GPU):
+                raise bad_env(variable, value, f"conflicts with {ENV_NO_GPU}", "unset one of them")
             try:
                 out.put(key, parse(value), variable)
             except ValueError as exc:
-                raise _bad_env(variable, value, str(exc), "e.g. gfx942;gfx90a") from None
-    if (value := _env(environ, ENV_ROCM_VERSION)) is not None:
+                raise bad_env(variable, value, str(exc), "e.g. gfx942;gfx90a") from None
+    if (value := env_value(environ, ENV_ROCM_VERSION)) is not None:
         try:
             out.put("rocm_version", vendors.parse_rocm_version(value), ENV_ROCM_VERSION)
-        except h.ProbeParseError:
-            raise _bad_env(ENV_ROCM_VERSION, value, "not a ROCm version", "e.g. 6.4.1") from None
+        except hp.ProbeParseError:
+            raise bad_env(ENV_ROCM_VERSION, value, "not a ROCm version", "e.g. 6.4.1") from None
     if not probe or os_name != "linux":
         return
 
@@ -587,8 +515,8 @@ def _probe_os_version(probes: Probes, out: _Collector, os_name: str) -> None:
             if text is None:
                 continue
             try:
-                out.put("os_version", h.linux_os_version(text), path)
-            except h.ProbeParseError as exc:
+                out.put("os_version", hp.linux_os_version(text), path)
+            except hp.ProbeParseError as exc:
                 out.warn(path, str(exc))
             return
     elif os_name == "macos":
@@ -596,16 +524,16 @@ def _probe_os_version(probes: Probes, out: _Collector, os_name: str) -> None:
         text = _run_probe(probes, out, ["sw_vers", "-productVersion"], "sw_vers")
         if text is not None:
             try:
-                out.put("os_version", h.parse_sw_vers(text), "sw_vers")
+                out.put("os_version", hp.parse_sw_vers(text), "sw_vers")
                 return
-            except h.ProbeParseError as exc:
+            except hp.ProbeParseError as exc:
                 out.warn("sw_vers", str(exc))
         if probes.platform.mac_ver and probes.platform.mac_ver != "10.16":
             out.put("os_version", probes.platform.mac_ver, "platform.mac_ver")
     elif os_name == "windows":
         try:
-            out.put("os_version", h.windows_os_version(probes.platform.version), "platform.version")
-        except h.ProbeParseError as exc:
+            out.put("os_version", hp.windows_os_version(probes.platform.version), "platform.version")
+        except hp.ProbeParseError as exc:
             out.warn("platform.version", str(exc))
 
 
@@ -613,11 +541,11 @@ def _probe_libc(probes: Probes, out: _Collector) -> None:
     text = probes.confstr("CS_GNU_LIBC_VERSION")
     if text:
         try:
-            libc = h.parse_confstr_libc(text)
+            libc = hp.parse_confstr_libc(text)
             out.put("libc", libc.name, "os.confstr")
             out.put("libc_version", libc.version, "os.confstr")
             return
-        except h.ProbeParseError as exc:
+        except hp.ProbeParseError as exc:
             out.warn("os.confstr", str(exc))
     # No glibc answer: musl (Alpine) answers `ldd --version` on stderr with exit status 1.
     try:
@@ -627,14 +555,14 @@ def _probe_libc(probes: Probes, out: _Collector) -> None:
         result = None
     if result is not None:
         try:
-            libc = h.parse_ldd_version(result.stdout + result.stderr)
+            libc = hp.parse_ldd_version(result.stdout + result.stderr)
             out.put("libc", libc.name, "ldd --version")
             out.put("libc_version", libc.version, "ldd --version")
             return
-        except h.ProbeParseError as exc:
+        except hp.ProbeParseError as exc:
             out.warn("ldd", str(exc))
     for loader in probes.glob(MUSL_LOADER_GLOB):
-        if h.libc_from_loader_path(loader) == "musl":
+        if hp.libc_from_loader_path(loader) == "musl":
             out.put("libc", "musl", loader)
             return
 
@@ -647,29 +575,49 @@ def _probe_resources(probes: Probes, out: _Collector, os_name: str) -> None:
         text = _read_probe(probes, out, "/proc/meminfo") if os_name == "linux" else None
         if text is not None:
             try:
-                out.put("memory_mib", h.parse_meminfo(text), "/proc/meminfo")
-            except h.ProbeParseError as exc:
+                out.put("memory_mib", hp.parse_meminfo(text), "/proc/meminfo")
+            except hp.ProbeParseError as exc:
                 out.warn("/proc/meminfo", str(exc))
         if out.missing("memory_mib"):
             total = probes.memory_bytes()
-            out.put("memory_mib", h.bytes_to_mib(total) if total else None, "os")
+            out.put("memory_mib", hp.bytes_to_mib(total) if total else None, "os")
     if out.missing("disk_free_mib"):
         try:
             free = probes.disk_free(probes.workdir)
         except OSError as exc:
             out.warn("disk", f"cannot measure free space at {probes.workdir}: {exc}")
             free = None
-        out.put("disk_free_mib", h.bytes_to_mib(free) if free is not None else None, "shutil.disk_usage")
+        out.put("disk_free_mib", hp.bytes_to_mib(free) if free is not None else None, "shutil.disk_usage")
+
+
+def _probe_limits(probes: Probes, out: _Collector, os_name: str) -> None:
+    if not out.missing("limits"):
+        return
+
+    def read(path: str) -> str | None:
+        return _read_probe(probes, out, path)
+
+    affinity = out.values.get("cpu_count") if out.sources.get("cpu_count") == "os" else probes.cpu_count()
+    machine = probes.machine_cpu_count()
+    try:
+        if os_name == "linux":
+            found = limits.read_limits(read, affinity, machine)
+        else:
+            found = h.Limits(affinity_cpus=affinity, machine_cpus=machine)
+    except hp.ProbeParseError as exc:
+        out.warn("cgroup", str(exc))
+        found = h.Limits(affinity_cpus=affinity, machine_cpus=machine)
+    out.put("limits", found, "cgroup" if found.cgroup else "os")
 
 
 def detect(probes: Probes) -> Detection:
     """Describe the machine `probes` look at. Raises only for a bad override (InputError)."""
-    out = _Collector(_read_overrides(probes.environ))
+    out = _Collector(read_overrides(probes.environ))
     info = probes.platform
     try:
-        machine_os = h.normalize_os(info.system)
-        machine_arch = h.normalize_arch(info.machine, machine_os)
-    except h.ProbeParseError as exc:
+        machine_os = hp.normalize_os(info.system)
+        machine_arch = hp.normalize_arch(info.machine, machine_os)
+    except hp.ProbeParseError as exc:
         if out.missing("os", "arch"):
             raise InputError(
                 str(exc), hint=f"describe the target in a host file and pass --host FILE or {ENV_HOST}"
@@ -686,13 +634,15 @@ def detect(probes: Probes) -> Detection:
         _probe_libc(probes, out)
     if out.missing("python"):
         major, minor = info.python
-        out.put("python", h.python_tag(major, minor, info.free_threaded), "sys.version_info")
+        out.put("python", hp.python_tag(major, minor, info.free_threaded), "sys.version_info")
     # A host file's `gpus` (or STACK_RESOLVER_NO_GPU) answers for every vendor.
     gpus_given = out.sources.get("gpus") in (ENV_HOST, ENV_NO_GPU)
     if same_os:
         _probe_nvidia(probes, out, os_name)
     _probe_other_vendors(probes, out, os_name, same_os and not gpus_given)
     _probe_resources(probes, out, os_name)
+    if same_os:
+        _probe_limits(probes, out, os_name)
 
     values = out.values
     host = h.Host(
@@ -702,6 +652,7 @@ def detect(probes: Probes) -> Detection:
         libc=values.get("libc"),
         libc_version=values.get("libc_version"),
         python=values.get("python"),
+        python_version=values.get("python_version"),
         nvidia_driver=values.get("nvidia_driver"),
         cuda_driver_api=values.get("cuda_driver_api"),
         gpus=(
@@ -713,6 +664,24 @@ def detect(probes: Probes) -> Detection:
         cpu_count=values.get("cpu_count"),
         memory_mib=values.get("memory_mib"),
         disk_free_mib=values.get("disk_free_mib"),
-        sources={key: out.sources[key] for key in values},
+        sources={key: out.sources[key] for key in values if key in out.sources},
+        cuda_visible_devices=values.get("cuda_visible_devices"),
+        nvidia_visible_devices=values.get("nvidia_visible_devices"),
+        visible_devices=values.get("visible_devices"),
+        masked_gpus=tuple(values.get("masked_gpus") or ()),
+        limits=values.get("limits"),
     )
-    return Detection(host=host, warnings=tuple(out.warnings))
+    host, notes = visible.with_visibility(host, probes.environ)
+    if "visible_devices" not in host.sources:
+        named = [v for v, value in _visibility_vars(host) if value is not None]
+        host = dataclasses.replace(
+            host, sources={**host.sources, "visible_devices": ", ".join(named) or "every GPU"}
+        )
+    return Detection(host=host, warnings=(*out.warnings, *notes))
+
+
+def _visibility_vars(host: h.Host) -> tuple[tuple[str, str | None], ...]:
+    return (
+        (visible.NVIDIA_VISIBLE_DEVICES, host.nvidia_visible_devices),
+        (visible.CUDA_VISIBLE_DEVICES, host.cuda_visible_devices),
+    )

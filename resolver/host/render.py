@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from resolver.host.doctor import render_limits
 from resolver.host.model import Gpu, Host
 from resolver.host.probes import Detection
 
@@ -48,11 +49,30 @@ def render_host(subject: Detection | Host) -> str:
     if host.gpus:
         for position, gpu in enumerate(host.gpus):
             out.append(_row("GPUs" if position == 0 else "", render_gpu(gpu)))
+            if gpu.mig is not None and gpu.compute_capability is not None:
+                # MIG instances run what their parent runs: the same compute capability.
+                shown = ", ".join(m.name or m.uuid for m in gpu.mig) or "no instance"
+                out.append(_row("", f"   MIG mode: {shown} ({gpu.compute_capability.sm} each)"))
     else:
         out.append(_row("GPUs", "none (CPU host)"))
+    if host.gpus and host.visible_devices is not None:
+        seen = ", ".join(f"cuda:{d.index} = {d.label}" for d in host.visible_devices) or "no GPU"
+        variables = [
+            f"{name}={value!r}"
+            for name, value in (
+                ("NVIDIA_VISIBLE_DEVICES", host.nvidia_visible_devices),
+                ("CUDA_VISIBLE_DEVICES", host.cuda_visible_devices),
+            )
+            if value is not None
+        ]
+        out.append(_row("CUDA sees", seen + (f" ({', '.join(variables)})" if variables else "")))
+        if host.masked_gpus:
+            out.append(_row("Masked", ", ".join(f"GPU {i}" for i in host.masked_gpus)))
     out.append(_row("CPU cores", str(host.cpu_count) if host.cpu_count is not None else "unknown"))
     out.append(_row("Memory", _mib(host.memory_mib)))
     out.append(_row("Disk free", _mib(host.disk_free_mib)))
+    if host.limits is not None:
+        out.append(_row("Limits", render_limits(host).removeprefix("limits: ").rstrip()))
     if host.sources:
         out.append("Sources:\n")
         out.extend(f"  {key:<16}{source}\n" for key, source in sorted(host.sources.items()))

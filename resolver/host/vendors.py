@@ -24,7 +24,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from resolver.host.model import Gpu, ProbeParseError, parse_gfx_target
+from resolver.host.hostfile import parse_gfx_target
+from resolver.host.model import Gpu
+from resolver.host.parse import ProbeParseError
 
 KFD_NODES_GLOB = "/sys/class/kfd/kfd/topology/nodes/*/properties"
 ROCM_INFO_VERSION = "/opt/rocm/.info/version"

@@ -1,8 +1,10 @@
 """A small client for simple-API package indexes (PEP 503 HTML, PEP 691 JSON, PEP 658 metadata).
 
-Every request is bounded: a timeout per attempt, a fixed number of retries with exponential
-backoff for 429/5xx and broken connections (a Retry-After header is honoured up to the backoff
-cap), and a response that does not parse is retried too, never half-used. Settings come from
+Every request is bounded: a deadline per attempt (STACK_RESOLVER_HTTP_TIMEOUT seconds for the
+connection and the whole body, so an index that trickles a byte a second, or never ends its body,
+cannot stall a run), a fixed number of retries with exponential backoff for 429/5xx, broken
+connections and missed deadlines (a Retry-After header is honoured up to the backoff cap), and a
+response that does not parse is retried too, never half-used. Settings come from
 `HttpPolicy.from_environ` (STACK_RESOLVER_HTTP_TIMEOUT, _RETRIES, _BACKOFF, _MAX_BACKOFF).
 
 Listings are cached in memory per run and on disk (with ETag / Last-Modified) so `--offline`
@@ -14,10 +16,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -26,10 +29,12 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import requests
+import urllib3
 from packaging.utils import canonicalize_name
 
-from resolver.errors import ExternalToolError, InputError
+from resolver.errors import ExternalToolError, InputError, Location
 from resolver.fsutil import atomic_write_bytes
+from resolver.index.credentials import Credential, Credentials, keyring_credential, origin_of
 
 JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 ACCEPT = f"{JSON_TYPE}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.1"
@@ -46,25 +51,36 @@ class HttpPolicy:
     retries: int = 3
     backoff: float = 0.5
     max_backoff: float = 8.0
+    # How to talk to the indexes, not how hard to try: kept out of comparisons and reprs.
+    credentials: Credentials = field(default_factory=Credentials, compare=False, repr=False)
+    ca_bundle: str | None = field(default=None, compare=False)
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str]) -> HttpPolicy:
-        def number(name: str, default: float, kind: type = float) -> Any:
-            text = environ.get(name)
-            if text is None or text == "":
+        def number(name: str, default: float, kind: type = float, *, positive: bool = False) -> Any:
+            text = environ.get(name, "").strip()
+            if text == "":
                 return default
             try:
                 value = kind(text)
             except ValueError:
                 raise InputError(
-                    f"{name} must be a number", value=text, hint="e.g. 15 (seconds) or 3 (retries)"
+                    "not a number", location=Location(f"${name}"), value=text, hint=f"e.g. {name}={default:g}"
                 ) from None
-            if value < 0:
-                raise InputError(f"{name} must not be negative", value=text, hint="use 0 to disable")
+            if not math.isfinite(value) or value < 0 or (positive and value == 0):
+                need = (
+                    "more than 0 seconds: a request cannot go without a deadline" if positive else "0 or more"
+                )
+                raise InputError(
+                    f"must be {need}",
+                    location=Location(f"${name}"),
+                    value=text,
+                    hint=f"e.g. {name}={default:g}",
+                )
             return value
 
         return cls(
-            timeout=number("STACK_RESOLVER_HTTP_TIMEOUT", cls.timeout),
+            timeout=number("STACK_RESOLVER_HTTP_TIMEOUT", cls.timeout, positive=True),
             retries=number("STACK_RESOLVER_HTTP_RETRIES", cls.retries, int),
             backoff=number("STACK_RESOLVER_HTTP_BACKOFF", cls.backoff),
             max_backoff=number("STACK_RESOLVER_HTTP_MAX_BACKOFF", cls.max_backoff),
@@ -217,6 +233,8 @@ class IndexClient:
     # a URL that already failed all its attempts in this run fails again at once, not with a
     # fresh round of retries
     _failed: dict[str, ExternalToolError] = field(default_factory=dict)
+    # credentials keyring gave after a 401, by origin
+    _from_keyring: dict[str, Credential] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.session is None:
@@ -318,15 +336,15 @@ class IndexClient:
         url = url.split("#", 1)[0]
 
         def attempt() -> FileDigests:
+            deadline = Deadline(self.policy.timeout)
             # identity: the bytes hashed are the file's, not a compressed transfer of it
-            with self.session.get(
-                url, headers={"Accept-Encoding": "identity"}, timeout=self.policy.timeout, stream=True
-            ) as response:
+            with self._send(url, {"Accept-Encoding": "identity"}, deadline) as response:
                 if response.status_code != 200:
                     self._refuse_or_retry(url, response)
+                deadline.extend(_transfer_time(response))
                 digest, md5, size = hashlib.sha256(), hashlib.md5(usedforsecurity=False), 0
                 with destination.open("wb") if destination is not None else nullcontext() as sink:
-                    for chunk in response.iter_content(1 << 20):
+                    for chunk in deadline.chunks(response):
                         digest.update(chunk)
                         md5.update(chunk)
                         size += len(chunk)
@@ -354,8 +372,10 @@ class IndexClient:
                 headers["If-Modified-Since"] = str(cached["last_modified"])
 
         def attempt() -> tuple[str, str]:
-            response = self.session.get(url, headers=headers, timeout=self.policy.timeout)
-            body = response.content
+            deadline = Deadline(self.policy.timeout)
+            with self._send(url, headers, deadline) as response:
+                # only a 200's body is used; any other answer is judged by its status alone
+                body = b"".join(deadline.chunks(response)) if response.status_code == 200 else b""
             if response.status_code == 304 and cached is not None:
                 return str(cached["body"]), str(cached.get("content_type", ""))
             if response.status_code == 404 and valid is _parses:
@@ -366,7 +386,7 @@ class IndexClient:
                 return empty, JSON_TYPE
             if response.status_code != 200:
                 self._refuse_or_retry(url, response)
-            _check_length(response, len(body))
+            _check_length(response, _wire_size(response, len(body)))
             text = body.decode(response.encoding or "utf-8", errors="replace")
             content_type = response.headers.get("Content-Type", "")
             if not valid(text, content_type, url):
@@ -375,6 +395,23 @@ class IndexClient:
             return text, content_type
 
         return self._retrying(url, attempt)
+
+    def _send(self, url: str, headers: Mapping[str, str], deadline: Deadline) -> Any:
+        """One GET, streamed, with the origin's credentials (else requests reads ~/.netrc); after
+        a 401 without configured credentials, once more with keyring's, as pip does."""
+        configured = self.policy.credentials.for_url(url) or self._from_keyring.get(origin_of(url))
+        options: dict[str, Any] = {"headers": dict(headers), "stream": True}
+        if self.policy.ca_bundle is not None:
+            options["verify"] = self.policy.ca_bundle
+        auth = configured.auth() if configured is not None else None
+        response = self.session.get(url, auth=auth, timeout=deadline.timeout(), **options)
+        if response.status_code == 401 and configured is None:
+            found = keyring_credential(url)
+            if found is not None:
+                self._from_keyring[origin_of(url)] = found
+                response.close()
+                response = self.session.get(url, auth=found.auth(), timeout=deadline.timeout(), **options)
+        return response
 
     def _retrying(self, url: str, attempt: Callable[[], _T]) -> _T:
         """The one retry policy: up to `retries` more attempts after the first, exponential
@@ -408,7 +445,9 @@ class IndexClient:
             )
         raise ExternalToolError(
             f"{url} answered HTTP {response.status_code}",
-            hint="check the index URL and your credentials",
+            hint="check the index URL and your credentials (in the URL, ~/.netrc or keyring)"
+            if response.status_code in (401, 403)
+            else "check the index URL",
         )
 
 
@@ -422,6 +461,64 @@ class _TryAgain(Exception):
         super().__init__(problem)
         self.problem = problem
         self.retry_after = retry_after
+
+
+class Deadline:
+    """One request's deadline: the connection and the whole body within `seconds`. Each read
+    waits at most the time left (the socket's timeout is shortened as it runs out), and the
+    body is read as it arrives, so a trickling or endless body ends the attempt on time."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.ends = time.monotonic() + seconds
+
+    def left(self) -> float:
+        left = self.ends - time.monotonic()
+        if left <= 0:
+            raise _TryAgain(f"no complete response within {self.seconds:g} s (STACK_RESOLVER_HTTP_TIMEOUT)")
+        return left
+
+    def timeout(self) -> float:
+        return self.left()
+
+    def extend(self, seconds: float) -> None:
+        self.seconds += seconds
+        self.ends += seconds
+
+    def chunks(self, response: Any) -> Iterator[bytes]:
+        raw = response.raw
+        while True:
+            left = self.left()
+            connection = getattr(raw, "connection", None)
+            sock = getattr(connection, "sock", None)
+            if sock is not None:
+                sock.settimeout(left)
+            try:
+                chunk = raw.read1(1 << 16, decode_content=True)
+            except (OSError, urllib3.exceptions.HTTPError) as exc:
+                if time.monotonic() >= self.ends:
+                    self.left()
+                raise requests.ConnectionError(f"the body broke off: {exc}") from None
+            if not chunk:
+                return
+            yield chunk
+
+
+# A file download (a wheel, for its hash) may take its size at this rate on top of the deadline;
+# one that does not say its size gets an hour.
+DOWNLOAD_MIN_RATE = 1 << 20  # bytes per second
+DOWNLOAD_UNSIZED_S = 3600.0
+
+
+def _transfer_time(response: Any) -> float:
+    declared = str(response.headers.get("Content-Length", ""))
+    return int(declared) / DOWNLOAD_MIN_RATE if declared.isdigit() else DOWNLOAD_UNSIZED_S
+
+
+def _wire_size(response: Any, fallback: int) -> int:
+    """Bytes as sent (before any Content-Encoding is undone): what Content-Length counts."""
+    tell = getattr(response.raw, "tell", None)
+    return int(tell()) if callable(tell) else fallback
 
 
 def _check_length(response: Any, size: int) -> None:

@@ -25,7 +25,14 @@ from pathlib import Path, PurePosixPath
 from types import FrameType
 from typing import Any
 
-from resolver.fsutil import atomic_write_bytes, crash_point, create_temp, fsync_dir, write_all
+from resolver.fsutil import (
+    as_write_error,
+    atomic_write_bytes,
+    crash_point,
+    create_temp,
+    fsync_dir,
+    write_all,
+)
 
 TXN_DIR = ".stack-resolver-txn"
 JOURNAL = "journal.json"
@@ -127,10 +134,12 @@ def commit(envs: Path, files: Mapping[Path, bytes]) -> tuple[Path, ...]:
         return ()
     txn = envs / TXN_DIR
     shutil.rmtree(txn, ignore_errors=True)  # a folder without a journal: `recover` ran first
-    txn.mkdir(parents=True)
     entries = []
+    current = txn
     try:
+        txn.mkdir(parents=True)
         for relative, (_, data) in sorted(changes.items()):
+            current = envs / relative
             # not a TEMP_PREFIX name: `sweep_stale_temps` must never remove a journalled file
             fd, staged = create_temp(txn, prefix=STAGED_PREFIX)
             try:
@@ -143,6 +152,9 @@ def commit(envs: Path, files: Mapping[Path, bytes]) -> tuple[Path, ...]:
             crash_point()
             entries.append({"path": relative, "staged": staged.name, "sha256": _sha256(data)})
         fsync_dir(txn)
+    except OSError as exc:  # a full disk, no permission: before the commit point, so nothing changed
+        shutil.rmtree(txn, ignore_errors=True)
+        raise as_write_error(current, exc) from None
     except BaseException:
         shutil.rmtree(txn, ignore_errors=True)
         raise

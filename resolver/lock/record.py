@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from resolver import __version__
+from resolver import __version__, files
 from resolver.host.model import Host
 from resolver.matrix.model import Matrix
 from resolver.solve.search import Resolution
@@ -55,10 +55,10 @@ def sha256(data: bytes) -> str:
 
 
 def read_bytes(path: Path) -> bytes | None:
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
+    """A file's bytes; None when absent; an InputError naming it when it cannot be read."""
+    if not path.exists():
         return None
+    return files.read_bytes(path, path.name)
 
 
 def previous_record(directory: Path) -> dict[str, Any]:
@@ -69,6 +69,6 @@ def previous_record(directory: Path) -> dict[str, Any]:
         return {}
     try:
         data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):  # damaged: no record, so the target is locked again
         return {}
     return data if isinstance(data, dict) else {}

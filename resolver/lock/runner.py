@@ -7,6 +7,7 @@ terminates the whole group (Poetry and anything it started), not just the first 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import signal
 import subprocess
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from resolver.errors import ExternalToolError
+from resolver.errors import ExternalToolError, InputError, Location
 
 _GRACE_S = 5.0
 
@@ -84,7 +85,9 @@ def _end_group(proc: subprocess.Popen[str]) -> None:
 
 
 def run_subprocess(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout: float) -> Completed:
-    """Run a program and capture its output; a missing program or a timeout is an ExternalToolError."""
+    """Run a program and capture its output; a missing program or a timeout is an ExternalToolError.
+    `STACK_RESOLVER_TOOL_TIMEOUT` (seconds, in `env`) replaces the caller's `timeout`."""
+    timeout = tool_timeout(env, timeout)
     try:
         proc = subprocess.Popen(
             list(argv),
@@ -117,8 +120,31 @@ def run_subprocess(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], ti
     return Completed(tuple(argv), proc.returncode, stdout, stderr)
 
 
+TOOL_TIMEOUT = "STACK_RESOLVER_TOOL_TIMEOUT"
+
+
+def tool_timeout(env: Mapping[str, str], default: float) -> float:
+    """How long an external tool (Poetry, conda-lock, pip, uv) may run: `STACK_RESOLVER_TOOL_TIMEOUT`
+    seconds when set, else the caller's default."""
+    text = env.get(TOOL_TIMEOUT, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value <= 0:
+        raise InputError(
+            "must be a number of seconds above 0",
+            location=Location(f"${TOOL_TIMEOUT}"),
+            value=text,
+            hint="e.g. 1800",
+        )
+    return value
+
+
 def _timed_out(argv: Sequence[str], timeout: float) -> ExternalToolError:
     return ExternalToolError(
         f"{' '.join(argv[:3])} did not finish within {timeout:.0f} s",
-        hint="check the network and the index URLs",
+        hint=f"check the network and the index URLs, or raise {TOOL_TIMEOUT} (seconds)",
     )

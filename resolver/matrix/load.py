@@ -8,7 +8,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from resolver.errors import Location, MatrixError, MatrixProblem
+from resolver import files
+from resolver.errors import InputError, Location, MatrixError, MatrixProblem
 from resolver.matrix.conda import FILE as CONDA_FILE
 from resolver.matrix.conda import TOP_KEYS as CONDA_TOP_KEYS
 from resolver.matrix.conda import conda_facts, read_conda
@@ -101,7 +102,11 @@ def _parse_file(path: Path, layer: int, state: State) -> File | None:
     except OSError as exc:
         state.problems.append(MatrixProblem(Location(str(path)), f"cannot read matrix file: {exc.strerror}"))
         return None
-    text = raw.decode("utf-8", errors="replace")
+    try:
+        text = files.decode(raw, str(path), "matrix file")
+    except InputError as exc:
+        state.problems.append(MatrixProblem(exc.location or Location(str(path)), exc.message, None, exc.hint))
+        return None
     file = File(path, layer, text, {}, state.problems)
     try:
         file.data = tomllib.loads(text)

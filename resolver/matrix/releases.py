@@ -10,7 +10,7 @@ from typing import TypeVar
 
 from packaging.version import Version
 
-from resolver.host.model import parse_gfx_target
+from resolver.host.hostfile import parse_gfx_target
 from resolver.matrix.arch import ArchTarget
 from resolver.matrix.located import (
     ARCH_HINT,

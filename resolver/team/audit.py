@@ -21,6 +21,7 @@ from typing import Any
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
+from resolver import files
 from resolver.config import Indexes, TeamConfig
 from resolver.errors import ExitCode, NoCompatibleCombination
 from resolver.explain.failure import causes as failure_causes
@@ -35,9 +36,9 @@ from resolver.solve.search import Resolution, solve
 from resolver.team.solve import Target, solve_team, target_request
 
 if sys.version_info >= (3, 11):
-    import tomllib
+    pass
 else:  # pragma: no cover
-    import tomli as tomllib
+    pass
 
 OK, CHANGED, BROKEN = "ok", "changed", "broken"
 # Releases the proposal itself excludes are not why a target breaks.
@@ -223,9 +224,14 @@ def audit_grid(
 # --- the package-level diff ------------------------------------------------------------------
 
 
-def locked_versions(lock_text: str) -> dict[str, str]:
-    data = tomllib.loads(lock_text)
-    return {str(p["name"]): str(p["version"]) for p in data.get("package", [])}
+def locked_versions(lock_text: str, origin: str = "poetry.lock") -> dict[str, str]:
+    data = files.parse_toml(lock_text, origin, "lock file")
+    packages = data.get("package", [])
+    return {
+        str(p["name"]): str(p.get("version"))
+        for p in (packages if isinstance(packages, list) else [])
+        if isinstance(p, dict) and "name" in p
+    }
 
 
 def diff_packages(old: Mapping[str, str], new: Mapping[str, str]) -> PackageDiff:
@@ -295,8 +301,12 @@ def with_package_diffs(
                 continue
             old_lock = envs / item.name / LOCKFILE
             new_lock = scratch_envs / item.name / LOCKFILE
-            old = locked_versions(old_lock.read_text(encoding="utf-8")) if old_lock.exists() else {}
-            new = locked_versions(new_lock.read_text(encoding="utf-8"))
+            old = (
+                locked_versions(files.read_text(old_lock, "lock file"), str(old_lock))
+                if old_lock.exists()
+                else {}
+            )
+            new = locked_versions(files.read_text(new_lock, "lock file"), str(new_lock))
             updated.append(dataclasses.replace(item, packages=diff_packages(old, new)))
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

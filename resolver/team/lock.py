@@ -21,8 +21,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import tomlkit
+from packaging.version import InvalidVersion, Version
 
+from resolver import files
 from resolver.config import Indexes
+from resolver.errors import InputError, Location
 from resolver.index.availability import Availability, check_candidates, transformers_missing
 from resolver.index.client import IndexClient
 from resolver.lock import target as stage
@@ -254,5 +257,37 @@ def read_team_lock(envs: Path) -> Mapping[str, Any] | None:
     path = envs / TEAM_LOCK
     if not path.exists():
         return None
-    data = json.loads(path.read_text(encoding="utf-8"))
-    return data if isinstance(data, dict) else None
+    hint = "run `stack-resolver lock` to write it again (or restore it from version control)"
+    data = files.load_json(path, "team lock", hint=hint)
+    if not isinstance(data, dict):
+        raise InputError("a team lock must hold one JSON object", location=Location(str(path)), hint=hint)
+    _check_team_lock(data, str(path), hint)
+    return data
+
+
+def _check_team_lock(data: Mapping[str, Any], origin: str, hint: str) -> None:
+    """What the audit reads from a team lock has the shape `team_json` writes."""
+    targets = data.get("targets", {})
+    if not isinstance(targets, dict):
+        raise InputError("'targets' must be an object", location=Location(origin, key="targets"), hint=hint)
+    for name, entry in targets.items():
+        key = f"targets.{name}"
+        if not isinstance(entry, dict):
+            raise InputError("each target must be an object", location=Location(origin, key=key), hint=hint)
+        for field_name in ("torch", "variant", "python"):
+            value = entry.get(field_name)
+            if value is not None and not isinstance(value, str):
+                raise InputError(
+                    "must be a string",
+                    location=Location(origin, key=f"{key}.{field_name}"),
+                    value=value,
+                    hint=hint,
+                )
+        torch = entry.get("torch")
+        try:
+            if torch:
+                Version(torch.split("+", 1)[0])
+        except InvalidVersion:
+            raise InputError(
+                "not a torch version", location=Location(origin, key=f"{key}.torch"), value=torch, hint=hint
+            ) from None

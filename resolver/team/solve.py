@@ -17,7 +17,7 @@ from typing import Any
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from resolver.config import TeamConfig, check_python, check_variant, constraint_table, reject_unknown_keys
+from resolver.config import TeamConfig, check_python, check_variant, labelled_constraints, reject_unknown_keys
 from resolver.errors import (
     ConfigError,
     HostFileError,
@@ -25,7 +25,8 @@ from resolver.errors import (
     Location,
     NoCompatibleCombination,
 )
-from resolver.host.model import Host, host_from_mapping, read_host_file
+from resolver.host.hostfile import host_from_mapping, read_host_file
+from resolver.host.model import Host
 from resolver.matrix.model import Matrix
 from resolver.solve.reasons import Reason, Rejection, SmallestSplit, TargetBound, TargetUnsolvable
 from resolver.solve.request import Request, tighten
@@ -167,7 +168,10 @@ def _target_from_table(name: str, table: Any, team: TeamConfig, base: Path) -> T
     reject_unknown_keys(table, TARGET_KEYS, origin, f"{key}.", f"a target takes {', '.join(TARGET_KEYS)}")
     raw_host = table.get("host")
     if isinstance(raw_host, str):
-        host = read_host_file(base / raw_host)
+        host = read_host_file(
+            base / raw_host,
+            missing_hint=f"check `host` of [{key}] in {origin} (a path relative to the team file's folder)",
+        )
     elif isinstance(raw_host, Mapping):
         try:
             host = host_from_mapping(raw_host, origin)
@@ -195,8 +199,8 @@ def _target_from_table(name: str, table: Any, team: TeamConfig, base: Path) -> T
             value=texts,
             hint='e.g. constraints = ["torch<2.8"]',
         )
-    constraints = constraint_table(texts, origin, f"{key}.constraints")
-    variant = table.get("variant")
+    constraints, pinned_variant = labelled_constraints(texts, origin, f"{key}.constraints")
+    variant = table.get("variant", pinned_variant)
     python = table.get("python")
     for field_name, value, check, example in (
         ("variant", variant, check_variant, "cu126"),
@@ -220,7 +224,7 @@ def _target_from_table(name: str, table: Any, team: TeamConfig, base: Path) -> T
         host=host,
         constraints=constraints,
         variant=check_variant(variant) if variant else None,
-        python=python,
+        python=check_python(python) if python else None,
         origin=f"{origin} [{key}]",
     )
 
@@ -244,7 +248,7 @@ def load_targets(team: TeamConfig, matrix: Matrix) -> tuple[Target, ...]:
                 hint='e.g. inventory = "hosts/*.json"',
             )
         files = sorted({Path(f) for p in patterns for f in glob.glob(str(base / p))})
-        hosts = [read_host_file(f) for f in files]
+        hosts = [read_host_file(f, missing_hint=f"check `inventory` in {origin}") for f in files]
         declared = {t.name for t in targets}
         for klass, members in group_hosts(hosts, Bands.from_matrix(matrix)).items():
             name = klass.name()

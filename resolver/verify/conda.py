@@ -214,7 +214,7 @@ def read_conda_expectations(directory: Path, host: Host) -> CondaExpectations:
             recorded_sha if isinstance(recorded_sha, str) else None,
             hashlib.sha256(lock_path.read_bytes()).hexdigest(),
         ),
-        host_gpus=len(host.nvidia_gpus),
+        host_gpus=len(host.cuda_devices),
     )
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from resolver import files
 from resolver.config import load_toml
 from resolver.errors import ExternalToolError, InputError, Location
 from resolver.host.model import Host
@@ -70,7 +71,7 @@ class Expectations:
     locked: Mapping[str, str]
     #: package -> version in resolution.json (None where the resolution pins nothing)
     resolved: Mapping[str, str | None]
-    host_gpus: int
+    host_gpus: int  # devices CUDA will see (CUDA_VISIBLE_DEVICES, MIG), not every GPU
 
     @property
     def gpu_target(self) -> bool:
@@ -116,18 +117,13 @@ def list_targets(envs_dir: Path) -> list[str]:
 
 def _record(directory: Path) -> dict[str, Any]:
     path = directory / RESOLUTION
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    if not path.exists():
         raise InputError(
             "the target has no resolution.json",
             location=Location(str(path)),
             hint="run `stack-resolver resolve`",
-        ) from None
-    except (OSError, ValueError) as exc:
-        raise InputError(
-            f"cannot read: {exc}", location=Location(str(path)), hint="run `stack-resolver resolve` again"
-        ) from None
+        )
+    data = files.load_json(path, "resolution record", hint="run `stack-resolver resolve` again")
     if not isinstance(data, dict) or not isinstance(data.get("resolution"), dict):
         raise InputError(
             "no 'resolution' object", location=Location(str(path)), hint="run `stack-resolver resolve` again"
@@ -179,7 +175,7 @@ def find_target(envs_dir: Path, name: str | None, host: Host) -> Path:
 
 def read_expectations(directory: Path, host: Host) -> Expectations:
     lock_path = directory / LOCKFILE
-    lock = load_toml(lock_path)
+    lock = load_toml(lock_path, "lock file")
     locked: dict[str, str] = {}
     for package in lock.get("package", []):
         if isinstance(package, dict) and package.get("name") in PACKAGES:
@@ -202,7 +198,7 @@ def read_expectations(directory: Path, host: Host) -> Expectations:
         cuda=None if cuda is None else str(cuda),
         locked=locked,
         resolved=resolved,
-        host_gpus=len(host.nvidia_gpus),
+        host_gpus=len(host.cuda_devices),
     )
 
 
@@ -303,7 +299,7 @@ def hash_checks(
     sha256 computed on the way) and compare each with poetry.lock. The files Poetry's output
     names are checked; if it names none, every locked file for this platform and Python. Only
     packages from a source the lock names (a URL) can be checked."""
-    lock = load_toml(directory / LOCKFILE)
+    lock = load_toml(directory / LOCKFILE, "lock file")
     candidates: list[tuple[str, str, str, str, str]] = []  # package, version, file, hash, index
     for package in lock.get("package", []):
         source = package.get("source") if isinstance(package, dict) else None

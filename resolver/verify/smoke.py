@@ -8,6 +8,10 @@ expectations arrive as one JSON argument; the result is one JSON document on std
                          "cuda": null, "host_gpus": 0, "gpu_target": false}'
     -> {"python": "3.11.7", "checks": [{"name", "status", "expected", "found", "detail", "gpu"}]}
 
+`python -I smoke.py --inspect` only reads what is installed (`stack-resolver check`): Python,
+the four packages' versions, torch's CUDA/HIP build, its arch list and the devices it sees; it
+imports torch and nothing else, and runs no kernel.
+
 Anything the libraries print goes to stderr, so stdout carries only the JSON document. The pure
 helpers (arch coverage, all-reduce expectation, LD_LIBRARY_PATH hygiene) take their inputs as
 arguments so tests call them with fake values.
@@ -21,6 +25,7 @@ import json
 import os
 import re
 import sys
+import sysconfig
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -110,7 +115,7 @@ def device_checks(
             _passed(count == host_gpus),
             str(host_gpus),
             str(count),
-            "host GPUs",
+            "GPUs visible to CUDA on this host",
             gpu=True,
         )
     )
@@ -389,21 +394,80 @@ def run_checks(expect: Mapping[str, Any], environ: Mapping[str, str]) -> list[Ch
     return checks
 
 
+def _torch_facts(torch: Any) -> dict[str, Any]:
+    """torch's build and what it sees; each part best effort (a stub or a broken build)."""
+    version = getattr(torch, "version", None)
+    facts: dict[str, Any] = {
+        "cuda": getattr(version, "cuda", None),
+        "hip": getattr(version, "hip", None),
+        "available": False,
+        "device_count": 0,
+        "capabilities": [],
+        "arch_list": [],
+        "arch_source": "",
+        "error": "",
+    }
+    cuda: Any = getattr(torch, "cuda", None)
+    try:
+        facts["available"] = bool(cuda.is_available()) if cuda is not None else False
+        if facts["available"]:
+            facts["device_count"] = int(cuda.device_count())
+            facts["capabilities"] = [
+                list(cuda.get_device_capability(i)) for i in range(facts["device_count"])
+            ]
+            facts["arch_list"] = [str(a) for a in cuda.get_arch_list()]
+            facts["arch_source"] = "torch.cuda.get_arch_list()"
+    except Exception as exc:  # e.g. a driver too old for the build: a finding, not a crash
+        facts["error"] = _error_text(exc)
+    if not facts["arch_list"] and facts["cuda"]:
+        # get_arch_list() is empty while CUDA is unavailable; the compiled-in list is still there.
+        try:
+            flags = str(torch._C._cuda_getArchFlags() or "")
+            facts["arch_list"] = flags.split()
+            facts["arch_source"] = "torch._C._cuda_getArchFlags()" if flags else ""
+        except Exception:
+            pass
+    return facts
+
+
+def inspect_environment() -> dict[str, Any]:
+    packages: dict[str, Any] = {}
+    for package in PACKAGES:
+        packages[package] = {"version": _dist_version(package), "module": None, "error": ""}
+    facts: dict[str, Any] = {}
+    if packages["torch"]["version"] is not None:
+        torch, error = _import("torch")
+        packages["torch"]["error"] = error
+        if torch is not None:
+            found = getattr(torch, "__version__", None)
+            packages["torch"]["module"] = None if found is None else str(found)
+            facts = _torch_facts(torch)
+    return {
+        "python": ".".join(str(p) for p in sys.version_info[:3]),
+        "free_threaded": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
+        "executable": sys.executable,
+        "packages": packages,
+        "torch": facts,
+    }
+
+
 def main(argv: Sequence[str]) -> int:
     if len(argv) != 2:
-        sys.stderr.write("usage: python -I smoke.py EXPECTATIONS_JSON\n")
+        sys.stderr.write("usage: python -I smoke.py EXPECTATIONS_JSON | --inspect\n")
         return 2
-    expect = json.loads(argv[1])
     stdout = sys.stdout
     sys.stdout = sys.stderr  # library chatter must not corrupt the JSON document
     try:
-        checks = run_checks(expect, os.environ)
+        if argv[1] == "--inspect":
+            payload = inspect_environment()
+        else:
+            checks = run_checks(json.loads(argv[1]), os.environ)
+            payload = {
+                "python": ".".join(str(p) for p in sys.version_info[:3]),
+                "checks": [asdict(c) for c in checks],
+            }
     finally:
         sys.stdout = stdout
-    payload = {
-        "python": ".".join(str(p) for p in sys.version_info[:3]),
-        "checks": [asdict(c) for c in checks],
-    }
     stdout.write(json.dumps(payload) + "\n")
     return 0
 

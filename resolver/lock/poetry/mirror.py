@@ -32,6 +32,7 @@ import html
 import json
 import re
 import sys
+import tempfile
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -45,7 +46,8 @@ import requests
 import tomlkit
 
 from resolver.errors import ExternalToolError
-from resolver.index.client import JSON_TYPE, IndexClient
+from resolver.index.client import JSON_TYPE, HttpPolicy, IndexClient
+from resolver.index.credentials import poetry_environment
 from resolver.lock.poetry.prefetch import prefetch_for_poetry
 from resolver.lock.poetry.tool import LOCKFILE, PYPROJECT, PoetryTool
 from resolver.lock.runner import Completed, Runner
@@ -87,6 +89,10 @@ class IndexMirror:
     @property
     def offline(self) -> bool:
         return self._template.offline
+
+    def direct_environment(self, pyproject: Mapping[str, Any]) -> dict[str, str]:
+        """What Poetry needs to talk to the pyproject's sources itself (not through the mirror)."""
+        return source_environment(pyproject, self._template.policy)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -201,7 +207,7 @@ class IndexMirror:
                 self._clients.append(client)
         return client
 
-    def respond(self, target: str) -> tuple[int, bytes, dict[str, str]]:
+    def respond(self, target: str) -> tuple[int, bytes | _Download, dict[str, str]]:
         upstream = self.upstream_for(target)
         if upstream is None:
             return 404, b"not a mirrored URL\n", {}
@@ -232,6 +238,10 @@ class IndexMirror:
                 )
             )
             return 404, b"not in the cache\n", {}
+        if self._template.policy.credentials.for_url(upstream) is not None:
+            # Poetry would follow a redirect without the credentials (they are the tool's, in
+            # memory): fetch the file with them, and hand it over from a temporary file.
+            return 200, _Download(self._client(), upstream), {"Content-Type": "application/octet-stream"}
         return 302, b"", {"Location": upstream}
 
     def _rewrite_page(self, text: str, content_type: str, page_url: str) -> tuple[str, bool]:
@@ -283,6 +293,16 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self, *, head: bool) -> None:
         status, body, headers = self.server.mirror.respond(self.path)
         try:
+            if isinstance(body, _Download):
+                with body.fetched() as (size, chunks):
+                    self.send_response(status)
+                    for name, value in headers.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", str(size))
+                    self.end_headers()
+                    for chunk in chunks if not head else ():
+                        self.wfile.write(chunk)
+                return
             self.send_response(status)
             for name, value in headers.items():
                 self.send_header(name, value)
@@ -290,8 +310,33 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             if not head:
                 self.wfile.write(body)
+        except ExternalToolError as exc:
+            self.server.mirror._record(exc)
+            with contextlib.suppress(OSError):
+                self.send_error(502)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
+
+
+@dataclass(frozen=True)
+class _Download:
+    """A distribution file the mirror fetches with the index's credentials and passes on."""
+
+    client: IndexClient
+    url: str
+
+    @contextlib.contextmanager
+    def fetched(self) -> Iterator[tuple[int, Iterator[bytes]]]:
+        with tempfile.TemporaryDirectory(prefix="stack-resolver-file-") as scratch:
+            path = Path(scratch) / "file"
+            digests = self.client.download(self.url, path)
+
+            def chunks() -> Iterator[bytes]:
+                with path.open("rb") as handle:
+                    while block := handle.read(1 << 20):
+                        yield block
+
+            yield digests.size, chunks()
 
 
 # -- Poetry through the mirror ----------------------------------------------------------------
@@ -362,13 +407,14 @@ class MirroredRunner:
             return self.inner(argv, cwd=cwd, env=env, timeout=timeout)
         original = pyproject.read_text(encoding="utf-8")
         mirrored, mapping = _mirrored_pyproject(original, self.mirror)
+        direct_env = {**env, **self.mirror.direct_environment(tomllib.loads(original))}
         if not mapping:
             if self.mirror.offline:
                 raise ExternalToolError(
                     "--offline: Poetry would use its built-in default index, which the cache cannot serve",
                     hint="configure a general index (STACK_RESOLVER_INDEX_URL or [indexes] general)",
                 )
-            return self.inner(argv, cwd=cwd, env=env, timeout=timeout)
+            return self.inner(argv, cwd=cwd, env=direct_env, timeout=timeout)
         lock = cwd / LOCKFILE
         previous = lock.read_bytes() if lock.exists() else None
         if previous is not None:
@@ -399,7 +445,7 @@ class MirroredRunner:
                     lock.write_bytes(previous)
                 else:
                     lock.unlink()
-                return self.inner(argv, cwd=cwd, env=env, timeout=timeout)
+                return self.inner(argv, cwd=cwd, env=direct_env, timeout=timeout)
             real = content_hash(tomllib.loads(original))
             text = text[: found.start(1)] + real + text[found.end(1) :]
         lock.write_text(text, encoding="utf-8")
@@ -429,12 +475,46 @@ def mirror_wanted(environ: Mapping[str, str], *, offline: bool) -> bool:
     return offline or environ.get(MIRROR_SWITCH, "").strip() == "1"
 
 
+def source_environment(pyproject: Mapping[str, Any], policy: HttpPolicy) -> dict[str, str]:
+    """Poetry's variables for the pyproject's sources: the credentials the tool took out of their
+    URLs (per-source POETRY_HTTP_BASIC_*), and the CA certificates the tool uses. They exist only
+    in the child's environment, never in a file."""
+    sources = pyproject.get("tool", {}).get("poetry", {}).get("source", [])
+    urls = {
+        str(s["name"]): str(s["url"])
+        for s in sources
+        if isinstance(s, dict) and isinstance(s.get("name"), str) and isinstance(s.get("url"), str)
+    }
+    env = poetry_environment(urls, policy.credentials)
+    if policy.ca_bundle is not None:
+        env["REQUESTS_CA_BUNDLE"] = policy.ca_bundle
+    return env
+
+
+@dataclass(frozen=True)
+class DirectRunner:
+    """A `Runner` for Poetry talking to the sources itself: each run gets `source_environment`
+    of the pyproject in its folder."""
+
+    policy: HttpPolicy
+    inner: Runner
+
+    def __call__(
+        self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout: float
+    ) -> Completed:
+        pyproject = cwd / PYPROJECT
+        if pyproject.is_file():
+            extra = source_environment(tomllib.loads(pyproject.read_text(encoding="utf-8")), self.policy)
+            env = {**env, **extra}
+        return self.inner(argv, cwd=cwd, env=env, timeout=timeout)
+
+
 @contextlib.contextmanager
 def poetry_tool(client: IndexClient, environ: Mapping[str, str], *, offline: bool) -> Iterator[PoetryTool]:
     """The Poetry every lock runs: through the mirror only when `mirror_wanted`."""
     tool = PoetryTool(environ=dict(environ))
     if not mirror_wanted(environ, offline=offline):
-        yield tool
+        yield dataclasses.replace(tool, runner=DirectRunner(client.policy, tool.runner))
         return
     with mirrored_tool(client, tool) as mirrored:
         yield mirrored
