@@ -19,6 +19,7 @@ import pytest
 
 from resolver.errors import ExternalToolError, InputError
 from resolver.index.client import HttpPolicy, IndexClient, IndexFile
+from resolver.workflows import ENVS_LOCK
 from tests.fixtures.catalog import BuiltCatalog
 from tests.fixtures.cli import run_cli
 from tests.fixtures.isolation import poetry_available, poetry_env
@@ -215,9 +216,12 @@ def resolve(root: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]
 
 
 def tree(root: Path) -> dict[str, bytes]:
-    """Every file under envs/ (temporary files included), with its bytes."""
+    """Every file under envs/ (temporary files included), with its bytes; not the advisory lock
+    file of envs/, which every writing run takes (it holds nothing)."""
     return {
-        str(p.relative_to(root)): p.read_bytes() for p in sorted((root / "envs").rglob("*")) if p.is_file()
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted((root / "envs").rglob("*"))
+        if p.is_file() and p.name != ENVS_LOCK
     }
 
 
@@ -283,9 +287,18 @@ def test_a_final_failure_names_the_url_and_writes_nothing(
 def test_a_fault_on_a_page_only_poetry_reads_fails_cleanly(
     tmp_path: Path, fixture_index: FixtureIndex, fault: Fault
 ) -> None:
-    """Poetry reads the pages the tool does not (here sympy's, a dependency of torch) through the
-    tool's client (resolver/offline.py), so the same policy applies and the URL is named."""
-    env = project_tree(tmp_path, fixture_index, retries=1)
+    """Poetry reads the pages the tool does not (here sympy's, a dependency of torch). With the
+    mirror (`STACK_RESOLVER_MIRROR=1`) it reads them through the tool's client, so the same policy
+    applies and the URL is named. (Without it, Poetry's own message may not name the URL for a
+    malformed page: the run still fails, exit 1, and writes nothing; see the plain run below.)"""
+    plain = project_tree(tmp_path, fixture_index, retries=1)
+    before = tree(tmp_path)
+    fixture_index.faults.add("/simple/sympy/", fault, times=10)
+    failed = resolve(tmp_path, plain)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert tree(tmp_path) == before and not (tmp_path / "envs" / "cpu").exists()
+    fixture_index.faults.clear()
+    env = {**plain, "STACK_RESOLVER_MIRROR": "1"}
     before = tree(tmp_path)
     fixture_index.faults.add("/simple/sympy/", fault, times=10)
     failed = resolve(tmp_path, env)
