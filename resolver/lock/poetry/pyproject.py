@@ -177,12 +177,7 @@ def _update_sources(poetry: _Table, spec: EnvironmentSpec) -> None:
             "[[tool.poetry.source]] must be an array of tables",
             location=Location("pyproject.toml", key="tool.poetry.source"),
         )
-    wanted = {s.name: s for s in spec.sources}
-    for position in range(len(existing) - 1, -1, -1):
-        name = str(existing[position].get("name", ""))
-        if _owned_source(name) and name not in wanted:
-            del existing[position]
-    present = {str(table.get("name", "")): table for table in existing}
+    present = _prune_owned(existing, {source.name for source in spec.sources})
     for source in spec.sources:
         table = present.get(source.name)
         if table is None:
@@ -194,6 +189,16 @@ def _update_sources(poetry: _Table, spec: EnvironmentSpec) -> None:
             continue
         _set_if_changed(table, "url", source.url)
         _set_if_changed(table, "priority", source.priority)
+
+
+def _prune_owned(existing: AoT, wanted: set[str]) -> dict[str, Any]:
+    """Drop the tool-owned entries of an array of tables that `wanted` no longer names; the
+    remaining entries by name (the user's own are never touched)."""
+    for position in range(len(existing) - 1, -1, -1):
+        name = str(existing[position].get("name", ""))
+        if _owned_source(name) and name not in wanted:
+            del existing[position]
+    return {str(table.get("name", "")): table for table in existing}
 
 
 def _update_uv(tool: _Table, spec: EnvironmentSpec) -> None:
@@ -213,12 +218,7 @@ def _update_uv(tool: _Table, spec: EnvironmentSpec) -> None:
             "[[tool.uv.index]] must be an array of tables",
             location=Location("pyproject.toml", key="tool.uv.index"),
         )
-    wanted = {s.name: s for s in spec.sources}
-    for position in range(len(existing) - 1, -1, -1):
-        name = str(existing[position].get("name", ""))
-        if _owned_source(name) and name not in wanted:
-            del existing[position]
-    present = {str(table.get("name", "")): table for table in existing}
+    present = _prune_owned(existing, {source.name for source in spec.sources})
     for source in spec.sources:
         table = present.get(source.name)
         if table is None:
