@@ -45,18 +45,15 @@ import contextlib
 import dataclasses
 import glob as globmod
 import os
-import platform as platformmod
 import shutil
 import subprocess
-import sys
-import sysconfig
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from resolver.errors import InputError
-from resolver.host import limits, vendors, visible
+from resolver.host import limits, system, vendors, visible
 from resolver.host import model as h
 from resolver.host import parse as hp
 from resolver.host.overrides import (
@@ -72,36 +69,14 @@ from resolver.host.overrides import (
     env_value,
     read_overrides,
 )
-
-SUBPROCESS_TIMEOUT_S = 10.0
+from resolver.host.system import SUBPROCESS_TIMEOUT_S as SUBPROCESS_TIMEOUT_S
+from resolver.host.system import PlatformInfo as PlatformInfo
+from resolver.host.system import RunResult as RunResult
 
 PROC_DRIVER_VERSION = "/proc/driver/nvidia/version"
 SYS_MODULE_VERSION = "/sys/module/nvidia/version"
 # glibc's own loaders never match this; musl ships exactly one per arch.
 MUSL_LOADER_GLOB = "/lib/ld-musl-*.so.1"
-
-
-class RunResult(Protocol):
-    """What `run` returns: the shape of `subprocess.CompletedProcess[str]`."""
-
-    @property
-    def returncode(self) -> int: ...
-    @property
-    def stdout(self) -> str: ...
-    @property
-    def stderr(self) -> str: ...
-
-
-@dataclass(frozen=True)
-class PlatformInfo:
-    """The running interpreter's view of the machine (`platform`, `sys`)."""
-
-    system: str  # platform.system(): "Linux", "Darwin", "Windows"
-    machine: str  # platform.machine(): "x86_64", "aarch64", "arm64", "AMD64"
-    version: str = ""  # platform.version(): on Windows "10.0.22631"
-    mac_ver: str = ""  # platform.mac_ver()[0]: "14.5" (or "10.16" under SYSTEM_VERSION_COMPAT)
-    python: tuple[int, int] = (3, 11)
-    free_threaded: bool = False
 
 
 @dataclass(frozen=True)
@@ -131,14 +106,14 @@ class Probes:
         env = dict(os.environ if environ is None else environ)
         return cls(
             environ=env,
-            platform=_system_platform(),
-            read_text=_read_text,
-            run=lambda argv: _run(argv, env),
-            load_nvml=_load_nvml,
-            confstr=_confstr,
+            platform=system.system_platform(),
+            read_text=system.read_text,
+            run=lambda argv: system.run(argv, env),
+            load_nvml=system.load_nvml,
+            confstr=system.confstr,
             glob=globmod.glob,
-            cpu_count=_cpu_count,
-            memory_bytes=_memory_bytes,
+            cpu_count=system.cpu_count,
+            memory_bytes=system.memory_bytes,
             disk_free=lambda path: shutil.disk_usage(path).free,
             workdir=Path.cwd() if workdir is None else workdir,
             machine_cpu_count=os.cpu_count,
@@ -149,93 +124,6 @@ class Probes:
 class Detection:
     host: h.Host
     warnings: tuple[str, ...] = ()
-
-
-# --- the real probes --------------------------------------------------------------------------
-
-
-def _system_platform() -> PlatformInfo:
-    return PlatformInfo(
-        system=platformmod.system(),
-        machine=platformmod.machine(),
-        version=platformmod.version(),
-        mac_ver=platformmod.mac_ver()[0],
-        python=(sys.version_info.major, sys.version_info.minor),
-        free_threaded=bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
-    )
-
-
-def _read_text(path: str) -> str | None:
-    try:
-        return Path(path).read_text(encoding="utf-8", errors="replace")
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-
-
-def _run(argv: Sequence[str], environ: Mapping[str, str]) -> RunResult | None:
-    # Resolve on the probes' own PATH, so a test's fake nvidia-smi (or a user's PATH) is honoured.
-    executable = shutil.which(argv[0], path=environ.get("PATH", os.defpath))
-    if executable is None:
-        return None
-    return subprocess.run(
-        [executable, *argv[1:]],
-        capture_output=True,
-        text=True,
-        errors="replace",
-        timeout=SUBPROCESS_TIMEOUT_S,
-        env=dict(environ),
-        check=False,
-    )
-
-
-def _load_nvml() -> Any | None:
-    try:
-        import pynvml
-    except ImportError:
-        return None
-    return pynvml
-
-
-def _confstr(name: str) -> str | None:
-    try:
-        return os.confstr(name)
-    except (AttributeError, ValueError, OSError):  # not POSIX, or a name this libc lacks (musl)
-        return None
-
-
-def _cpu_count() -> int | None:
-    # The CPUs this process may run on (taskset, cgroups cpusets, Slurm), not the whole box.
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count()
-
-
-def _memory_bytes() -> int | None:
-    if sys.platform == "win32":
-        import ctypes
-
-        class _MemoryStatusEx(ctypes.Structure):
-            _fields_ = [
-                ("dwLength", ctypes.c_ulong),
-                ("dwMemoryLoad", ctypes.c_ulong),
-                ("ullTotalPhys", ctypes.c_ulonglong),
-                ("ullAvailPhys", ctypes.c_ulonglong),
-                ("ullTotalPageFile", ctypes.c_ulonglong),
-                ("ullAvailPageFile", ctypes.c_ulonglong),
-                ("ullTotalVirtual", ctypes.c_ulonglong),
-                ("ullAvailVirtual", ctypes.c_ulonglong),
-                ("ullAvailExtendedVirtual", ctypes.c_ulonglong),
-            ]
-
-        status = _MemoryStatusEx()
-        status.dwLength = ctypes.sizeof(status)
-        if not ctypes.windll.kernel32.GlobalMemoryStatusEx(ctypes.byref(status)):
-            return None
-        return int(status.ullTotalPhys)
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 # --- detection --------------------------------------------------------------------------------
