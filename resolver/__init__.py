@@ -43,7 +43,7 @@ _EXPORTS = {
     "resolve": ("resolver.workflows", "resolve"),
     "lock_team": ("resolver.workflows", "lock"),
     "audit_team": ("resolver.team.audit", "audit_team"),
-    "verify_target": ("resolver.verify.poetry", "verify_target"),
+    "verify_target": ("resolver.verify.target", "verify_target"),
     "check_environment": ("resolver.verify.check", "check_environment"),
 }
 
@@ -91,7 +91,7 @@ if TYPE_CHECKING:
     from resolver.solve.search import solve as solve_combination
     from resolver.team.audit import audit_team
     from resolver.verify.check import check_environment
-    from resolver.verify.poetry import verify_target
+    from resolver.verify.target import verify_target
     from resolver.workflows import detect_host, resolve
     from resolver.workflows import lock as lock_team
 

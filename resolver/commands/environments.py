@@ -112,6 +112,7 @@ def _matrix_refresh(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from resolver.config import load_team
     from resolver.verify import poetry as verify
+    from resolver.verify.target import verify_target
     from resolver.workflows import detect_host, envs_dir_for, settle
 
     host, warnings = detect_host(None)
@@ -132,7 +133,7 @@ def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from resolver import progress
 
     with progress.step(f"verify {directory.name}: install into a fresh venv and smoke-test"):
-        report = verify.verify_target(
+        report = verify_target(
             directory, host, interpreter=args.python, uv=uv, keep=args.keep, lock_format=args.lock_format
         )
     if args.json:

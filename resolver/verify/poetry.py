@@ -408,11 +408,8 @@ def verify_target(
     The venv lives in a scratch folder that is removed afterwards, or at `keep` (which must not
     exist yet) and stays. When the install fails, `hash_checks` tells whether an index serves
     files whose bytes differ from the lock's hashes (through `client`, by default one with the
-    HTTP settings of the environment). A conda target goes to `resolver/verify_conda.py`."""
-    if lock_format_for(directory, lock_format) == "conda":
-        from resolver.verify.conda import verify_conda_target
-
-        return verify_conda_target(directory, host, runner=runner, environ=environ, keep=keep, client=client)
+    HTTP settings of the environment). A conda target goes to `resolver/verify/conda.py`, chosen
+    by `resolver.verify.target.verify_target`; this function verifies a Poetry lock only."""
     environ = dict(os.environ) if environ is None else dict(environ)
     tool = tool or PoetryTool(runner=runner, environ=environ)
     expect = read_expectations(directory, host)
