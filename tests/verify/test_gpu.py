@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from resolver.host import model as h
+from resolver.host import overrides
 from resolver.host import parse as hp
 from resolver.host import probes as p
 from resolver.matrix.arch import Coverage, coverage
@@ -37,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _clean_environ() -> dict[str, str]:
     """This process's environment without the tool's overrides, which could fake a GPU."""
-    return {k: v for k, v in os.environ.items() if k not in p.ENV_VARS}
+    return {k: v for k, v in os.environ.items() if k not in overrides.ENV_VARS}
 
 
 def _detected() -> p.Detection:
