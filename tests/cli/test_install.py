@@ -185,6 +185,9 @@ def _provision_env(tmp_path: Path, links: Path) -> dict[str, str]:
             "PIP_FIND_LINKS": str(links),
             "UV_NO_INDEX": "1",
             "UV_FIND_LINKS": str(links),
+            # no uv.toml or pyproject.toml found above the working folder may add an index
+            "UV_NO_CONFIG": "1",
+            "PIP_CONFIG_FILE": os.devnull,
             "UV_CACHE_DIR": str(tmp_path / "uv-cache"),
             "UV_PYTHON_DOWNLOADS": "never",
             "PATH": os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p) or os.defpath,
