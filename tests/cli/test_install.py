@@ -178,12 +178,16 @@ def _fake_poetry_links(where: Path) -> Path:
 
 def _provision_env(tmp_path: Path, links: Path) -> dict[str, str]:
     env = offline_env(tmp_path / "home")
+    empty = tmp_path / "empty-index"
+    empty.mkdir(exist_ok=True)
     env.update(
         {
             "STACK_RESOLVER_CACHE_DIR": str(tmp_path / "cache" / "http"),
             "PIP_NO_INDEX": "1",
             "PIP_FIND_LINKS": str(links),
-            "UV_NO_INDEX": "1",
+            # uv has no variable for --no-index: its default index is an empty local folder, so
+            # it never races the find-links folder against a network request
+            "UV_DEFAULT_INDEX": empty.as_uri(),
             "UV_FIND_LINKS": str(links),
             # no uv.toml or pyproject.toml found above the working folder may add an index
             "UV_NO_CONFIG": "1",
