@@ -340,35 +340,62 @@ def resolve_host(
         resolution = solve(host, matrix, request)
         index_url = indexes.variant_url(resolution.variant) if resolution.local_label else None
         return Chosen(resolution, index_url, tuple(warnings), False, None, upgrades(resolution))
-    from resolver.index.availability import note_skipped_transformers
+    from resolver.index.availability import Availability, note_skipped_transformers
+    from resolver.lock import fresh
+
+    def choose(found: Availability) -> tuple[Resolution, str | None]:
+        chosen = note_skipped_transformers(
+            solve(host, matrix, found.applied_to(request)), matrix, request, found.transformers
+        )
+        return chosen, indexes.variant_url(chosen.variant) if chosen.local_label else None
+
+    envs = envs_dir_for(team)
+    if not run.dry_run:
+        digest = fresh.request_hash(
+            host=host, matrix=matrix, request=request, team=team, indexes=indexes, formats=formats,
+            target=options.target, settings=_lock_settings(options.engine, environ),
+        )  # fmt: skip
+        settle(envs, notify)
+        committed = fresh.find_committed(envs, options.target, digest)
+        if committed is not None:  # nothing changed since that commit: no index is asked
+            resolution, index_url = choose(committed.availability)
+            if fresh.same_choice(committed, resolution, index_url):
+                written = Written(committed.name, committed.directory, True, ())
+                return Chosen(resolution, index_url, tuple(warnings), True, written, upgrades(resolution))
     from resolver.lock import target as stage
     from resolver.lock.commit import commit
     from resolver.lock.survey import survey
 
     client = make_client(environ, offline=run.offline, indexes=indexes)
     conda = conda_settings(team, environ, options.engine, run.offline) if "conda" in formats else None
-
-    def choose() -> tuple[Resolution, str | None]:
-        found = survey(host, matrix, request, formats, indexes, client, conda)
-        chosen = note_skipped_transformers(
-            solve(host, matrix, found.applied_to(request)), matrix, request, found.transformers
-        )
-        return chosen, indexes.variant_url(chosen.variant) if chosen.local_label else None
-
     if run.dry_run:
-        resolution, index_url = choose()
+        resolution, index_url = choose(survey(host, matrix, request, formats, indexes, client, conda))
         return Chosen(resolution, index_url, tuple(warnings), True, None, upgrades(resolution))
-    envs = envs_dir_for(team)
     with envs_locked(envs, wait=run.wait, notify=notify):
-        resolution, index_url = choose()
+        found = survey(host, matrix, request, formats, indexes, client, conda)
+        resolution, index_url = choose(found)
         name = options.target or stage.target_name_for(host, resolution.variant, resolution.python)
-        plan = stage.LockPlan(name, stage.target_directory(envs, name), host, resolution, index_url)
+        plan = stage.LockPlan(
+            name,
+            stage.target_directory(envs, name),
+            host,
+            resolution,
+            index_url,
+            fresh.fresh_section(digest, found),
+        )
         with _lockers(formats, client, environ, run.offline, conda) as lockers:
             staged = stage.stage_target(plan, matrix, formats, team.packages, indexes, client, lockers)
         changed = commit(envs, {plan.directory / n: data for n, data in staged.files.items()})
     names = tuple(n for n in staged.files if plan.directory / n in changed)
     written = Written(name, plan.directory, staged.reused, names)
     return Chosen(resolution, index_url, tuple(warnings), True, written, upgrades(resolution))
+
+
+def _lock_settings(engine: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """What shapes a target's files beside the request: the conda engine and the Poetry used."""
+    from resolver.lock.poetry.provision import POETRY_VERSION
+
+    return {"engine": engine, "poetry": environ.get("STACK_RESOLVER_POETRY", "") or POETRY_VERSION}
 
 
 @contextlib.contextmanager

@@ -2,10 +2,11 @@
 the files written at its commit. Its own schema and serializer (not the display JSON of
 `resolve --json`), so a change of wording never changes a record or invalidates a lock.
 
-Keys: `tool`, `matrix_version`, `host`, `resolution` (python, torch, variant, torchvision,
-torchaudio, transformers, index_url, warnings), `formats`; for Poetry `poetry` (its version),
-`owned_dependencies`, `inputs_hash`, `pyproject_sha256`, `lock_sha256`, `lock_checked`; for conda
-a `conda` section (resolver/lock/conda.py).
+Keys: `tool`, `matrix_version`, `matrix_sha256` (the matrix files' content), `host`, `resolution`
+(python, torch, variant, torchvision, torchaudio, transformers, index_url, warnings), `formats`;
+for Poetry `poetry` (its version), `owned_dependencies`, `inputs_hash`, `pyproject_sha256`,
+`lock_sha256`, `lock_checked`; for conda a `conda` section (resolver/lock/conda.py); for
+`resolve`, `fresh` (resolver/lock/fresh.py).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ def base_record(host: Host, matrix: Matrix, resolution: Resolution, index_url: s
     return {
         "tool": {"name": "stack-resolver", "version": __version__},
         "matrix_version": matrix.version,
+        "matrix_sha256": matrix.digest or None,
         "host": host.to_json(),
         "resolution": resolution_record(resolution, index_url),
     }

@@ -64,6 +64,8 @@ class LockPlan:
     host: Host
     resolution: Resolution
     index_url: str | None
+    # the record's `fresh` key (resolver/lock/fresh.py): how a re-run knows nothing changed
+    fresh: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -296,8 +298,15 @@ def finish(locked: Locked, matrix: Matrix, client: IndexClient | None) -> Staged
         conda is None or conda.reused_lock is not None
     )
     if reused and prepared.previous.get("formats", ["poetry"]) == list(prepared.formats):
-        return Staged(plan.directory, {}, reused=True)
+        if plan.fresh is None or prepared.previous.get("fresh") == plan.fresh:
+            return Staged(plan.directory, {}, reused=True)
+        # the locks stand; only the record learns the inputs' digest, for the next re-run
+        return Staged(
+            plan.directory, {RESOLUTION: dumps({**prepared.previous, "fresh": plan.fresh})}, reused=True
+        )
     record = base_record(plan.host, matrix, plan.resolution, plan.index_url)
+    if plan.fresh is not None:
+        record["fresh"] = dict(plan.fresh)
     files: dict[str, bytes] = {}
     if poetry is not None:
         assert locked.poetry_lock is not None

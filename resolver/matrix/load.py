@@ -10,6 +10,7 @@ from pathlib import Path
 
 from resolver import files
 from resolver.errors import InputError, Location, MatrixError, MatrixProblem
+from resolver.matrix.cache import cached_matrix, matrix_digest
 from resolver.matrix.conda import FILE as CONDA_FILE
 from resolver.matrix.conda import TOP_KEYS as CONDA_TOP_KEYS
 from resolver.matrix.conda import conda_facts, read_conda
@@ -180,12 +181,15 @@ def _layer_files(directory: Path, layer: int, state: State) -> list[File]:
     return files
 
 
-def _load(
-    directory: Path | None, overlays: Sequence[Path], consistency: bool
-) -> tuple[list[MatrixProblem], Matrix | None]:
+def _layers(directory: Path | None, overlays: Sequence[Path]) -> list[Path]:
     base = Path(directory) if directory is not None else default_matrix_dir()
+    return [base, *(Path(o) for o in overlays)]
+
+
+def _load(
+    layers: Sequence[Path], consistency: bool, digest: str = ""
+) -> tuple[list[MatrixProblem], Matrix | None]:
     state = State()
-    layers = [base, *(Path(o) for o in overlays)]
     for layer, root in enumerate(layers):
         for file in _layer_files(root, layer, state):
             state.files.append(file)
@@ -203,6 +207,7 @@ def _load(
     synthesize_builds(state)
     matrix = Matrix(
         version="+".join(state.versions) or "unknown",
+        digest=digest,
         directories=tuple(layers),
         sources={key: value for key, (value, _) in state.sources.rows.items()},
         torch=tuple(sorted(state.releases.values(), key=lambda r: r.version, reverse=True)),
@@ -231,15 +236,24 @@ def load_matrix(
     Raises `MatrixError` carrying every problem found. `consistency=False` skips the cross-file
     checks (companions for every release, arch lists within what CUDA can target, ...).
     """
-    problems, matrix = _load(directory, overlays, consistency)
-    if problems or matrix is None:
-        raise MatrixError(problems or [MatrixProblem(Location(str(directory)), "matrix could not be loaded")])
-    return matrix
+    layers = _layers(directory, overlays)
+
+    def build(digest: str) -> Matrix:
+        problems, matrix = _load(layers, consistency, digest)
+        if problems or matrix is None:
+            raise MatrixError(
+                problems or [MatrixProblem(Location(str(directory)), "matrix could not be loaded")]
+            )
+        return matrix
+
+    if not consistency:  # a partial check is never cached: the cache holds checked matrices only
+        return build(matrix_digest(layers))
+    return cached_matrix(layers, build)
 
 
 def validate_matrix(directory: Path | None = None, overlays: Sequence[Path] = ()) -> list[MatrixProblem]:
     """Every problem in a matrix directory (and overlays): syntax, rows, and cross-file consistency."""
-    problems, _ = _load(directory, overlays, True)
+    problems, _ = _load(_layers(directory, overlays), True)
     return problems
 
 

@@ -256,6 +256,8 @@ class Matrix:
     index_bound_packages: tuple[str, ...]
     # what the choices are called on conda channels; None: the matrix has no conda.toml
     conda: CondaFacts | None = None
+    # sha256 of the matrix files (resolver.matrix.cache.matrix_digest); "" for a hand-made matrix
+    digest: str = ""
 
     def transformers_release(self, version: Version) -> TransformersRelease | None:
         return next((t for t in self.transformers if t.version == version), None)
