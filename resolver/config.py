@@ -16,9 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
-from packaging.utils import canonicalize_name
 
 from resolver import files
 from resolver.errors import ConfigError, ConstraintError, InputError, Location
@@ -228,6 +226,9 @@ def team_from_mapping(data: Mapping[str, Any], origin: str, base: Path) -> TeamC
 def _packages(texts: Sequence[str], origin: str) -> tuple[str, ...]:
     """`packages`: requirement strings. A version limit on a package the solver chooses belongs in
     `constraints` (here it would be ignored); a package listed twice would lose one of its lines."""
+    from packaging.requirements import InvalidRequirement, Requirement  # a heavy parser: on use
+    from packaging.utils import canonicalize_name  # loads packaging.tags: on use
+
     seen: dict[str, str] = {}
     for text in texts:
         try:

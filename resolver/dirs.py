@@ -12,8 +12,6 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-import platformdirs
-
 APP = "stack-resolver"
 
 
@@ -30,6 +28,8 @@ def user_cache_root(environ: Mapping[str, str], platform: str = sys.platform) ->
         local = environ.get("LOCALAPPDATA", "").strip()
         if local:
             return Path(local) / APP / "Cache"
+    import platformdirs  # only where no convention above applies
+
     return platformdirs.user_cache_path(APP, appauthor=False)
 
 

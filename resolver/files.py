@@ -10,13 +10,15 @@ NUL bytes every ASCII character then carries), are accepted too.
 from __future__ import annotations
 
 import codecs
-import configparser
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from resolver.errors import InputError, Location
+
+if TYPE_CHECKING:
+    import configparser
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -140,6 +142,8 @@ def load_toml(path: Path, what: str, *, error: type[InputError] = InputError) ->
 
 def load_ini(path: Path, what: str, *, error: type[InputError] = InputError) -> configparser.ConfigParser:
     """An INI file (pip.conf) read the way pip reads it; a syntax error names the file and line."""
+    import configparser  # pip's configuration only
+
     text = read_text(path, what, error=error)
     parser = configparser.ConfigParser(interpolation=None)
     try:

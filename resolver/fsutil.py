@@ -21,7 +21,6 @@ import errno
 import functools
 import itertools
 import os
-import secrets
 import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -54,7 +53,7 @@ def create_temp(directory: Path, suffix: str = "", prefix: str = TEMP_PREFIX) ->
     """A new file beside the target, `<prefix><pid>-<random><suffix>`, opened for writing.
     Mode 0o666 less the umask, applied by the kernel."""
     while True:
-        path = directory / f"{prefix}{os.getpid()}-{secrets.token_hex(6)}{suffix}"
+        path = directory / f"{prefix}{os.getpid()}-{os.urandom(6).hex()}{suffix}"
         try:
             return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), path
         except FileExistsError:  # pragma: no cover - 48 random bits

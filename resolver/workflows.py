@@ -15,8 +15,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from filelock import FileLock, Timeout
-
 from resolver.config import Indexes, TeamConfig, default_pip_config_files, effective_ca_bundle
 from resolver.errors import ExternalToolError, InputError
 from resolver.fsutil import sweep_stale_temps
@@ -248,6 +246,8 @@ def conda_settings(team: TeamConfig, environ: Mapping[str, str], engine: str, of
 def envs_locked(envs: Path, *, wait: bool, notify: Notify) -> Iterator[None]:
     """Hold the advisory lock on envs/ (one writing run at a time per checkout), then repair what
     a killed run left: finish or undo its commit, remove its temporary files."""
+    from filelock import FileLock, Timeout  # only writing runs load it (and its asyncio)
+
     from resolver.lock.commit import recover
 
     envs.mkdir(parents=True, exist_ok=True)

@@ -75,16 +75,16 @@ def default_matrix_dir() -> Path:
     """`$STACK_RESOLVER_MATRIX` if set; else the matrix shipped inside the installed package
     (`resolver/matrices/`, placed there by the build); else, in a source checkout, the top-level
     `matrices/` where the data is edited."""
-    from importlib.resources import files
-
     env = os.environ.get(ENV_VAR)
     if env:
         return Path(env)
-    shipped = files("resolver") / "matrices"
-    # A wheel installs as plain files; a zipped install (no real directory) is not supported.
-    if isinstance(shipped, Path) and shipped.is_dir():
+    # The package's own folder, as importlib.resources would give it for a wheel installed as
+    # plain files (a zipped install is not supported), without importing that machinery.
+    package = Path(__file__).resolve().parents[1]
+    shipped = package / "matrices"
+    if shipped.is_dir():
         return shipped
-    return Path(__file__).resolve().parents[2] / "matrices"
+    return package.parent / "matrices"
 
 
 _ROW_READERS: dict[str, tuple[tuple[str, Callable[[File, int, object, State], None]], ...]] = {

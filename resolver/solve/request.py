@@ -6,9 +6,7 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
-from packaging.utils import canonicalize_name
 
 from resolver.errors import ConstraintError, Location
 from resolver.solve.reasons import Reason
@@ -45,6 +43,9 @@ class Request:
 
 def parse_constraint(text: str, origin: str = "--constraint") -> tuple[str, SpecifierSet]:
     """Parse "torch>=2.4,<2.7" into ("torch", SpecifierSet). Only managed packages are allowed."""
+    from packaging.requirements import InvalidRequirement, Requirement  # a heavy parser: on use
+    from packaging.utils import canonicalize_name  # loads packaging.tags: on use
+
     try:
         requirement = Requirement(text)
     except InvalidRequirement as exc:
