@@ -352,7 +352,7 @@ def resolve_host(
     envs = envs_dir_for(team)
     if not run.dry_run:
         digest = fresh.request_hash(
-            host=host, matrix=matrix, request=request, team=team, indexes=indexes, formats=formats,
+            subject=host, matrix=matrix, request=request, team=team, indexes=indexes, formats=formats,
             target=options.target, settings=_lock_settings(options.engine, environ),
         )  # fmt: skip
         settle(envs, notify)
@@ -480,6 +480,17 @@ def lock(options: LockOptions, environ: Mapping[str, str], notify: Notify) -> Te
         resolution = solve_team_available(targets, matrix, request, team.formats, indexes, client, conda)
         return TeamLocked(resolution, targets, indexes, True, None)
     envs = envs_dir_for(team)
+    from resolver.lock import fresh
+    from resolver.team.lock import unchanged_team
+
+    digest = fresh.request_hash(
+        subject=targets, matrix=matrix, request=request, team=team, indexes=indexes, formats=team.formats,
+        target=None, settings=_lock_settings("rattler", environ),
+    )  # fmt: skip
+    settle(envs, notify)
+    unchanged = unchanged_team(envs, digest, targets, matrix, request, indexes)
+    if unchanged is not None:  # nothing changed since that commit: no index is asked
+        return TeamLocked(unchanged.resolution, targets, indexes, True, unchanged)
     from resolver.lock.poetry.mirror import poetry_tool
 
     with (
@@ -498,6 +509,7 @@ def lock(options: LockOptions, environ: Mapping[str, str], notify: Notify) -> Te
             tool=tool,
             conda=conda,
             jobs=options.jobs,
+            request_hash=digest,
         )
     return TeamLocked(outcome.resolution, targets, indexes, True, outcome)
 

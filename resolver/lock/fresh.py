@@ -43,9 +43,12 @@ _CONDA_LOCK = "conda-lock.yml"
 
 def canonical(value: object) -> Any:
     """`value` as plain JSON data, the same in every process (sets sorted, dataclass fields by
-    name; fields declared `compare=False`, such as credentials, left out)."""
+    name; fields declared `compare=False`, such as credentials, and a host's volatile readings
+    left out)."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: canonical(getattr(value, f.name)) for f in dataclasses.fields(value) if f.compare}
+        skip = VOLATILE_HOST_FIELDS if isinstance(value, Host) else frozenset()
+        fields = dataclasses.fields(value)
+        return {f.name: canonical(getattr(value, f.name)) for f in fields if f.compare and f.name not in skip}
     if isinstance(value, Mapping):
         items = [(json.dumps(canonical(k), sort_keys=True), canonical(v)) for k, v in value.items()]
         return sorted(items)
@@ -64,7 +67,7 @@ def canonical(value: object) -> Any:
 
 def request_hash(
     *,
-    host: Host,
+    subject: object,
     matrix: Matrix,
     request: Request,
     team: TeamConfig,
@@ -73,13 +76,13 @@ def request_hash(
     target: str | None,
     settings: Mapping[str, object],
 ) -> str:
-    """The digest of one run's inputs; `settings`: what else shapes the files (engine, Poetry)."""
-    host_data = {k: v for k, v in canonical(host).items() if k not in VOLATILE_HOST_FIELDS}
+    """The digest of one run's inputs: `subject` is the host (resolve) or the team's targets
+    (lock); `settings`: what else shapes the files (engine, Poetry)."""
     team_data = {k: v for k, v in canonical(team).items() if k not in ("path", "raw", "indexes")}
     inputs = {
         "tool": __version__,
         "matrix": matrix.digest or matrix.version,
-        "host": host_data,
+        "subject": canonical(subject),
         "request": canonical(request),
         "team": team_data,
         "indexes": {k: v for k, v in canonical(indexes).items() if k != "origins"},
@@ -120,7 +123,8 @@ def fresh_section(digest: str, found: Availability) -> dict[str, Any] | None:
     return {"request_hash": digest, "unavailable": {"builds": builds, "transformers": transformers}}
 
 
-def _availability(section: Mapping[str, Any]) -> Availability | None:
+def recorded_availability(section: Mapping[str, Any]) -> Availability | None:
+    """The survey a `fresh` section (or one shaped like it) holds; None when it does not parse."""
     unavailable = section.get("unavailable")
     if not isinstance(unavailable, Mapping):
         return None
@@ -160,13 +164,14 @@ def find_committed(envs: Path, name: str | None, digest: str) -> Committed | Non
         section = record.get(KEY)
         if not isinstance(section, Mapping) or section.get("request_hash") != digest:
             continue
-        availability = _availability(section)
-        if availability is not None and _files_intact(folder, record):
+        availability = recorded_availability(section)
+        if availability is not None and files_intact(folder, record):
             return Committed(folder.name, folder, record, availability)
     return None
 
 
-def _files_intact(folder: Path, record: Mapping[str, Any]) -> bool:
+def files_intact(folder: Path, record: Mapping[str, Any]) -> bool:
+    """Whether every file the record vouches for is on disk with the sha256 it records."""
     formats = record.get("formats", ["poetry"])
     if not isinstance(formats, list) or not formats:
         return False

@@ -28,10 +28,11 @@ from resolver.config import Indexes
 from resolver.errors import InputError, Location
 from resolver.index.availability import Availability, check_candidates, transformers_missing
 from resolver.index.client import IndexClient
+from resolver.lock import fresh
 from resolver.lock import target as stage
 from resolver.lock.commit import commit
 from resolver.lock.poetry.tool import LOCKFILE, PoetryTool, lock_in_staging
-from resolver.lock.record import read_bytes, resolution_record
+from resolver.lock.record import previous_record, read_bytes, resolution_record
 from resolver.lock.runner import CHILDREN
 from resolver.lock.survey import survey_channels
 from resolver.matrix.model import Matrix
@@ -170,11 +171,15 @@ def lock_team(
     tool: PoetryTool | None = None,
     conda: CondaSettings | None = None,
     jobs: int | None = None,
+    request_hash: str | None = None,
 ) -> TeamLockOutcome:
+    """`request_hash`: the digest of the run's inputs (resolver/lock/fresh.py), kept in the team
+    lock so that an unchanged re-run asks no index."""
     formats = stage.check_formats(formats)
     for target in targets:
         stage.check_target_name(target.name, "team target")
-    resolution = solve_team_available(targets, matrix, base, formats, indexes, client, conda)
+    found = survey_team(targets, matrix, base, formats, indexes, client, conda)
+    resolution = solve_team(targets, matrix, found.shared.applied_to(base), found.per_target)
     lockers = stage.Lockers(conda=conda)
     if "poetry" in formats:
         tool = tool or PoetryTool(environ=dict(os.environ))
@@ -219,10 +224,13 @@ def lock_team(
         entry = summary["targets"][target.name]
         entry["files"] = sorted(on_disk | set(item.files))
         for key, name in (("lock_sha256", LOCKFILE), ("conda_lock_sha256", stage.CONDA_LOCKFILE)):
-            found = item.files[name] if name in item.files else read_bytes(item.directory / name)
-            if found is not None and name in entry["files"]:
-                entry[key] = hashlib.sha256(found).hexdigest()
+            content = item.files[name] if name in item.files else read_bytes(item.directory / name)
+            if content is not None and name in entry["files"]:
+                entry[key] = hashlib.sha256(content).hexdigest()
         entry["members"] = target.members
+    section = fresh_team_section(request_hash, found) if request_hash is not None else None
+    if section is not None:
+        summary["fresh"] = section
     team_file = envs / TEAM_LOCK
     files[team_file] = (json.dumps(summary, indent=2, sort_keys=True) + "\n").encode()
     changed = set(commit(envs, files))
@@ -235,6 +243,59 @@ def lock_team(
         for item in staged
     )
     return TeamLockOutcome(resolution, written, team_file in changed)
+
+
+def fresh_team_section(request_hash: str, found: TeamAvailability) -> dict[str, Any] | None:
+    """The team lock's `fresh` key: the inputs digest and the survey, shared and per target."""
+    shared = fresh.fresh_section(request_hash, found.shared)
+    per_target = {
+        name: fresh.fresh_section(request_hash, Availability(builds))
+        for name, builds in found.per_target.items()
+    }
+    if shared is None or any(section is None for section in per_target.values()):
+        return None
+    shared["per_target"] = {name: section["unavailable"] for name, section in per_target.items() if section}
+    return shared
+
+
+def unchanged_team(
+    envs: Path, request_hash: str, targets: Sequence[Target], matrix: Matrix, base: Request, indexes: Indexes
+) -> TeamLockOutcome | None:
+    """The committed team lock, when it was made from inputs with this digest, every target's files
+    are as committed, and an offline solve with the recorded survey chooses what it records."""
+    try:
+        data = json.loads((envs / TEAM_LOCK).read_bytes())
+    except (OSError, ValueError, RecursionError):
+        return None
+    section = data.get("fresh") if isinstance(data, dict) else None
+    if not isinstance(section, dict) or section.get("request_hash") != request_hash:
+        return None
+    shared = fresh.recorded_availability(section)
+    per_target: dict[str, Mapping[tuple[str, str], Reason]] = {}
+    recorded = section.get("per_target")
+    for target in targets:
+        entry = recorded.get(target.name) if isinstance(recorded, dict) else None
+        found = fresh.recorded_availability({"unavailable": entry}) if isinstance(entry, dict) else None
+        directory = stage.target_directory(envs, target.name)
+        if found is None or not fresh.files_intact(directory, previous_record(directory)):
+            return None
+        per_target[target.name] = found.builds
+    if shared is None:
+        return None
+    resolution = solve_team(targets, matrix, shared.applied_to(base), per_target)
+    expected = team_json(resolution, indexes)
+    committed = data.get("targets")
+    if data.get("versions") != expected["versions"] or not isinstance(committed, dict):
+        return None
+    if set(committed) != set(expected["targets"]):
+        return None
+    for name, entry in expected["targets"].items():
+        if not isinstance(committed[name], dict) or any(
+            committed[name].get(k) != v for k, v in entry.items()
+        ):
+            return None
+    written = tuple(TargetWritten(stage.target_directory(envs, t.name), True, ()) for t in targets)
+    return TeamLockOutcome(resolution, written, False)
 
 
 def render_team(resolution: TeamResolution, targets: Sequence[Target]) -> str:

@@ -173,10 +173,28 @@ def test_team_lock_end_to_end_is_deterministic(tmp_path: Path, fixture_index: Fi
         return {p: p.stat().st_mtime_ns for p in files if p.is_file() and p.name != ENVS_LOCK}
 
     before = stamps()
+    asked = len(fixture_index.requests)
     again = run_cli(first, env, "lock", "--team", "envs/team.toml")
     assert again.returncode == 0, again.stderr
     assert "team.lock.json: unchanged" in again.stdout
     assert stamps() == before
+    assert len(fixture_index.requests) == asked  # decided from the recorded inputs digest alone
+    assert json.loads((first / "envs" / "team.lock.json").read_text())["fresh"]["request_hash"]
+
+    # A changed host file is a changed input: the index is asked again (and nothing else changes).
+    host_file = first / "envs" / "hosts" / "cpu-laptop.json"
+    host_file.write_text(host_file.read_text().rstrip() + "\n\n")  # the same host, other bytes
+    same = run_cli(first, env, "lock", "--team", "envs/team.toml")
+    assert same.returncode == 0 and len(fixture_index.requests) == asked, same.stderr
+    data = json.loads(host_file.read_text())
+    data["libc_version"] = "2.40"
+    host_file.write_text(json.dumps(data))
+    changed = run_cli(first, env, "lock", "--team", "envs/team.toml")
+    assert changed.returncode == 0, changed.stderr
+    assert len(fixture_index.requests) > asked
+    asked = len(fixture_index.requests)
+    assert run_cli(first, env, "lock", "--team", "envs/team.toml").returncode == 0
+    assert len(fixture_index.requests) == asked
 
     # A machine of the team finds its target and uses the team's lock instead of solving afresh.
     env_machine = dict(env, STACK_RESOLVER_HOST=str(first / "envs" / "hosts" / "rtx5090.json"))
