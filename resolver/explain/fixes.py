@@ -18,13 +18,14 @@ from typing import Any
 from packaging.version import Version
 
 from resolver.errors import NoCompatibleCombination
-from resolver.explain.words import gpu_kind
+from resolver.explain.words import gfx_unknown, gpu_kind
 from resolver.host.model import DriverVersion, Host
 from resolver.matrix.model import Matrix
 from resolver.matrix.vocab import CPU, Variant, python_key
 from resolver.solve.reasons import (
     CpuFallback,
     DriverBelowFloor,
+    GfxUnchecked,
     GlibcBelowFloor,
     MacosBelowFloor,
     NoDriver,
@@ -99,11 +100,21 @@ def apply_change(host: Host, request: Request, change: Change) -> tuple[Host, Re
 
 
 def gives(resolution: Resolution) -> dict[str, str]:
-    return {
+    """What a change gives; `unverified_gfx` names the AMD gfx targets the build is not known to
+    carry (its gfx list is unknown): the fix gives that build, not a working one for those GPUs."""
+    out = {
         "torch": resolution.torch,
         "variant": resolution.variant,
         "transformers": str(resolution.transformers.version),
     }
+    unchecked = _unverified_gfx(resolution)
+    if unchecked:
+        out["unverified_gfx"] = " ".join(unchecked)
+    return out
+
+
+def _unverified_gfx(resolution: Resolution) -> list[str]:
+    return sorted({n.gfx_target for n in resolution.notes if isinstance(n, GfxUnchecked)})
 
 
 def _try(host: Host, matrix: Matrix, request: Request, change: Change) -> Resolution | None:
@@ -138,7 +149,15 @@ def _summary(kind: str, change: Change, host: Host) -> str:
 
 
 def _with_gives(text: str, resolution: Resolution) -> str:
-    return f"{text}: gives torch {resolution.torch}, transformers {resolution.transformers.version}"
+    text = f"{text}: gives torch {resolution.torch}, transformers {resolution.transformers.version}"
+    unchecked = _unverified_gfx(resolution)
+    if unchecked:
+        series = resolution.release.series
+        text += (
+            f", unverified for {' '.join(unchecked)} ({gfx_unknown(resolution.variant, series)}; "
+            "it may not run on these GPUs)"
+        )
+    return text
 
 
 # --- the changes worth trying ------------------------------------------------------------------

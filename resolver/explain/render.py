@@ -9,8 +9,9 @@ from resolver.errors import NoCompatibleCombination
 from resolver.explain.failure import causes, detailed_causes, fixes_of, grouped, headline
 from resolver.explain.fixes import Fix, upgrades
 from resolver.explain.groups import RejectionGroup, group_rejections
-from resolver.explain.words import candidate, note, passed_over_lines, rejection_sentence
+from resolver.explain.words import candidate, gfx_unknown, note, passed_over_lines, rejection_sentence
 from resolver.matrix.vocab import CUDA, ROCM, XPU, Variant
+from resolver.solve.reasons import GfxUnchecked
 from resolver.solve.search import Resolution
 
 __all__ = [
@@ -33,6 +34,11 @@ def warnings_of(resolution: Resolution) -> list[str]:
     return [*(note(n) for n in resolution.notes), *resolution.warnings]
 
 
+def unverified_gpus(resolution: Resolution) -> list[GfxUnchecked]:
+    """The AMD GPUs the chosen ROCm build may not run on: its gfx targets are unknown."""
+    return [n for n in resolution.notes if isinstance(n, GfxUnchecked)]
+
+
 def resolution_json(resolution: Resolution, index_url: str | None) -> dict[str, Any]:
     return {
         "python": resolution.python,
@@ -43,6 +49,16 @@ def resolution_json(resolution: Resolution, index_url: str | None) -> dict[str, 
         "transformers": str(resolution.transformers.version),
         "index_url": index_url,
         "warnings": warnings_of(resolution),
+        # each AMD GPU whose gfx target the chosen build is not known to carry (--allow-unverified)
+        "unverified_gpus": [
+            {
+                "index": n.gpu_index,
+                "name": n.gpu_name,
+                "gfx_target": n.gfx_target,
+                "why": gfx_unknown(n.variant, n.series),
+            }
+            for n in unverified_gpus(resolution)
+        ],
         "rejected": [
             {"candidate": candidate(r), "reasons": [rejection_sentence(reason, r) for reason in r.reasons]}
             for r in resolution.rejected
@@ -88,6 +104,11 @@ def render_resolution(resolution: Resolution, index_url: str | None, *, explain:
         via = f"{fit.via} (PTX JIT)" if fit.ptx else fit.via
         lines.append(
             f"GPU {gpu.index}: {gpu.name or 'unnamed'} ({gpu.gfx_target or gpu.cc.sm}) runs {via} code"
+        )
+    for unchecked in unverified_gpus(resolution):
+        lines.append(
+            f"GPU {unchecked.gpu_index}: {unchecked.gpu_name or 'unnamed'} ({unchecked.gfx_target}) "
+            f"unverified: {gfx_unknown(unchecked.variant, unchecked.series)}"
         )
     for warning in warnings_of(resolution):
         lines.append(f"warning: {warning}")

@@ -62,6 +62,10 @@ def candidate(rejection: Rejection) -> str:
     return f"torch {rejection.torch}" + (f"+{rejection.variant}" if rejection.variant else "")
 
 
+def gfx_unknown(variant: str, series: str) -> str:
+    return f"the gfx targets of the {variant} wheels of torch {series} are not known"
+
+
 def gpu_kind(gpu: Gpu) -> str:
     """What decides which builds serve a GPU: its sm_XY, its gfx target, else its vendor."""
     if gpu.compute_capability is not None:
@@ -327,8 +331,11 @@ def note(reason: Reason) -> str:
                 f"the {os_name} driver floor {floor} for CUDA {major}.x is confirmed only indirectly "
                 "in the matrix"
             )
-        case GfxUnchecked(variant=v, series=series):
-            return f"the gfx targets of {v} wheels of torch {series} are not known: not checked"
+        case GfxUnchecked(variant=v, series=series, gpu_index=index, gpu_name=name, gfx_target=gfx):
+            return (
+                f"unverified for {gfx} (GPU {index}, {name or 'AMD GPU'}): {gfx_unknown(v, series)}, so "
+                f"whether they carry {gfx} kernels was not checked"
+            )
         case FloorUnknownNote(os=os_name, cuda_major=major, driver=driver, bound=bound):
             meets = f"; driver {driver} meets its known bound {bound}" if bound else ""
             return f"the minimum {os_name} driver for CUDA {major}.x is not known{meets}"

@@ -398,11 +398,15 @@ class GpuUnused(Reason):
 
 @dataclass(frozen=True)
 class GfxUnchecked(Reason):
-    """The chosen ROCm build's gfx targets are unknown (allowed): AMD GPU coverage was not checked."""
+    """The chosen ROCm build's gfx targets are unknown (allowed with --allow-unverified): whether it
+    carries kernels for AMD GPU `gpu_index`'s `gfx_target` is unverified, not known to work."""
 
     kind: ClassVar[str] = "gfx-unchecked"
     variant: str
     series: str
+    gpu_index: int
+    gpu_name: str
+    gfx_target: str
 
 
 @dataclass(frozen=True)

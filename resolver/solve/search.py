@@ -242,8 +242,11 @@ def _resolution(
     )
     if family is not None and host.os in family.indirect_os and family.minor_version_compatibility:
         found.append(FloorIndirect(host.os, family.major, str(family.min_driver[host.os])))
-    if build is not None and build.kind == ROCM and host.amd_gpus and not build.gfx.get(host.platform):
-        found.append(GfxUnchecked(variant, release.series))
+    if build is not None and build.kind == ROCM and not build.gfx.get(host.platform):
+        found.extend(
+            GfxUnchecked(variant, release.series, g.index, g.name or "", str(g.gfx_target))
+            for g in host.amd_gpus
+        )
     if build is not None and build.cuda is not None and matrix.driver_floor(build.cuda, host.os) is None:
         bound = matrix.driver_floor_bound(build.cuda, host.os)
         found.append(

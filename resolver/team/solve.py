@@ -52,7 +52,9 @@ class Target:
 
 @dataclass(frozen=True, order=True)
 class MachineClass:
-    """What decides a resolution: same class, same answer."""
+    """What decides a resolution: same class, same answer. The GPUs count by what decides which
+    builds serve them: an NVIDIA GPU by its compute capability, an AMD GPU by its gfx target (a
+    ROCm build must carry it), Intel GPUs by being there (an XPU build)."""
 
     os: str
     arch: str
@@ -60,17 +62,29 @@ class MachineClass:
     python: str
     driver_band: str
     compute_capabilities: tuple[str, ...]
+    gfx_targets: tuple[str, ...] = ()
+    intel_gpus: bool = False
 
     def name(self) -> str:
-        sms = "+".join(f"sm{cc.replace('.', '')}" for cc in self.compute_capabilities) or "nogpu"
+        gpus = [f"sm{cc.replace('.', '')}" for cc in self.compute_capabilities]
+        gpus += [*self.gfx_targets, *(["xpu"] if self.intel_gpus else [])]
         py = "py" + self.python.replace(".", "") if self.python else "pyany"
-        parts = [f"{self.os}-{self.arch}", sms, py, self.driver_band]
+        parts = [f"{self.os}-{self.arch}", "+".join(gpus) or "nogpu", py, self.driver_band]
         if self.libc_band:
             parts.append(self.libc_band)
         return "-".join(p for p in parts if p)
 
     def differences(self, other: MachineClass) -> list[str]:
-        fields = ("os", "arch", "libc_band", "python", "driver_band", "compute_capabilities")
+        fields = (
+            "os",
+            "arch",
+            "libc_band",
+            "python",
+            "driver_band",
+            "compute_capabilities",
+            "gfx_targets",
+            "intel_gpus",
+        )
         return [
             f"{name}: {getattr(self, name)!s} vs {getattr(other, name)!s}"
             for name in fields
@@ -101,9 +115,10 @@ class Bands:
         )
 
     def driver_band(self, host: Host) -> str:
+        """The NVIDIA driver's band; none at all for a host whose GPUs are only AMD or Intel."""
         driver = host.driver
         if driver is None:
-            return "nodriver"
+            return "" if host.gpus and not host.nvidia_gpus else "nodriver"
         floors = [f for f in self.driver_floors.get(host.os, ()) if driver.parts >= f]
         if not floors:
             return "drv-old"
@@ -130,6 +145,8 @@ def machine_class(host: Host, bands: Bands) -> MachineClass:
         python=host.python or "",
         driver_band=bands.driver_band(host),
         compute_capabilities=ccs,
+        gfx_targets=tuple(sorted({str(g.gfx_target) for g in host.amd_gpus if g.gfx_target})),
+        intel_gpus=bool(host.intel_gpus),
     )
 
 

@@ -1,10 +1,11 @@
 """`stack-resolver check`: inspect an environment that already exists, without changing it.
 
 Steps, each a plain function: find the interpreter (`--python`, else `$VIRTUAL_ENV`, else the
-project's `.venv`), run `smoke.py --inspect` in it (what is installed, torch's CUDA build, its arch
-list and the devices it sees), then judge that against the host (the devices CUDA will see, the
-driver) and the matrix (the build's driver floor, companion pairs, transformers' torch and Python
-ranges), and against the target's lock when there is one. Every failed finding carries fixes,
+project's `.venv`), run `inspect_torch.py` in it (what is installed, torch's CUDA or HIP build, its
+arch list and the devices it sees), then judge that against the host (the devices CUDA will see,
+the driver; AMD and Intel GPUs in `vendors.py`) and the matrix (the build's driver floor,
+companion pairs, transformers' torch and Python ranges), and against the target's lock when there
+is one. Every failed finding carries fixes,
 each `{"kind", "summary", "apply", "gives"}`; an install fix comes from solving for this host
 (`resolver.solve.search.solve`), never from a table in code. `--smoke` then runs the smoke module's
 checks in that environment.
@@ -31,6 +32,7 @@ from resolver.matrix.arch import Coverage, coverage
 from resolver.matrix.model import Matrix, variant_kind
 from resolver.verify import smoke
 from resolver.verify.environment import Installed, child_environ, parse_version
+from resolver.verify.findings import Finding, failed, passed, skipped
 from resolver.verify.poetry import (
     Expectations,
     _derived,
@@ -48,14 +50,9 @@ from resolver.verify.remedies import (
     transformers_problem,
 )
 from resolver.verify.smoke import PACKAGES, Check
+from resolver.verify.vendors import expected_devices, host_gfx, smoke_payload, vendor_findings
 
 SMOKE_TIMEOUT_S = 600.0
-
-
-@dataclass(frozen=True)
-class Finding:
-    check: Check
-    fixes: tuple[Fix, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -74,32 +71,21 @@ class CheckReport:
 # --- the checks ---------------------------------------------------------------------------------
 
 
-def _fail(
-    name: str, expected: str, found: str, detail: str, *fixes: Fix | None, gpu: bool = False
-) -> Finding:
-    return Finding(Check(name, "fail", expected, found, detail, gpu), tuple(f for f in fixes if f))
-
-
-def _pass(name: str, expected: str, found: str, detail: str = "", gpu: bool = False) -> Finding:
-    return Finding(Check(name, "pass", expected, found, detail, gpu))
-
-
-def _skip(name: str, detail: str, gpu: bool = False) -> Finding:
-    return Finding(Check(name, "skip", "-", "-", detail, gpu))
-
-
 def _device_findings(ctx: Context, shown: str, environ_value: str | None) -> list[Finding]:
     installed, host = ctx.installed, ctx.host
+    vendor = vendor_findings(ctx, shown)
+    if vendor is not None:
+        return vendor
     devices = host.cuda_devices
     variant = installed.variant or "cpu"
     kind = variant_kind(variant)
     if not devices:
         why = "no NVIDIA GPU on this host" if not host.gpus else "no GPU is visible to CUDA"
-        return [_pass("GPUs", "-", "none visible", why, gpu=True)]
+        return [passed("GPUs", "-", "none visible", why, gpu=True)]
     if kind != "cuda":
         fix = install_fix(ctx, f"torch {shown} is a {variant} build and CUDA sees {len(devices)} GPU(s)")
         return [
-            _fail(
+            failed(
                 "CUDA build",
                 "a CUDA build for the visible GPUs",
                 f"{shown} ({variant})",
@@ -115,7 +101,7 @@ def _device_findings(ctx: Context, shown: str, environ_value: str | None) -> lis
         cc = device.compute_capability
         name = f"cuda:{device.index} {device.label} {cc.sm}"
         if not arch_list:
-            findings.append(_skip(name, "torch reports no arch list and the matrix has none", gpu=True))
+            findings.append(skipped(name, "torch reports no arch list and the matrix has none", gpu=True))
             continue
         how = coverage(torch_arch_targets(arch_list, cc), cc, ctx.matrix.tegra_rule)
         if how is Coverage.NONE:
@@ -123,7 +109,7 @@ def _device_findings(ctx: Context, shown: str, environ_value: str | None) -> lis
             if device.mig is not None:
                 why = f"torch {shown} carries no {cc.sm} kernels for {device.label}"
             findings.append(
-                _fail(
+                failed(
                     name,
                     f"{cc.sm} in torch's arch list",
                     " ".join(arch_list),
@@ -134,11 +120,11 @@ def _device_findings(ctx: Context, shown: str, environ_value: str | None) -> lis
             )
         else:
             detail = "runs only by JIT-compiling PTX (slow first start)" if how is Coverage.PTX else ""
-            findings.append(_pass(name, f"{cc.sm} in torch's arch list", how.value, detail, gpu=True))
+            findings.append(passed(name, f"{cc.sm} in torch's arch list", how.value, detail, gpu=True))
     findings.extend(_driver_findings(ctx, shown))
     if not installed.available:
         findings.append(
-            _fail(
+            failed(
                 "CUDA available",
                 "True",
                 "False",
@@ -148,7 +134,7 @@ def _device_findings(ctx: Context, shown: str, environ_value: str | None) -> lis
         )
     elif installed.device_count != len(devices):
         findings.append(
-            _fail(
+            failed(
                 "CUDA device count",
                 str(len(devices)),
                 str(installed.device_count),
@@ -158,7 +144,7 @@ def _device_findings(ctx: Context, shown: str, environ_value: str | None) -> lis
             )
         )
     else:
-        findings.append(_pass("CUDA device count", str(len(devices)), str(installed.device_count), gpu=True))
+        findings.append(passed("CUDA device count", str(len(devices)), str(installed.device_count), gpu=True))
     return findings
 
 
@@ -209,17 +195,17 @@ def _driver_findings(ctx: Context, shown: str) -> list[Finding]:
     floor = ctx.matrix.driver_floor(cuda, ctx.host.os)
     driver = ctx.host.driver
     if driver is None:
-        return [_skip(name, "no NVIDIA driver: this CUDA build runs on the CPU only", gpu=True)]
+        return [skipped(name, "no NVIDIA driver: this CUDA build runs on the CPU only", gpu=True)]
     if floor is None:
-        return [_skip(name, f"the matrix knows no driver floor for CUDA {cuda} on {ctx.host.os}", gpu=True)]
+        return [skipped(name, f"the matrix knows no driver floor for CUDA {cuda} on {ctx.host.os}", gpu=True)]
     if driver >= floor:
-        return [_pass(name, f">= {floor} (CUDA {cuda})", str(driver), gpu=True)]
+        return [passed(name, f">= {floor} (CUDA {cuda})", str(driver), gpu=True)]
     raise_driver = driver_fix(
         ctx, floor, f"upgrade the NVIDIA driver to {floor} or newer (torch {shown} is built with CUDA {cuda})"
     )
     other = install_fix(ctx, f"or keep driver {driver}")
     return [
-        _fail(
+        failed(
             name,
             f">= {floor} (CUDA {cuda})",
             str(driver),
@@ -241,13 +227,13 @@ def _companion_findings(ctx: Context, torch: Version) -> list[Finding]:
             continue
         expected = getattr(pair, package) if pair is not None else None
         if expected is None:
-            findings.append(_skip(name, f"the matrix pairs no {package} with torch {torch.public}"))
+            findings.append(skipped(name, f"the matrix pairs no {package} with torch {torch.public}"))
             continue
         label = f"+{torch.local}" if torch.local else ""
         want = f"{expected}{label}"
         same_label = installed.local is None or torch.local is None or installed.local == torch.local
         if Version(installed.public) == expected and same_label:
-            findings.append(_pass(name, want, str(installed)))
+            findings.append(passed(name, want, str(installed)))
             continue
         fix = Fix(
             "install",
@@ -259,7 +245,7 @@ def _companion_findings(ctx: Context, torch: Version) -> list[Finding]:
         pairs = ctx.matrix.companions.values()
         built_for = next((p.torch for p in pairs if getattr(p, package) == public), None)
         detail = f"{package} {installed} is built for torch {built_for}" if built_for else "not torch's pair"
-        findings.append(_fail(name, want, str(installed), detail, fix))
+        findings.append(failed(name, want, str(installed), detail, fix))
     return findings
 
 
@@ -270,12 +256,12 @@ def _transformers_findings(ctx: Context, torch: Version | None) -> list[Finding]
         return []
     release = ctx.matrix.transformers_release(version)
     if release is None:
-        return [_skip("transformers fits torch", f"transformers {version} is not in the matrix")]
+        return [skipped("transformers fits torch", f"transformers {version} is not in the matrix")]
     findings = []
     python = Version(ctx.installed.python_tag.rstrip("t") + ".0")
     if release.requires_python and not release.requires_python.contains(python, prereleases=True):
         findings.append(
-            _fail(
+            failed(
                 "transformers fits Python",
                 f"Python{release.requires_python}",
                 ctx.installed.python,
@@ -288,11 +274,11 @@ def _transformers_findings(ctx: Context, torch: Version | None) -> list[Finding]
     problem = transformers_problem(release, torch)
     expected = f"torch{release.torch}" if release.torch else "any torch"
     if problem is None:
-        findings.append(_pass("transformers fits torch", expected, f"torch {torch.public}"))
+        findings.append(passed("transformers fits torch", expected, f"torch {torch.public}"))
     else:
         why = f"transformers {version} {problem}, torch is {torch}"
         findings.append(
-            _fail(
+            failed(
                 "transformers fits torch",
                 expected,
                 f"torch {torch.public}",
@@ -318,14 +304,14 @@ def _drift_findings(ctx: Context, expect: Expectations, directory: Path) -> list
         installed = ctx.installed.versions.get(package)
         name = f"{package} as locked ({expect.target})"
         if installed is not None and parse_version(installed) == parse_version(locked):
-            findings.append(_pass(name, locked, installed))
+            findings.append(passed(name, locked, installed))
         else:
             found = installed or "not installed"
-            findings.append(_fail(name, locked, found, f"the environment drifted from {directory}", sync))
+            findings.append(failed(name, locked, found, f"the environment drifted from {directory}", sync))
     tag = ctx.installed.python_tag
     if expect.python and expect.python != tag:
         findings.append(
-            _fail(
+            failed(
                 f"Python as locked ({expect.target})",
                 expect.python,
                 tag,
@@ -345,7 +331,7 @@ def locked_target(envs: Path, name: str | None, host: Host) -> tuple[Expectation
         # only Poetry-locked targets can be compared; a conda-only one is not drift
         named = [t for t in list_targets(envs) if (envs / t / LOCKFILE).is_file()]
         matching = [t for t in named if (_derived(host, envs / t) or ("", ""))[0] == t]
-        if len(matching) > 1 and host.cuda_devices:
+        if len(matching) > 1 and (host.cuda_devices or host.amd_gpus or host.intel_gpus):
             matching = [t for t in matching if (_derived(host, envs / t) or ("", "cpu"))[1] != "cpu"]
         if len(matching) != 1:
             return None
@@ -375,16 +361,18 @@ def check_environment(
     if torch is None:
         error = installed.torch_error or "torch is not installed"
         findings.append(
-            _fail("torch", "installed and importable", "missing", error, install_fix(ctx, "torch is missing"))
+            failed(
+                "torch", "installed and importable", "missing", error, install_fix(ctx, "torch is missing")
+            )
         )
     else:
         shown = str(torch)
         if installed.torch_error:
             fix = install_fix(ctx, f"torch {shown} is installed but does not import")
-            findings.append(_fail("torch imports", "import torch", "failed", installed.torch_error, fix))
+            findings.append(failed("torch imports", "import torch", "failed", installed.torch_error, fix))
         release = matrix.release(Version(torch.public))
         findings.append(
-            _pass("torch", "installed", f"{shown} ({installed.variant})")
+            passed("torch", "installed", f"{shown} ({installed.variant})")
             if release is not None
             else Finding(
                 Check("torch", "pass", "installed", shown, f"torch {torch.public} is not in the matrix")
@@ -406,16 +394,10 @@ def smoke_argument(installed: Installed, host: Host) -> str:
     versions = {p: v for p, v in installed.versions.items()}
     if installed.torch_module:
         versions["torch"] = installed.torch_module
-    return json.dumps(
-        {
-            "versions": versions,
-            "variant": variant,
-            "cuda": installed.cuda,
-            "host_gpus": len(host.cuda_devices),
-            "gpu_target": variant_kind(variant) == "cuda",
-        },
-        sort_keys=True,
+    payload = smoke_payload(
+        versions, variant, installed.cuda, expected_devices(host, variant), host_gfx(host)
     )
+    return json.dumps(payload, sort_keys=True)
 
 
 def run_smoke(
@@ -446,6 +428,9 @@ def report_json(report: CheckReport) -> dict[str, Any]:
             "version": installed.torch_module,
             "variant": installed.variant,
             "cuda": installed.cuda,
+            "hip": installed.hip,
+            "gfx": list(installed.gfx),
+            "xpu_available": installed.xpu_available,
             "arch_list": list(installed.arch_list),
             "arch_source": installed.arch_source,
             "cuda_available": installed.available,

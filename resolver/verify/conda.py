@@ -39,6 +39,7 @@ from resolver.matrix.load import load_conda_facts
 from resolver.matrix.model import variant_cuda, variant_kind
 from resolver.verify.poetry import Expectations, Report, _record, run_smoke
 from resolver.verify.smoke import PACKAGES, Check
+from resolver.verify.vendors import expected_devices, host_gfx
 
 __all__ = [
     "CondaExpectations",
@@ -95,6 +96,7 @@ class CondaExpectations:
     #: (recorded in resolution.json, of conda-lock.yml now); the first is None for older records
     lock_sha256: tuple[str | None, str]
     host_gpus: int
+    gfx_targets: tuple[str, ...] = ()
 
     def locked(self, conda_name: str) -> LockedPackage | None:
         return next((p for p in self.packages if p.name == conda_name), None)
@@ -214,7 +216,8 @@ def read_conda_expectations(directory: Path, host: Host) -> CondaExpectations:
             recorded_sha if isinstance(recorded_sha, str) else None,
             hashlib.sha256(lock_path.read_bytes()).hexdigest(),
         ),
-        host_gpus=len(host.cuda_devices),
+        host_gpus=expected_devices(host, variant),
+        gfx_targets=host_gfx(host),
     )
 
 
@@ -428,6 +431,7 @@ def smoke_expectations(expect: CondaExpectations, installed: Mapping[str, tuple[
         locked=present,
         resolved={p: expect.versions.get(p) for p in PACKAGES},
         host_gpus=expect.host_gpus,
+        gfx_targets=expect.gfx_targets,
     )
 
 

@@ -1,4 +1,4 @@
-"""The environment `check` inspects: find its interpreter, run `smoke.py --inspect` in it, and
+"""The environment `check` inspects: find its interpreter, run `inspect_torch.py` in it, and
 read the answer into `Installed` (what is installed, torch's build, what torch sees)."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from packaging.version import InvalidVersion, Version
 
 from resolver.errors import InputError, Location
 from resolver.lock.runner import Runner, run_subprocess
-from resolver.verify import smoke
-from resolver.verify.smoke import PACKAGES
+from resolver.verify import inspect_torch
+from resolver.verify.inspect_torch import PACKAGES
 
 PROBE_TIMEOUT_S = 120.0
 _SCRUBBED = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")
@@ -23,7 +23,7 @@ _SCRUBBED = ("PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")
 
 @dataclass(frozen=True)
 class Installed:
-    """What `smoke.py --inspect` found in the environment."""
+    """What `inspect_torch.py` found in the environment."""
 
     executable: str
     python: str  # "3.11.7"
@@ -39,6 +39,11 @@ class Installed:
     arch_list: tuple[str, ...]
     arch_source: str
     cuda_error: str = ""  # what torch.cuda raised while asked about devices
+    # a ROCm build: each device's gcnArchName ("gfx942:sramecc+:xnack-"), as HIP numbers them
+    gfx: tuple[str, ...] = ()
+    xpu_available: bool = False  # torch.xpu.is_available() (Intel GPUs)
+    xpu_device_count: int = 0
+    xpu_error: str = ""
 
     @property
     def python_tag(self) -> str:
@@ -119,9 +124,9 @@ def child_environ(environ: Mapping[str, str]) -> dict[str, str]:
 def probe_environment(
     python: Path, *, runner: Runner = run_subprocess, environ: Mapping[str, str] | None = None
 ) -> Installed:
-    """Run `smoke.py --inspect` with `python`; an interpreter that cannot is bad input."""
+    """Run `inspect_torch.py` with `python`; an interpreter that cannot is bad input."""
     env = child_environ(os.environ if environ is None else environ)
-    argv = [str(python), "-I", str(Path(smoke.__file__).resolve()), "--inspect"]
+    argv = [str(python), "-I", str(Path(inspect_torch.__file__).resolve())]
     try:
         done = runner(argv, cwd=Path.cwd(), env=env, timeout=PROBE_TIMEOUT_S)
     except Exception as exc:  # cannot start it at all (not an executable format, ...)
@@ -162,4 +167,8 @@ def parse_inspection(payload: Mapping[str, Any]) -> Installed:
         arch_list=tuple(str(a) for a in facts.get("arch_list") or ()),
         arch_source=str(facts.get("arch_source") or ""),
         cuda_error=str(facts.get("error") or ""),
+        gfx=tuple(str(g) for g in facts.get("gfx") or ()),
+        xpu_available=bool(facts.get("xpu_available")),
+        xpu_device_count=int(facts.get("xpu_device_count") or 0),
+        xpu_error=str(facts.get("xpu_error") or ""),
     )

@@ -34,6 +34,7 @@ from resolver.matrix.model import variant_cuda, variant_kind
 from resolver.matrix.wheeltags import wheel_fits
 from resolver.verify import smoke
 from resolver.verify.smoke import PACKAGES, Check
+from resolver.verify.vendors import expected_devices, host_gfx, smoke_payload
 
 __all__ = [
     "Check",
@@ -71,23 +72,18 @@ class Expectations:
     locked: Mapping[str, str]
     #: package -> version in resolution.json (None where the resolution pins nothing)
     resolved: Mapping[str, str | None]
-    host_gpus: int  # devices CUDA will see (CUDA_VISIBLE_DEVICES, MIG), not every GPU
+    # the devices the build should see: those CUDA sees (CUDA_VISIBLE_DEVICES, MIG) for a CUDA
+    # build, the AMD GPUs for a ROCm build, the Intel GPUs for an XPU build
+    host_gpus: int
+    gfx_targets: tuple[str, ...] = ()  # the host's AMD gfx targets (a ROCm build must carry them)
 
     @property
     def gpu_target(self) -> bool:
         return variant_kind(self.variant) == "cuda"
 
     def smoke_argument(self) -> str:
-        return json.dumps(
-            {
-                "versions": dict(self.locked),
-                "variant": self.variant,
-                "cuda": self.cuda,
-                "host_gpus": self.host_gpus,
-                "gpu_target": self.gpu_target,
-            },
-            sort_keys=True,
-        )
+        payload = smoke_payload(self.locked, self.variant, self.cuda, self.host_gpus, self.gfx_targets)
+        return json.dumps(payload, sort_keys=True)
 
 
 @dataclass(frozen=True)
@@ -198,7 +194,8 @@ def read_expectations(directory: Path, host: Host) -> Expectations:
         cuda=None if cuda is None else str(cuda),
         locked=locked,
         resolved=resolved,
-        host_gpus=len(host.cuda_devices),
+        host_gpus=expected_devices(host, variant),
+        gfx_targets=host_gfx(host),
     )
 
 

@@ -5,12 +5,16 @@ never the resolver or its own dependencies, which the target environment does no
 expectations arrive as one JSON argument; the result is one JSON document on stdout:
 
     python -I smoke.py '{"versions": {"torch": "2.8.0+cpu", ...}, "variant": "cpu",
-                         "cuda": null, "host_gpus": 0, "gpu_target": false}'
+                         "cuda": null, "hip": null, "gpu": null, "host_gpus": 0,
+                         "gfx_targets": [], "gpu_target": false}'
     -> {"python": "3.11.7", "checks": [{"name", "status", "expected", "found", "detail", "gpu"}]}
 
-`python -I smoke.py --inspect` only reads what is installed (`stack-resolver check`): Python,
-the four packages' versions, torch's CUDA/HIP build, its arch list and the devices it sees; it
-imports torch and nothing else, and runs no kernel.
+`gpu` is the kind of GPU build ("cuda", "rocm" for AMD through HIP, "xpu" for Intel, null for a
+CPU build); `host_gpus` the devices of that vendor the build should see; `hip` the ROCm
+major.minor a ROCm build must report in `torch.version.hip`. (`gpu_target`, true for a CUDA build,
+is what older callers sent.)
+
+What `stack-resolver check` reads without running anything is `inspect_torch.py`'s job.
 
 Anything the libraries print goes to stderr, so stdout carries only the JSON document. The pure
 helpers (arch coverage, all-reduce expectation, LD_LIBRARY_PATH hygiene) take their inputs as
@@ -25,13 +29,14 @@ import json
 import os
 import re
 import sys
-import sysconfig
 import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 PACKAGES = ("torch", "torchvision", "torchaudio", "transformers")
+# The GPU kinds of a build, and who makes the GPUs each drives.
+VENDORS = {"cuda": "NVIDIA", "rocm": "AMD", "xpu": "Intel"}
 
 # CUDA toolkit libraries that the torch wheels bring themselves (nvidia-* wheels or bundled): a copy
 # from a system toolkit earlier on LD_LIBRARY_PATH is loaded instead and can break torch. The
@@ -98,6 +103,24 @@ def arch_coverage(capability: tuple[int, int], arch_list: Sequence[str]) -> tupl
     return "none", ""
 
 
+def availability_checks(label: str, host_gpus: int, available: bool, count: int) -> list[Check]:
+    """`label` ("CUDA", "ROCm (HIP)", "XPU") available, then its device count against the host's."""
+    checks = [Check(f"{label} available", _passed(available), "True", str(available), gpu=True)]
+    if available:
+        detail = f"GPUs visible to {label} on this host"
+        checks.append(
+            Check(
+                f"{label} device count",
+                _passed(count == host_gpus),
+                str(host_gpus),
+                str(count),
+                detail,
+                gpu=True,
+            )
+        )
+    return checks
+
+
 def device_checks(
     host_gpus: int,
     available: bool,
@@ -106,19 +129,9 @@ def device_checks(
     arch_list: Sequence[str],
 ) -> list[Check]:
     """CUDA availability, device count and per-device architecture coverage, from plain values."""
-    checks = [Check("CUDA available", _passed(available), "True", str(available), gpu=True)]
+    checks = availability_checks("CUDA", host_gpus, available, count)
     if not available:
         return checks
-    checks.append(
-        Check(
-            "CUDA device count",
-            _passed(count == host_gpus),
-            str(host_gpus),
-            str(count),
-            "GPUs visible to CUDA on this host",
-            gpu=True,
-        )
-    )
     for index, (major, minor) in enumerate(capabilities):
         kind, entry = arch_coverage((major, minor), arch_list)
         checks.append(
@@ -134,6 +147,36 @@ def device_checks(
             )
         )
     return checks
+
+
+def gfx_name(arch: str) -> str:
+    """An AMD gfx target without its feature flags: "gfx90a:sramecc+:xnack-" -> "gfx90a"."""
+    return arch.split(":", 1)[0].strip()
+
+
+def gfx_device_checks(
+    host_gpus: int, available: bool, count: int, gfx: Sequence[str], arch_list: Sequence[str]
+) -> list[Check]:
+    """ROCm (HIP) availability, device count and, per device (its gcnArchName), whether the
+    build's `torch.cuda.get_arch_list()` holds its gfx target: AMD code objects run only on the
+    gfx target they are built for (no PTX-like fallback)."""
+    checks = availability_checks("ROCm (HIP)", host_gpus, available, count)
+    built = {gfx_name(a) for a in arch_list}
+    for index, arch in enumerate(gfx if available else ()):
+        target = gfx_name(arch)
+        found = target if target in built else f"not in {' '.join(arch_list) or 'an empty arch list'}"
+        expected = f"{target} covered by the build"
+        checks.append(
+            Check(f"GPU {index} architecture {target}", _passed(target in built), expected, found, gpu=True)
+        )
+    return checks
+
+
+def hip_matches(expected: str | None, found: str | None) -> bool:
+    """`torch.version.hip` ("6.4.43482-0f2d60242") is of the variant's ROCm major.minor ("6.4")."""
+    if not expected or not found:
+        return False
+    return found.split(".")[:2] == expected.split(".")[:2]
 
 
 def expected_all_reduce(device_count: int) -> float:
@@ -227,24 +270,18 @@ def _cpu_tensor_check(torch: Any) -> Check:
     return Check(name, _passed(str(found) == expected), expected, str(found))
 
 
-def _gpu_checks(torch: Any, host_gpus: int) -> list[Check]:
-    available = bool(torch.cuda.is_available())
-    count = int(torch.cuda.device_count()) if available else 0
-    capabilities = [tuple(torch.cuda.get_device_capability(i)) for i in range(count)]
-    arch_list = list(torch.cuda.get_arch_list()) if available else []
-    checks = device_checks(host_gpus, available, count, capabilities, arch_list)
-    if not available:
-        return checks
+def _product_checks(torch: Any, device_type: str, indices: Iterable[int]) -> list[Check]:
+    """A matrix product on each device `device_type:i` ("cuda", which HIP serves too, or "xpu"),
+    compared with the CPU's."""
     generator = torch.Generator().manual_seed(0)
     a = torch.randn(128, 96, generator=generator, dtype=torch.float32)
     b = torch.randn(96, 64, generator=generator, dtype=torch.float32)
     reference = a @ b
-    for index, capability in enumerate(capabilities):
-        if arch_coverage(capability, arch_list)[0] == "none":
-            continue  # already failed above; a kernel launch would only raise "no kernel image"
+    checks = []
+    for index in indices:
         name = f"GPU {index} matrix product"
         try:
-            result = (a.to(f"cuda:{index}") @ b.to(f"cuda:{index}")).cpu()
+            result = (a.to(f"{device_type}:{index}") @ b.to(f"{device_type}:{index}")).cpu()
             diff = float((result - reference).abs().max())
             ok = bool(torch.allclose(result, reference, rtol=1e-3, atol=1e-3))
             found = f"max difference {diff:.2e}"
@@ -253,6 +290,46 @@ def _gpu_checks(torch: Any, host_gpus: int) -> list[Check]:
             )
         except Exception as exc:
             checks.append(Check(name, "fail", "runs", _error_text(exc), gpu=True))
+    return checks
+
+
+def _rocm_checks(torch: Any, host_gpus: int) -> list[Check]:
+    """A ROCm build: HIP behind `torch.cuda`, each AMD GPU's gfx target in the arch list, and a
+    matrix product on each covered device."""
+    available = bool(torch.cuda.is_available())
+    count = int(torch.cuda.device_count()) if available else 0
+    gfx = [str(torch.cuda.get_device_properties(i).gcnArchName) for i in range(count)]
+    arch_list = [str(a) for a in torch.cuda.get_arch_list()] if available else []
+    checks = gfx_device_checks(host_gpus, available, count, gfx, arch_list)
+    covered = [i for i, arch in enumerate(gfx) if gfx_name(arch) in {gfx_name(a) for a in arch_list}]
+    return checks + _product_checks(torch, "cuda", covered)
+
+
+def _xpu_checks(torch: Any, host_gpus: int) -> list[Check]:
+    """An XPU build: `torch.xpu` available, the Intel GPUs it sees, a matrix product on each."""
+    xpu: Any = getattr(torch, "xpu", None)
+    available = bool(xpu is not None and xpu.is_available())
+    count = int(xpu.device_count()) if available else 0
+    return availability_checks("XPU", host_gpus, available, count) + _product_checks(
+        torch, "xpu", range(count)
+    )
+
+
+def _gpu_checks(torch: Any, gpu: str, host_gpus: int) -> list[Check]:
+    if gpu == "rocm":
+        return _rocm_checks(torch, host_gpus)
+    if gpu == "xpu":
+        return _xpu_checks(torch, host_gpus)
+    available = bool(torch.cuda.is_available())
+    count = int(torch.cuda.device_count()) if available else 0
+    capabilities = [tuple(torch.cuda.get_device_capability(i)) for i in range(count)]
+    arch_list = list(torch.cuda.get_arch_list()) if available else []
+    checks = device_checks(host_gpus, available, count, capabilities, arch_list)
+    if not available:
+        return checks
+    # an uncovered device already failed above; a kernel launch would only raise "no kernel image"
+    covered = [i for i, cc in enumerate(capabilities) if arch_coverage(cc, arch_list)[0] != "none"]
+    checks.extend(_product_checks(torch, "cuda", covered))
     cudnn = bool(torch.backends.cudnn.is_available())
     version = torch.backends.cudnn.version() if cudnn else None
     checks.append(Check("cuDNN available", _passed(cudnn), "True", f"{cudnn} (version {version})", gpu=True))
@@ -312,7 +389,7 @@ def _transformers_check(torch: Any, transformers: Any, device: str) -> Check:
 
 def run_checks(expect: Mapping[str, Any], environ: Mapping[str, str]) -> list[Check]:
     versions: Mapping[str, str] = expect.get("versions", {})
-    gpu_target = bool(expect.get("gpu_target"))
+    gpu = str(expect.get("gpu") or ("cuda" if expect.get("gpu_target") else ""))
     host_gpus = int(expect.get("host_gpus", 0))
     checks: list[Check] = []
     modules: dict[str, Any] = {}
@@ -344,12 +421,18 @@ def run_checks(expect: Mapping[str, Any], environ: Mapping[str, str]) -> list[Ch
                 f"variant {expect.get('variant')}",
             )
         )
+        if gpu == "rocm":
+            hip, want = getattr(torch.version, "hip", None), expect.get("hip")
+            detail = f"variant {expect.get('variant')}" + ("" if hip else ": not a ROCm (HIP) build of torch")
+            checks.append(
+                Check("torch.version.hip", _passed(hip_matches(want, hip)), f"{want}.x", str(hip), detail)
+            )
 
     gpu_reason = ""
-    if not gpu_target:
-        gpu_reason = f"the target is a {expect.get('variant')} build, not a CUDA build"
+    if gpu not in VENDORS:
+        gpu_reason = f"the target is a {expect.get('variant')} build, not a GPU build"
     elif host_gpus == 0:
-        gpu_reason = "no NVIDIA GPU on this machine"
+        gpu_reason = f"no {VENDORS[gpu]} GPU on this machine"
     elif torch is None:
         gpu_reason = "torch did not import"
     elif _is_stub(torch):
@@ -358,7 +441,7 @@ def run_checks(expect: Mapping[str, Any], environ: Mapping[str, str]) -> list[Ch
         checks.append(Check("GPU checks", "skip", "-", "-", gpu_reason, gpu=True))
     else:
         try:
-            checks.extend(_gpu_checks(torch, host_gpus))
+            checks.extend(_gpu_checks(torch, gpu, host_gpus))
         except Exception as exc:
             checks.append(
                 Check("GPU checks", "fail", "run", _error_text(exc), traceback.format_exc(limit=3), gpu=True)
@@ -376,7 +459,12 @@ def run_checks(expect: Mapping[str, Any], environ: Mapping[str, str]) -> list[Ch
             checks.append(Check("CPU tensor operation", "fail", "runs", _error_text(exc)))
 
     transformers = modules["transformers"]
-    device = "cuda" if (not gpu_reason and tensors and torch.cuda.is_available()) else "cpu"
+    device = "cpu"
+    if not gpu_reason and tensors:
+        backend = getattr(torch, "xpu" if gpu == "xpu" else "cuda", None)
+        device = (
+            ("xpu" if gpu == "xpu" else "cuda") if backend is not None and backend.is_available() else "cpu"
+        )
     if "transformers" not in versions:
         checks.append(Check("transformers forward pass", "skip", "-", "-", "transformers is not in the lock"))
     elif transformers is None or not tensors:
@@ -390,82 +478,22 @@ def run_checks(expect: Mapping[str, Any], environ: Mapping[str, str]) -> list[Ch
         except Exception as exc:
             checks.append(Check(f"transformers forward pass ({device})", "fail", "runs", _error_text(exc)))
 
-    checks.append(hygiene_check(environ.get("LD_LIBRARY_PATH", ""), os.listdir, gpu_target))
+    checks.append(hygiene_check(environ.get("LD_LIBRARY_PATH", ""), os.listdir, gpu == "cuda"))
     return checks
-
-
-def _torch_facts(torch: Any) -> dict[str, Any]:
-    """torch's build and what it sees; each part best effort (a stub or a broken build)."""
-    version = getattr(torch, "version", None)
-    facts: dict[str, Any] = {
-        "cuda": getattr(version, "cuda", None),
-        "hip": getattr(version, "hip", None),
-        "available": False,
-        "device_count": 0,
-        "capabilities": [],
-        "arch_list": [],
-        "arch_source": "",
-        "error": "",
-    }
-    cuda: Any = getattr(torch, "cuda", None)
-    try:
-        facts["available"] = bool(cuda.is_available()) if cuda is not None else False
-        if facts["available"]:
-            facts["device_count"] = int(cuda.device_count())
-            facts["capabilities"] = [
-                list(cuda.get_device_capability(i)) for i in range(facts["device_count"])
-            ]
-            facts["arch_list"] = [str(a) for a in cuda.get_arch_list()]
-            facts["arch_source"] = "torch.cuda.get_arch_list()"
-    except Exception as exc:  # e.g. a driver too old for the build: a finding, not a crash
-        facts["error"] = _error_text(exc)
-    if not facts["arch_list"] and facts["cuda"]:
-        # get_arch_list() is empty while CUDA is unavailable; the compiled-in list is still there.
-        try:
-            flags = str(torch._C._cuda_getArchFlags() or "")
-            facts["arch_list"] = flags.split()
-            facts["arch_source"] = "torch._C._cuda_getArchFlags()" if flags else ""
-        except Exception:
-            pass
-    return facts
-
-
-def inspect_environment() -> dict[str, Any]:
-    packages: dict[str, Any] = {}
-    for package in PACKAGES:
-        packages[package] = {"version": _dist_version(package), "module": None, "error": ""}
-    facts: dict[str, Any] = {}
-    if packages["torch"]["version"] is not None:
-        torch, error = _import("torch")
-        packages["torch"]["error"] = error
-        if torch is not None:
-            found = getattr(torch, "__version__", None)
-            packages["torch"]["module"] = None if found is None else str(found)
-            facts = _torch_facts(torch)
-    return {
-        "python": ".".join(str(p) for p in sys.version_info[:3]),
-        "free_threaded": bool(sysconfig.get_config_var("Py_GIL_DISABLED")),
-        "executable": sys.executable,
-        "packages": packages,
-        "torch": facts,
-    }
 
 
 def main(argv: Sequence[str]) -> int:
     if len(argv) != 2:
-        sys.stderr.write("usage: python -I smoke.py EXPECTATIONS_JSON | --inspect\n")
+        sys.stderr.write("usage: python -I smoke.py EXPECTATIONS_JSON\n")
         return 2
     stdout = sys.stdout
     sys.stdout = sys.stderr  # library chatter must not corrupt the JSON document
     try:
-        if argv[1] == "--inspect":
-            payload = inspect_environment()
-        else:
-            checks = run_checks(json.loads(argv[1]), os.environ)
-            payload = {
-                "python": ".".join(str(p) for p in sys.version_info[:3]),
-                "checks": [asdict(c) for c in checks],
-            }
+        checks = run_checks(json.loads(argv[1]), os.environ)
+        payload = {
+            "python": ".".join(str(p) for p in sys.version_info[:3]),
+            "checks": [asdict(c) for c in checks],
+        }
     finally:
         sys.stdout = stdout
     stdout.write(json.dumps(payload) + "\n")

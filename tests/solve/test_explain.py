@@ -24,7 +24,7 @@ from resolver.explain.render import failure_json
 from resolver.host.hostfile import host_from_mapping
 from resolver.host.model import Host
 from resolver.matrix.load import Matrix, load_matrix
-from resolver.solve.reasons import Unavailable
+from resolver.solve.reasons import GfxUnchecked, Unavailable
 from resolver.solve.request import Request, merge_constraints
 from resolver.solve.search import solve
 from tests.solve.test_fuzz import hosts, requests
@@ -157,11 +157,17 @@ def test_every_fix_and_upgrade_works_as_it_says(matrix: Matrix, host: Host, requ
         for fix in fixes:
             fixed_host, fixed_request = apply_change(host, request, fix["apply"])
             got = solve(fixed_host, matrix, fixed_request)
-            assert {
+            said = {
                 "torch": got.torch,
                 "variant": got.variant,
                 "transformers": str(got.transformers.version),
-            } == (fix["gives"]), fix
+            }
+            # a ROCm build whose gfx list is unknown is given as unverified for the AMD GPUs, never as working
+            unchecked = sorted({n.gfx_target for n in got.notes if isinstance(n, GfxUnchecked)})
+            if unchecked:
+                said["unverified_gfx"] = " ".join(unchecked)
+                assert "unverified for" in fix["summary"], fix
+            assert said == fix["gives"], fix
         return
     found = upgrades(host, matrix, request, resolution)
     event(f"solved with {'an' if found else 'no'} upgrade")
@@ -170,3 +176,20 @@ def test_every_fix_and_upgrade_works_as_it_says(matrix: Matrix, host: Host, requ
         got = solve(fixed_host, matrix, fixed_request)
         assert got.torch == upgrade.gives["torch"] and got.variant == upgrade.gives["variant"]
         assert build_rank(request, got) > build_rank(request, resolution)
+
+
+def test_an_unknown_gfx_list_is_never_said_to_work(tmp_path: Path) -> None:
+    """RX 9070 (gfx1201) below torch 2.7: the --allow-unverified fix gives 2.4's rocm6.1, whose gfx
+    targets are unknown; the fix, and the resolution it gives, say so for gfx1201."""
+    data = tomllib.loads((CASES[0].parent / "amd-gfx1201-before-27.toml").read_text(encoding="utf-8"))
+    code, _, err = _run(tmp_path, data)
+    assert code == 3
+    fix = next(line for line in err.splitlines() if line.startswith("  - pass --allow-unverified"))
+    assert fix.endswith(
+        "gives torch 2.4.1+rocm6.1, transformers 5.14.1, unverified for gfx1201 (the gfx targets of the "
+        "rocm6.1 wheels of torch 2.4 are not known; it may not run on these GPUs)"
+    )
+    code, out, _ = _run(tmp_path, data, "--allow-unverified")
+    assert code == 0
+    assert "GPU 0: AMD Radeon RX 9070 XT (gfx1201) unverified: the gfx targets of the rocm6.1 wheels" in out
+    assert "runs gfx1201 code" not in out

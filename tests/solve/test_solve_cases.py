@@ -82,3 +82,5 @@ def test_case(case: Path, matrix: Any) -> None:
         assert any(text in reason for reason in reasons), (text, reasons[:20])
     for text in expect.get("warnings_contain", []):
         assert any(text in w for w in payload["warnings"]), (text, payload["warnings"])
+    if "unverified_gpus" in expect:
+        assert payload["unverified_gpus"] == expect["unverified_gpus"], payload["unverified_gpus"]

@@ -9,12 +9,13 @@ from typing import Any
 
 import pytest
 
-from resolver.config import load_team
+from resolver.config import Indexes, load_team
 from resolver.errors import NoCompatibleCombination
 from resolver.explain.failure import causes
 from resolver.host.hostfile import host_from_mapping
 from resolver.matrix.load import load_matrix
 from resolver.solve.request import Request
+from resolver.team.lock import team_json
 from resolver.team.solve import (
     Bands,
     Target,
@@ -219,3 +220,76 @@ def test_team_lock_without_common_set_exits_3(tmp_path: Path) -> None:
     assert set(payload) == {"error", "causes"}
     assert any(c.startswith("gtx1080-py38 needs torch <= 2.4.1") for c in payload["causes"])
     assert any(c.startswith("rtx5090 needs torch >= 2.7.0") for c in payload["causes"])
+
+
+# --- AMD and Intel machine classes ----------------------------------------------------------------
+
+MI300X = {"index": 0, "vendor": "amd", "name": "AMD Instinct MI300X", "gfx_target": "gfx942"}
+MI250 = {"index": 0, "vendor": "amd", "name": "AMD Instinct MI250X/MI250", "gfx_target": "gfx90a"}
+ARC = {"index": 0, "vendor": "intel", "name": "Intel(R) Arc(TM) A770 Graphics"}
+
+
+def test_amd_and_intel_gpus_make_their_own_machine_classes(tmp_path: Path, matrix: Any) -> None:
+    """An MI300X class is not a CPU class: its target gets a ROCm build checked against gfx942, and
+    the team lock records that build, not a CPU one."""
+    inventory = tmp_path / "hosts"
+    inventory.mkdir()
+    base = {"os": "linux", "arch": "x86_64", "libc": "glibc", "libc_version": "2.35", "python": "3.12"}
+    machines = {
+        "mi300x-a": [MI300X, dict(MI300X, index=1)],
+        "mi300x-b": [MI300X, dict(MI300X, index=1)],
+        "mi250": [MI250],
+        "arc": [ARC],
+        "laptop": [],
+    }
+    for name, gpus in machines.items():
+        (inventory / f"{name}.json").write_text(json.dumps({**base, "gpus": gpus}))
+    (tmp_path / "team.toml").write_text('inventory = "hosts/*.json"\n')
+    targets = load_targets(load_team(tmp_path / "team.toml"), matrix)
+    assert sorted((t.name, t.members) for t in targets) == [
+        ("linux-x86_64-gfx90a-py312-glibc2.28", 1),
+        ("linux-x86_64-gfx942-py312-glibc2.28", 2),
+        ("linux-x86_64-nogpu-py312-nodriver-glibc2.28", 1),
+        ("linux-x86_64-xpu-py312-glibc2.28", 1),
+    ]
+    result = solve_team(targets, matrix, Request())
+    by_class = {name.split("-")[2]: res for name, res in result.targets.items()}
+    assert by_class["gfx942"].variant.startswith("rocm") and by_class["gfx90a"].variant.startswith("rocm")
+    fits = {(fit.gpu.gfx_target, fit.via) for fit in by_class["gfx942"].gpu_fit}
+    assert fits == {("gfx942", "gfx942")}  # checked against the build's gfx list, both GPUs
+    assert by_class["xpu"].variant == "xpu" and by_class["nogpu"].variant == "cpu"
+    lock = team_json(result, Indexes())
+    records = {name.split("-")[2]: record for name, record in lock["targets"].items()}
+    assert records["gfx942"]["variant"] == by_class["gfx942"].variant
+    assert records["gfx942"]["index_url"].endswith("/" + by_class["gfx942"].variant)
+    assert records["gfx942"]["torch"].endswith("+" + by_class["gfx942"].variant)
+
+
+def test_an_amd_host_matches_its_gfx_class_not_the_cpu_class(matrix: Any) -> None:
+    targets = [
+        Target("mi300x", host(python="3.12", gpus=[MI300X])),
+        Target("cpu", host(python="3.12")),
+        Target("arc", host(python="3.12", gpus=[ARC])),
+    ]
+    match = match_target(
+        host(python="3.12", gpus=[dict(MI300X, name="AMD Instinct MI300X VF")]), targets, matrix
+    )
+    assert match.target is not None and match.target.name == "mi300x"
+    assert match_target(host(python="3.12", gpus=[ARC]), targets, matrix).target.name == "arc"  # type: ignore[union-attr]
+    miss = match_target(host(python="3.12", gpus=[MI250]), targets, matrix)
+    assert miss.target is None
+    assert any(
+        "gfx_targets: ('gfx90a',) vs ('gfx942',)" in diff for _, diffs in miss.nearest for diff in diffs
+    )
+
+
+def test_a_declared_target_with_an_inline_amd_host(tmp_path: Path, matrix: Any) -> None:
+    (tmp_path / "team.toml").write_text(
+        '[targets.mi300x]\nhost = { os = "linux", arch = "x86_64", libc = "glibc", libc_version = "2.35", '
+        'python = "3.12", gpus = [{ vendor = "amd", name = "AMD Instinct MI300X", gfx_target = "gfx942" }] '
+        "}\n"
+    )
+    (target,) = load_targets(load_team(tmp_path / "team.toml"), matrix)
+    result = solve_team([target], matrix, Request())
+    chosen = result.targets["mi300x"]
+    assert chosen.variant.startswith("rocm") and [f.gpu.gfx_target for f in chosen.gpu_fit] == ["gfx942"]

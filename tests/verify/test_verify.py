@@ -22,8 +22,8 @@ from resolver.errors import InputError
 from resolver.host.hostfile import parse_host_json
 from resolver.lock.poetry.tool import PoetryTool
 from resolver.lock.runner import Completed
+from resolver.verify import inspect_torch, smoke
 from resolver.verify import poetry as verify
-from resolver.verify import smoke
 from resolver.verify.smoke import Check
 from tests.fixtures.catalog import BuiltCatalog
 from tests.fixtures.cli import run_cli
@@ -48,9 +48,10 @@ H100_HOST = parse_host_json(
 # --- smoke helpers ---------------------------------------------------------------------------------
 
 
-def test_smoke_imports_only_the_standard_library() -> None:
-    """It runs in the target's venv, where neither the resolver nor its dependencies exist."""
-    tree = ast.parse(Path(smoke.__file__).read_text(encoding="utf-8"))
+@pytest.mark.parametrize("module", [smoke, inspect_torch], ids=["smoke", "inspect_torch"])
+def test_smoke_imports_only_the_standard_library(module: Any) -> None:
+    """They run in the target's venv, where neither the resolver nor its dependencies exist."""
+    tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert {name.split(".")[0] for name in imported} <= set(sys.stdlib_module_names) | {"__future__"}
@@ -193,7 +194,10 @@ def test_smoke_argument_carries_the_expectations() -> None:
         "versions": {"torch": "2.8.0+cpu", "transformers": "5.0.0"},
         "variant": "cu129",
         "cuda": "12.9",
+        "hip": None,
+        "gpu": "cuda",
         "host_gpus": 8,
+        "gfx_targets": [],
         "gpu_target": True,
     }
 
