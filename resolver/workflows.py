@@ -353,7 +353,7 @@ def resolve_host(
     if not run.dry_run:
         digest = fresh.request_hash(
             subject=host, matrix=matrix, request=request, team=team, indexes=indexes, formats=formats,
-            target=options.target, settings=_lock_settings(options.engine, environ),
+            target=options.target, settings=_lock_settings(options.engine),
         )  # fmt: skip
         settle(envs, notify)
         committed = fresh.find_committed(envs, options.target, digest)
@@ -391,11 +391,10 @@ def resolve_host(
     return Chosen(resolution, index_url, tuple(warnings), True, written, upgrades(resolution))
 
 
-def _lock_settings(engine: str, environ: Mapping[str, str]) -> dict[str, str]:
-    """What shapes a target's files beside the request: the conda engine and the Poetry used."""
-    from resolver.lock.poetry.provision import POETRY_VERSION
-
-    return {"engine": engine, "poetry": environ.get("STACK_RESOLVER_POETRY", "") or POETRY_VERSION}
+def _lock_settings(engine: str) -> dict[str, str]:
+    """What shapes a target's files beside the request and the tool's version (which pins Poetry):
+    the conda engine. Which Poetry executable runs is left out: a lock it made stays valid."""
+    return {"engine": engine}
 
 
 @contextlib.contextmanager
@@ -485,7 +484,7 @@ def lock(options: LockOptions, environ: Mapping[str, str], notify: Notify) -> Te
 
     digest = fresh.request_hash(
         subject=targets, matrix=matrix, request=request, team=team, indexes=indexes, formats=team.formats,
-        target=None, settings=_lock_settings("rattler", environ),
+        target=None, settings=_lock_settings("rattler"),
     )  # fmt: skip
     settle(envs, notify)
     unchanged = unchanged_team(envs, digest, targets, matrix, request, indexes)

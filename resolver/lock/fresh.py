@@ -4,7 +4,7 @@ asking no index, the way `uv lock --check` decides: an unchanged re-run of `reso
 The record of each commit (`resolution.json`, key `fresh`) holds `request_hash`, a digest of
 everything the run was given: the host (without its volatile readings: free disk, RAM, cores,
 limits), the matrix files' content, the team settings and request, the formats, the effective
-index URLs (never their credentials), the tool's and the pinned Poetry's versions; and
+index URLs (never their credentials), the tool's version (which pins Poetry's); and
 `unavailable`, what the index survey found missing then. A re-run with the same digest solves
 again offline with that survey (a millisecond) and, when it names the same target and the same
 choice and every committed file still has the hash the record gives it, has nothing to do.
