@@ -210,16 +210,18 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from resolver.host import visible
     from resolver.host.hostfile import read_host_file
     from resolver.matrix.load import load_matrix
+    from resolver.matrix.products import gpu_names
     from resolver.verify import check, environment
     from resolver.workflows import detect_host, envs_dir_for
 
     python = environment.find_interpreter(args.python, os.environ, Path.cwd())
-    if args.host is not None:
-        host, notes = visible.with_visibility(read_host_file(args.host), os.environ)
-    else:
-        host, notes = detect_host(None)
     team = load_team(args.team)
     matrix = load_matrix(None, overlays=team.matrix_overlays)
+    if args.host is not None:
+        host_file = read_host_file(args.host, gpu_names=gpu_names(matrix))
+        host, notes = visible.with_visibility(host_file, os.environ)
+    else:
+        host, notes = detect_host(None, gpu_names(matrix))
     name = args.target
     if name is None and (team.raw.get("targets") or team.raw.get("inventory")):
         from resolver.team.solve import load_targets, match_target

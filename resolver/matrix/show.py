@@ -10,9 +10,11 @@ from collections.abc import Iterable
 from packaging.version import InvalidVersion, Version
 
 from resolver.errors import InputError
+from resolver.host.gpunames import CapabilityError, parse_capability
 from resolver.host.model import ComputeCapability
 from resolver.matrix.arch import Coverage, coverage, sm_list
 from resolver.matrix.model import Build, Matrix
+from resolver.matrix.products import close_products, gpu_names
 
 KINDS = ("torch", "cuda", "gpu", "transformers")
 
@@ -23,9 +25,7 @@ def show(matrix: Matrix, kind: str, key: str) -> str:
     if kind == "cuda":
         return _cuda(matrix, _version(key, "CUDA", "12.8"))
     if kind == "gpu":
-        from resolver.matrix.products import product_capability
-
-        return _gpu(matrix, product_capability(matrix, key) or _cc(key))
+        return _gpu(matrix, _cc(matrix, key))
     if kind == "transformers":
         return _transformers(matrix, _version(key, "transformers", "4.46.3"))
     raise InputError("unknown kind for matrix show", value=kind, hint="one of " + ", ".join(KINDS))
@@ -38,18 +38,21 @@ def _version(text: str, what: str, example: str) -> Version:
         raise InputError(f"not a {what} version", value=text, hint=f"e.g. {example}") from None
 
 
-def _cc(text: str) -> ComputeCapability:
+def _cc(matrix: Matrix, text: str) -> ComputeCapability:
+    """8.9, sm_89, or a product name ("RTX 4090")."""
     cleaned = text.removeprefix("sm_")
     if cleaned != text and cleaned.isdigit() and len(cleaned) >= 2:
         cleaned = f"{cleaned[:-1]}.{cleaned[-1]}"
     try:
-        return ComputeCapability.parse(cleaned)
-    except ValueError:
-        raise InputError(
-            "not a compute capability or a GPU the matrix lists",
-            value=text,
-            hint='e.g. 8.9, sm_89 or "RTX 4090"',
-        ) from None
+        return parse_capability(cleaned, gpu_names(matrix))
+    except CapabilityError as exc:
+        hint = exc.hint
+        if not exc.ambiguous:  # here sm_89 is a capability too
+            close = close_products(matrix, text)
+            hint = (
+                f"close: {'; '.join(close)}" if close else 'e.g. "RTX 4090"'
+            ) + "; or a capability: 8.9 or sm_89"
+        raise InputError(exc.message, value=text, hint=hint) from None
 
 
 def _cite(matrix: Matrix, keys: Iterable[str], indent: str = "  ") -> list[str]:
