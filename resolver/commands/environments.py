@@ -20,7 +20,7 @@ from resolver.commands.solving import _notifier
 
 def cmd_matrix(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from resolver.matrix.load import default_matrix_dir, validate_matrix
-    from resolver.matrix.show import show
+    from resolver.matrix.show import show, show_data
 
     if args.matrix_command == "validate":
         directory = args.matrix or default_matrix_dir()
@@ -44,13 +44,11 @@ def cmd_matrix(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.matrix_command == "show":
         from resolver.matrix.load import load_matrix
 
-        text = show(load_matrix(args.matrix), args.kind, args.key)
+        matrix = load_matrix(args.matrix)
         if args.json:
-            out.write(
-                json.dumps({"kind": args.kind, "key": args.key, "lines": text.splitlines()}, indent=2) + "\n"
-            )
+            out.write(json.dumps(show_data(matrix, args.kind, args.key), indent=2) + "\n")
         else:
-            out.write(text)
+            out.write(show(matrix, args.kind, args.key))
         return 0
     if args.matrix_command == "refresh":
         return _matrix_refresh(args, out, err)
