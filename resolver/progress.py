@@ -1,10 +1,11 @@
 """Progress on stderr: what long step runs, and for how long.
 
 On a terminal each step is a live status line with its elapsed time (rich; several at once when
-targets lock in parallel; colour unless `NO_COLOR`); otherwise one plain line when a step starts
-and one when it ends. `-q` says nothing; `-v` adds the effective configuration, `-vv` each external
-command. The CLI installs a reporter for the duration of a command; library callers get a silent
-one, so plain functions never print.
+targets lock in parallel; colour unless `NO_COLOR`), which `status` updates with what the step is
+doing now (a line of Poetry's output, "downloading 3/17 files, 1.2 GiB"); otherwise one plain
+line when a step starts, one per status, and one when it ends. `-q` says nothing; `-v` adds the
+effective configuration, `-vv` each external command. The CLI installs a reporter for the
+duration of a command; library callers get a silent one, so plain functions never print.
 """
 
 from __future__ import annotations
@@ -17,6 +18,20 @@ from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 QUIET, NORMAL, VERBOSE, DEBUG = -1, 0, 1, 2
+_STATUS_WIDTH = 100  # a status longer than this is cut (a terminal line, not a log)
+_running = threading.local()  # this thread's running steps, innermost last
+
+
+@dataclass
+class Step:
+    """A running step. `status(text)` says what it is doing now."""
+
+    label: str
+    reporter: Reporter
+    task: Any = None  # its live line, on a terminal
+
+    def status(self, text: str) -> None:
+        self.reporter.status(self, text)
 
 
 @dataclass
@@ -38,21 +53,41 @@ class Reporter:
             self.stream.flush()
 
     @contextlib.contextmanager
-    def step(self, label: str) -> Iterator[None]:
-        """A long step: shown while it runs, then its duration."""
-        if self.stream is None or self.verbosity < NORMAL:
-            yield
-            return
-        start = time.monotonic()
-        task = self._start(label)
+    def step(self, label: str) -> Iterator[Step]:
+        """A long step: shown while it runs (with its latest status), then its duration."""
+        step = Step(label, self)
+        steps = _running.__dict__.setdefault("steps", [])
+        steps.append(step)
         try:
-            yield
-        except BaseException:
-            self._stop(task)
-            self.say(f"{label}: failed after {time.monotonic() - start:.1f} s")
-            raise
-        self._stop(task)
-        self.say(f"{label}: done in {time.monotonic() - start:.1f} s")
+            if self.stream is None or self.verbosity < NORMAL:
+                yield step
+                return
+            start = time.monotonic()
+            step.task = self._start(label)
+            try:
+                yield step
+            except BaseException:
+                self._stop(step.task)
+                self.say(f"{label}: failed after {time.monotonic() - start:.1f} s")
+                raise
+            self._stop(step.task)
+            self.say(f"{label}: done in {time.monotonic() - start:.1f} s")
+        finally:
+            steps.remove(step)
+
+    def status(self, step: Step, text: str) -> None:
+        """What `step` is doing now: its live line on a terminal, else a plain line; nothing
+        under -q. Blank text changes nothing."""
+        text = " ".join(text.split())
+        if not text or self.stream is None or self.verbosity < NORMAL:
+            return
+        with self._lock:
+            if step.task is not None and self._progress is not None:
+                if len(text) > _STATUS_WIDTH:
+                    text = text[: _STATUS_WIDTH - 1] + "…"
+                self._progress.update(step.task, description=f"{step.label}: {text}")
+                return
+        self.say(f"{step.label}: {text}")
 
     def _start(self, label: str) -> Any:
         if not self.interactive:
@@ -104,8 +139,25 @@ def say(message: str, level: int = NORMAL) -> None:
     _current.say(message, level)
 
 
-def step(label: str) -> contextlib.AbstractContextManager[None]:
+def step(label: str) -> contextlib.AbstractContextManager[Step]:
     return _current.step(label)
+
+
+def status(text: str) -> None:
+    """What the innermost step this thread runs is doing now (nothing outside a step)."""
+    steps = getattr(_running, "steps", None)
+    if steps:
+        steps[-1].status(text)
+
+
+def size(count: int) -> str:
+    """Bytes as people read them: "512 B", "340 KiB", "1.2 GiB"."""
+    value = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit in ("B", "KiB") else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
 
 
 def redact(url: str) -> str:

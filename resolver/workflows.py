@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING
 from resolver.config import Indexes, TeamConfig, default_pip_config_files, effective_ca_bundle
 from resolver.errors import ExternalToolError, InputError
 from resolver.fsutil import sweep_stale_temps
+from resolver.host.gpunames import GpuNames
 from resolver.host.model import Host
 from resolver.matrix.model import Matrix
+from resolver.matrix.products import gpu_names, shipped_gpu_names
 from resolver.solve.request import Request
 from resolver.solve.search import Resolution
 
@@ -163,15 +165,17 @@ class TeamMachine:
 # --- shared steps ----------------------------------------------------------------------------
 
 
-def detect_host(host_file: Path | None) -> tuple[Host, tuple[str, ...]]:
-    """(host, warnings): read from a file, or probed from this machine."""
+def detect_host(host_file: Path | None, names: GpuNames | None = None) -> tuple[Host, tuple[str, ...]]:
+    """(host, warnings): read from a file, or probed from this machine. A GPU may be given by its
+    product name: `names` from the matrix in use (`gpu_names(matrix)`), by default the shipped one's."""
     from resolver.host import overrides, probes
     from resolver.host.hostfile import read_host_file
 
+    names = names or shipped_gpu_names()
     if host_file is not None:
         # the STACK_RESOLVER_* variables beat the host file, as they beat every probe
-        return overrides.with_overrides(read_host_file(host_file), os.environ), ()
-    detection = probes.detect(probes.Probes.system(Path.cwd()))
+        return overrides.with_overrides(read_host_file(host_file, gpu_names=names), os.environ, names), ()
+    detection = probes.detect(probes.Probes.system(Path.cwd(), gpu_names=names))
     return detection.host, detection.warnings
 
 
@@ -310,7 +314,7 @@ def resolve(options: ResolveOptions, environ: Mapping[str, str], notify: Notify)
         forced = [t for t in targets if t.name == options.target]
         if forced or (options.host_file is None and not options.run.dry_run):
             return _team_machine(options, team, matrix, targets, forced, environ, notify)
-    host, warnings = detect_host(options.host_file)
+    host, warnings = detect_host(options.host_file, gpu_names(matrix))
     return resolve_host(host, warnings, matrix, request, team, options, environ, notify)
 
 
@@ -432,7 +436,7 @@ def _team_machine(
     if forced:
         target, why = forced[0], "chosen with --target"
     else:
-        host, warnings = detect_host(options.host_file)
+        host, warnings = detect_host(options.host_file, gpu_names(matrix))
         for warning in warnings:
             notify(f"warning: {warning}")
         match = match_target(host, targets, matrix)

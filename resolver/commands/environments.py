@@ -20,7 +20,7 @@ from resolver.commands.solving import _notifier
 
 def cmd_matrix(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from resolver.matrix.load import default_matrix_dir, validate_matrix
-    from resolver.matrix.show import show
+    from resolver.matrix.show import show, show_data
 
     if args.matrix_command == "validate":
         directory = args.matrix or default_matrix_dir()
@@ -44,13 +44,11 @@ def cmd_matrix(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.matrix_command == "show":
         from resolver.matrix.load import load_matrix
 
-        text = show(load_matrix(args.matrix), args.kind, args.key)
+        matrix = load_matrix(args.matrix)
         if args.json:
-            out.write(
-                json.dumps({"kind": args.kind, "key": args.key, "lines": text.splitlines()}, indent=2) + "\n"
-            )
+            out.write(json.dumps(show_data(matrix, args.kind, args.key), indent=2) + "\n")
         else:
-            out.write(text)
+            out.write(show(matrix, args.kind, args.key))
         return 0
     if args.matrix_command == "refresh":
         return _matrix_refresh(args, out, err)
@@ -210,16 +208,18 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from resolver.host import visible
     from resolver.host.hostfile import read_host_file
     from resolver.matrix.load import load_matrix
+    from resolver.matrix.products import gpu_names
     from resolver.verify import check, environment
     from resolver.workflows import detect_host, envs_dir_for
 
     python = environment.find_interpreter(args.python, os.environ, Path.cwd())
-    if args.host is not None:
-        host, notes = visible.with_visibility(read_host_file(args.host), os.environ)
-    else:
-        host, notes = detect_host(None)
     team = load_team(args.team)
     matrix = load_matrix(None, overlays=team.matrix_overlays)
+    if args.host is not None:
+        host_file = read_host_file(args.host, gpu_names=gpu_names(matrix))
+        host, notes = visible.with_visibility(host_file, os.environ)
+    else:
+        host, notes = detect_host(None, gpu_names(matrix))
     name = args.target
     if name is None and (team.raw.get("targets") or team.raw.get("inventory")):
         from resolver.team.solve import load_targets, match_target

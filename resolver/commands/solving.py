@@ -8,7 +8,6 @@ import dataclasses
 import json
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from resolver.errors import ExitCode, InputError, NoCompatibleCombination
@@ -18,15 +17,12 @@ if TYPE_CHECKING:
 
 
 def cmd_detect(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from resolver.host import overrides, probes
-    from resolver.host.hostfile import read_host_file
+    from resolver.host import probes
     from resolver.host.render import render_host
+    from resolver.workflows import detect_host
 
-    if args.host is not None:
-        host = overrides.with_overrides(read_host_file(args.host), os.environ)
-        detection = probes.Detection(host=host, warnings=())
-    else:
-        detection = probes.detect(probes.Probes.system(Path.cwd()))
+    host, warnings = detect_host(args.host)
+    detection = probes.Detection(host=host, warnings=warnings)
     if args.json:
         out.write(detection.host.dumps())
         for warning in detection.warnings:
@@ -39,15 +35,17 @@ def cmd_detect(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def cmd_doctor(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from resolver.config import DEFAULT_TEAM_FILE
     from resolver.host import doctor
+    from resolver.matrix.products import shipped_gpu_names
     from resolver.workflows import detect_host
 
-    host, warnings = detect_host(args.host)
+    names = shipped_gpu_names()
+    host, warnings = detect_host(args.host, names)
     for warning in warnings:
         err.write(f"warning: {warning}\n")
     path = args.requirements
     if path is None and DEFAULT_TEAM_FILE.exists():
         path = DEFAULT_TEAM_FILE
-    requirements = doctor.read_requirements(path) if path is not None else doctor.Requirements()
+    requirements = doctor.read_requirements(path, names) if path is not None else doctor.Requirements()
     checks = doctor.check(host, requirements)
     if args.json:
         payload = {

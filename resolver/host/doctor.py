@@ -8,7 +8,7 @@ The minimums live in the `[requirements]` table of `envs/team.toml` (or the file
     min_gpu_memory_gib = 24           # memory of EVERY NVIDIA GPU, GiB
     min_disk_free_gib = 100           # free disk at the working directory, GiB
     min_cpu_cores = 8                 # CPUs this process may use (affinity-aware)
-    min_compute_capability = "8.0"    # of EVERY NVIDIA GPU, "MAJOR.MINOR"
+    min_compute_capability = "8.0"    # of EVERY NVIDIA GPU, "MAJOR.MINOR" or a GPU name ("A100")
     min_driver = "535"                # NVIDIA driver, "535" or "535.104.05"
 
 GiB values may be fractional (`min_ram_gib = 15.5`). Reported totals sit a little under the
@@ -33,6 +33,7 @@ import tomlkit.exceptions
 
 from resolver import files
 from resolver.errors import ConfigError, Location
+from resolver.host.gpunames import CapabilityError, GpuNames, parse_capability
 from resolver.host.model import ComputeCapability, DriverVersion, Host
 
 Status = Literal["pass", "fail", "skip"]
@@ -89,8 +90,9 @@ def _gib(data: Mapping[str, Any], key: str, origin: str) -> int | None:
     return round(value * 1024)
 
 
-def requirements_from_mapping(data: Any, origin: str) -> Requirements:
-    """Validate a decoded `[requirements]` table. `origin` names the file in errors."""
+def requirements_from_mapping(data: Any, origin: str, gpu_names: GpuNames | None = None) -> Requirements:
+    """Validate a decoded `[requirements]` table. `origin` names the file in errors; with
+    `gpu_names`, `min_compute_capability` may name a GPU ("A100" for 8.0)."""
     if not isinstance(data, Mapping):
         raise ConfigError(
             "[requirements] must be a table",
@@ -112,18 +114,19 @@ def requirements_from_mapping(data: Any, origin: str) -> Requirements:
 
     cc: ComputeCapability | None = None
     if (cc_value := data.get("min_compute_capability")) is not None:
+        example = 'e.g. min_compute_capability = "8.0" (quoted: 8.0 and 8.00 are the same TOML float)'
+        if not isinstance(cc_value, str):
+            message = "compute capability must be a quoted MAJOR.MINOR"
+            raise _error(origin, "min_compute_capability", message, cc_value, example)
         try:
-            if not isinstance(cc_value, str):
-                raise ValueError
-            cc = ComputeCapability.parse(cc_value)
-        except ValueError:
-            raise _error(
-                origin,
-                "min_compute_capability",
-                "compute capability must be a quoted MAJOR.MINOR",
-                cc_value,
-                'e.g. min_compute_capability = "8.0" (quoted: 8.0 and 8.00 are the same TOML float)',
-            ) from None
+            cc = parse_capability(cc_value, gpu_names)
+        except CapabilityError as exc:
+            message, hint = (
+                (exc.message, exc.hint)
+                if gpu_names
+                else ("compute capability must be a quoted MAJOR.MINOR", example)
+            )
+            raise _error(origin, "min_compute_capability", message, cc_value, hint) from None
 
     driver: DriverVersion | None = None
     if (driver_value := data.get("min_driver")) is not None:
@@ -157,7 +160,7 @@ def requirements_from_mapping(data: Any, origin: str) -> Requirements:
     )
 
 
-def read_requirements(path: Path) -> Requirements:
+def read_requirements(path: Path, gpu_names: GpuNames | None = None) -> Requirements:
     """The `[requirements]` table of a TOML file (`envs/team.toml`); none when it has no table."""
     origin = str(path)
     text = files.read_text(path, "requirements file", error=ConfigError, hint="check the --requirements path")
@@ -169,7 +172,7 @@ def read_requirements(path: Path) -> Requirements:
         ) from None
     if "requirements" not in document:
         return Requirements()
-    return requirements_from_mapping(document["requirements"], origin)
+    return requirements_from_mapping(document["requirements"], origin, gpu_names)
 
 
 # --- checking ---------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from typing import Any
 from resolver import files
 from resolver.errors import HostFileError, Location
 from resolver.host import spellings
+from resolver.host.gpunames import CapabilityError, GpuNames, parse_capability
 from resolver.host.spellings import ARCH_NAMES, OS_NAMES
 
 __all__ = ["ARCH_NAMES", "OS_NAMES"]
@@ -56,7 +57,7 @@ def _opt_int(data: Mapping[str, Any], key: str, origin: str, example: str) -> in
     return value
 
 
-def _parse_gpu(item: Any, position: int, origin: str) -> Gpu:
+def _parse_gpu(item: Any, position: int, origin: str, names: GpuNames | None) -> Gpu:
     key = f"gpus[{position}]"
     if not isinstance(item, Mapping):
         raise _fail(origin, key, "each GPU must be an object", item, f"keys: {', '.join(GPU_KEYS)}")
@@ -71,7 +72,7 @@ def _parse_gpu(item: Any, position: int, origin: str) -> Gpu:
         raise _fail(origin, f"{key}.vendor", "unknown GPU vendor", vendor_raw, f"one of {', '.join(VENDORS)}")
     cc, gfx = None, None
     if vendor == "nvidia":
-        cc = _parse_cc(item, key, origin)
+        cc = _parse_cc(item, key, origin, names)
         if item.get("gfx_target") is not None:
             raise _fail(
                 origin, f"{key}.gfx_target", "an NVIDIA GPU has no gfx target", item["gfx_target"], "drop it"
@@ -147,18 +148,19 @@ def _parse_mig(item: Any, key: str, origin: str) -> MigDevice:
     return MigDevice(uuid=uuid, name=name, memory_mib=_opt_int(data, "memory_mib", origin, "9856"))
 
 
-def _parse_device(item: Any, key: str, origin: str) -> CudaDevice:
+def _parse_device(item: Any, key: str, origin: str, names: GpuNames | None) -> CudaDevice:
     data = _check_keys(item, key, DEVICE_KEYS, origin, "visible device")
     index = _opt_int(data, "index", origin, "0")
     gpu = _opt_int(data, "gpu", origin, "0")
     if index is None or gpu is None:
         raise _fail(origin, key, "a visible device needs 'index' and 'gpu'", item, '{"index": 0, "gpu": 1}')
+    cc_text = data.get("compute_capability")
     try:
-        cc = ComputeCapability.parse(str(data.get("compute_capability")))
-    except ValueError:
-        raise _fail(
-            origin, f"{key}.compute_capability", "compute capability is not MAJOR.MINOR", item, 'e.g. "8.6"'
-        ) from None
+        if not isinstance(cc_text, str):
+            raise CapabilityError("compute capability is not MAJOR.MINOR", 'e.g. "8.6"')
+        cc = parse_capability(cc_text, names)
+    except CapabilityError as exc:
+        raise _fail(origin, f"{key}.compute_capability", exc.message, cc_text, exc.hint) from None
     return CudaDevice(
         index=index,
         gpu=gpu,
@@ -186,7 +188,7 @@ def _parse_limits(item: Any, origin: str) -> Limits:
     )
 
 
-def _visibility_fields(data: Mapping[str, Any], origin: str) -> dict[str, Any]:
+def _visibility_fields(data: Mapping[str, Any], origin: str, names: GpuNames | None) -> dict[str, Any]:
     fields: dict[str, Any] = {
         "cuda_visible_devices": _opt_str(data, "cuda_visible_devices", origin),
         "nvidia_visible_devices": _opt_str(data, "nvidia_visible_devices", origin),
@@ -196,7 +198,7 @@ def _visibility_fields(data: Mapping[str, Any], origin: str) -> dict[str, Any]:
         if not isinstance(devices, list):
             raise _fail(origin, "visible_devices", "'visible_devices' must be a list", devices, "or omit it")
         fields["visible_devices"] = tuple(
-            _parse_device(d, f"visible_devices[{i}]", origin) for i, d in enumerate(devices)
+            _parse_device(d, f"visible_devices[{i}]", origin, names) for i, d in enumerate(devices)
         )
     masked = data.get("masked_gpus") or []
     if not isinstance(masked, list) or not all(
@@ -209,8 +211,19 @@ def _visibility_fields(data: Mapping[str, Any], origin: str) -> dict[str, Any]:
     return fields
 
 
-def _parse_cc(item: Mapping[str, Any], key: str, origin: str) -> ComputeCapability:
+def _parse_cc(item: Mapping[str, Any], key: str, origin: str, names: GpuNames | None) -> ComputeCapability:
+    """MAJOR.MINOR or a product name; with no capability at all, the GPU's `name` (what
+    nvidia-smi prints) when it is a product the matrix lists."""
     cc_text = item.get("compute_capability")
+    name = item.get("name")
+    if cc_text is None and names is not None and isinstance(name, str) and name.strip():
+        try:
+            return names(name)
+        except CapabilityError as exc:
+            which = "fits more than one GPU" if exc.ambiguous else "is not a GPU the matrix lists"
+            message = f"a GPU without compute_capability, and its name {which}"
+            hint = f'{exc.hint}; or give its "compute_capability"'
+            raise _fail(origin, f"{key}.name", message, name, hint) from None
     if not isinstance(cc_text, str):
         raise _fail(
             origin,
@@ -220,15 +233,9 @@ def _parse_cc(item: Mapping[str, Any], key: str, origin: str) -> ComputeCapabili
             "nvidia-smi --query-gpu=compute_cap prints it",
         )
     try:
-        return ComputeCapability.parse(cc_text)
-    except ValueError:
-        raise _fail(
-            origin,
-            f"{key}.compute_capability",
-            "compute capability is not MAJOR.MINOR",
-            cc_text,
-            'write it as "8.6", not "sm_86" or "86"',
-        ) from None
+        return parse_capability(cc_text, names)
+    except CapabilityError as exc:
+        raise _fail(origin, f"{key}.compute_capability", exc.message, cc_text, exc.hint) from None
 
 
 def parse_gfx_target(text: str) -> str:
@@ -250,8 +257,9 @@ def _parse_gfx(item: Mapping[str, Any], key: str, origin: str) -> str:
         raise _fail(origin, f"{key}.gfx_target", "not a gfx target", text, hint) from None
 
 
-def host_from_mapping(data: Any, origin: str = "<host>") -> Host:
-    """Validate a decoded host JSON object (or an inline team-file host table)."""
+def host_from_mapping(data: Any, origin: str = "<host>", gpu_names: GpuNames | None = None) -> Host:
+    """Validate a decoded host JSON object (or an inline team-file host table). With `gpu_names`
+    (`resolver.matrix.products.gpu_names`), a GPU may be given by its product name."""
     if not isinstance(data, Mapping):
         raise HostFileError(
             "a host file must hold one JSON object",
@@ -307,7 +315,7 @@ def host_from_mapping(data: Any, origin: str = "<host>") -> Host:
     gpus_raw = [] if gpus_raw is None else gpus_raw
     if not isinstance(gpus_raw, list):
         raise _fail(origin, "gpus", "'gpus' must be a list", gpus_raw, "use [] for a CPU host")
-    gpus = tuple(_parse_gpu(item, i, origin) for i, item in enumerate(gpus_raw))
+    gpus = tuple(_parse_gpu(item, i, origin, gpu_names) for i, item in enumerate(gpus_raw))
     sources = data.get("sources")
     sources = {} if sources is None else sources
     if not isinstance(sources, Mapping) or not all(
@@ -330,7 +338,7 @@ def host_from_mapping(data: Any, origin: str = "<host>") -> Host:
         memory_mib=_opt_int(data, "memory_mib", origin, '"memory_mib": 65536 (MiB)'),
         disk_free_mib=_opt_int(data, "disk_free_mib", origin, '"disk_free_mib": 512000 (MiB)'),
         sources=dict(sources),
-        **_visibility_fields(data, origin),
+        **_visibility_fields(data, origin, gpu_names),
     )
 
 
@@ -349,13 +357,15 @@ def _spelled(origin: str, key: str, value: Any, normalize: Any, message: str, hi
     return result
 
 
-def parse_host_json(text: str, origin: str = "<host>") -> Host:
+def parse_host_json(text: str, origin: str = "<host>", gpu_names: GpuNames | None = None) -> Host:
     data = files.parse_json(text, origin, "host file", error=HostFileError, hint=_PRODUCE_HINT)
-    return host_from_mapping(data, origin)
+    return host_from_mapping(data, origin, gpu_names)
 
 
-def read_host_file(path: Path, *, missing_hint: str = "check the path given to --host") -> Host:
-    return parse_host_json(read_host_text(path, missing_hint=missing_hint), str(path))
+def read_host_file(
+    path: Path, *, missing_hint: str = "check the path given to --host", gpu_names: GpuNames | None = None
+) -> Host:
+    return parse_host_json(read_host_text(path, missing_hint=missing_hint), str(path), gpu_names)
 
 
 def read_host_text(path: Path, *, missing_hint: str = "check the path given to --host") -> str:

@@ -16,6 +16,7 @@ from resolver.host import hostfile as hf
 from resolver.host import model as h
 from resolver.host import parse as hp
 from resolver.host import spellings, vendors
+from resolver.host.gpunames import CapabilityError, GpuNames, parse_capability
 
 ENV_HOST = "STACK_RESOLVER_HOST"
 ENV_NO_GPU = "STACK_RESOLVER_NO_GPU"
@@ -65,8 +66,11 @@ def env_flag(environ: Mapping[str, str], name: str) -> bool:
     raise bad_env(name, value, "not a yes/no value", f"set {name}=1, or unset it")
 
 
-def parse_gpus_override(text: str, name: str = ENV_GPUS) -> tuple[h.Gpu, ...]:
-    """`8.6,8.6` or `NVIDIA A100-SXM4-80GB=8.0:81920;NVIDIA RTX A6000=8.6:49140`."""
+def parse_gpus_override(
+    text: str, name: str = ENV_GPUS, gpu_names: GpuNames | None = None
+) -> tuple[h.Gpu, ...]:
+    """`8.6,8.6` or `NVIDIA A100-SXM4-80GB=8.0:81920;NVIDIA RTX A6000=8.6:49140`; with `gpu_names`
+    a product name stands for its capability (`RTX 4090,RTX 3090:24576`) and names the GPU."""
     gpus = []
     for index, entry in enumerate(e.strip() for e in re.split(r"[;,]", text)):
         if not entry:
@@ -74,14 +78,16 @@ def parse_gpus_override(text: str, name: str = ENV_GPUS) -> tuple[h.Gpu, ...]:
         gpu_name, _, rest = entry.rpartition("=")
         cc_text, _, memory_text = rest.partition(":")
         try:
-            cc = h.ComputeCapability.parse(cc_text)
-        except ValueError:
-            raise bad_env(
-                name,
-                text,
-                f"GPU entry {index + 1} ({entry!r}) has no MAJOR.MINOR compute capability",
-                "each GPU is [NAME=]CC[:MEMORY_MIB], e.g. 8.6 or NVIDIA A100-SXM4-80GB=8.0:81920",
-            ) from None
+            cc = parse_capability(cc_text, gpu_names)
+        except CapabilityError as exc:
+            shape = "each GPU is [NAME=]CC[:MEMORY_MIB], e.g. 8.6 or NVIDIA A100-SXM4-80GB=8.0:81920"
+            if gpu_names is None:
+                message, hint = " has no MAJOR.MINOR compute capability", shape
+            else:
+                message, hint = f": {exc.message}", f"{exc.hint}; each GPU is [NAME=]CC[:MEMORY_MIB]"
+            raise bad_env(name, text, f"GPU entry {index + 1} ({entry!r}){message}", hint) from None
+        if not gpu_name and not _is_capability(cc_text):
+            gpu_name = cc_text  # "RTX 4090": the product named is the GPU's name
         memory: int | None = None
         if memory_text:
             if not re.fullmatch(r"\s*[0-9]+\s*", memory_text, re.ASCII):  # not "²", which isdigit()
@@ -96,13 +102,21 @@ def parse_gpus_override(text: str, name: str = ENV_GPUS) -> tuple[h.Gpu, ...]:
     return tuple(gpus)
 
 
+def _is_capability(text: str) -> bool:
+    try:
+        h.ComputeCapability.parse(text)
+    except ValueError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class Overrides:
     values: Mapping[str, Any]  # host field -> value
     sources: Mapping[str, str]  # host field -> variable name
 
 
-def read_overrides(environ: Mapping[str, str]) -> Overrides:
+def read_overrides(environ: Mapping[str, str], gpu_names: GpuNames | None = None) -> Overrides:
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
 
@@ -110,7 +124,7 @@ def read_overrides(environ: Mapping[str, str]) -> Overrides:
     host_path = env_value(environ, ENV_HOST)
     if host_path is not None:
         text = hf.read_host_text(Path(host_path))
-        from_file = hf.parse_host_json(text, host_path)
+        from_file = hf.parse_host_json(text, host_path, gpu_names)
         # Only the keys the file spells out win (a null too); its own `sources` described
         # another detection, so they are replaced by this variable's name.
         for key in json.loads(text):
@@ -148,7 +162,7 @@ def read_overrides(environ: Mapping[str, str]) -> Overrides:
             raise bad_env(ENV_CUDA_API, value, "not a CUDA MAJOR.MINOR version", "e.g. 12.4")
         put("cuda_driver_api", value, ENV_CUDA_API)
     if (value := env_value(environ, ENV_GPUS)) is not None:
-        put("gpus", parse_gpus_override(value), ENV_GPUS)
+        put("gpus", parse_gpus_override(value, gpu_names=gpu_names), ENV_GPUS)
     if (value := env_value(environ, ENV_OS_VERSION)) is not None:
         put("os_version", value, ENV_OS_VERSION)
     if (value := env_value(environ, ENV_GLIBC)) is not None:
@@ -166,11 +180,13 @@ def read_overrides(environ: Mapping[str, str]) -> Overrides:
     return Overrides(values=values, sources=sources)
 
 
-def with_overrides(host: h.Host, environ: Mapping[str, str]) -> h.Host:
+def with_overrides(host: h.Host, environ: Mapping[str, str], gpu_names: GpuNames | None = None) -> h.Host:
     """A host read from a file (`--host`), with the per-field variables applied: a variable beats
     the host file, as it does for `STACK_RESOLVER_HOST`. `STACK_RESOLVER_NO_GPU` only switches
     the NVIDIA probes off, and a host file is not probed, so it leaves the file's GPUs alone."""
-    overrides = read_overrides({k: v for k, v in environ.items() if k not in (ENV_HOST, ENV_NO_GPU)})
+    overrides = read_overrides(
+        {k: v for k, v in environ.items() if k not in (ENV_HOST, ENV_NO_GPU)}, gpu_names
+    )
     values, sources = dict(overrides.values), {**host.sources, **overrides.sources}
     if (value := env_value(environ, ENV_ROCM_VERSION)) is not None:
         try:

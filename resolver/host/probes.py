@@ -56,6 +56,7 @@ from resolver.errors import InputError
 from resolver.host import limits, system, vendors, visible
 from resolver.host import model as h
 from resolver.host import parse as hp
+from resolver.host.gpunames import GpuNames
 from resolver.host.overrides import (
     ENV_AMD_GPUS,
     ENV_GPUS,
@@ -100,9 +101,16 @@ class Probes:
     disk_free: Callable[[Path], int | None] = lambda path: None
     workdir: Path = field(default_factory=Path.cwd)
     machine_cpu_count: Callable[[], int | None] = lambda: None  # every CPU, affinity or not
+    # product names in the overrides (STACK_RESOLVER_GPUS=RTX 4090): see host/gpunames.py
+    gpu_names: GpuNames | None = None
 
     @classmethod
-    def system(cls, workdir: Path | None = None, environ: Mapping[str, str] | None = None) -> Probes:
+    def system(
+        cls,
+        workdir: Path | None = None,
+        environ: Mapping[str, str] | None = None,
+        gpu_names: GpuNames | None = None,
+    ) -> Probes:
         env = dict(os.environ if environ is None else environ)
         return cls(
             environ=env,
@@ -117,6 +125,7 @@ class Probes:
             disk_free=lambda path: shutil.disk_usage(path).free,
             workdir=Path.cwd() if workdir is None else workdir,
             machine_cpu_count=os.cpu_count,
+            gpu_names=gpu_names,
         )
 
 
@@ -500,7 +509,7 @@ def _probe_limits(probes: Probes, out: _Collector, os_name: str) -> None:
 
 def detect(probes: Probes) -> Detection:
     """Describe the machine `probes` look at. Raises only for a bad override (InputError)."""
-    out = _Collector(read_overrides(probes.environ))
+    out = _Collector(read_overrides(probes.environ, probes.gpu_names))
     info = probes.platform
     try:
         machine_os = hp.normalize_os(info.system)

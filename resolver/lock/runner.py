@@ -12,10 +12,10 @@ import os
 import signal
 import subprocess
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from resolver.errors import ExternalToolError, InputError, Location
 
@@ -30,9 +30,19 @@ class Completed:
     stderr: str
 
 
+# Each line a child prints (stdout or stderr), as it prints it: for a progress status.
+OnLine = Callable[[str], None]
+
+
 class Runner(Protocol):
     def __call__(
-        self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout: float
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path,
+        env: Mapping[str, str],
+        timeout: float,
+        on_line: OnLine | None = None,
     ) -> Completed: ...
 
 
@@ -84,9 +94,17 @@ def _end_group(proc: subprocess.Popen[str]) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def run_subprocess(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout: float) -> Completed:
+def run_subprocess(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    timeout: float,
+    on_line: OnLine | None = None,
+) -> Completed:
     """Run a program and capture its output; a missing program or a timeout is an ExternalToolError.
-    `STACK_RESOLVER_TOOL_TIMEOUT` (seconds, in `env`) replaces the caller's `timeout`."""
+    `STACK_RESOLVER_TOOL_TIMEOUT` (seconds, in `env`) replaces the caller's `timeout`. With
+    `on_line`, each line is also handed over as the program prints it (captured all the same)."""
     timeout = tool_timeout(env, timeout)
     try:
         proc = subprocess.Popen(
@@ -105,19 +123,54 @@ def run_subprocess(argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], ti
         ) from None
     CHILDREN.add(proc)  # raises (the child ended) when the run is being interrupted
     try:
-        stdout, stderr = proc.communicate(timeout=timeout)
+        if on_line is None:
+            stdout, stderr = proc.communicate(timeout=timeout)
+        else:
+            stdout, stderr = _read_lines(proc, timeout, on_line)
     except subprocess.TimeoutExpired:
         _end_group(proc)
-        proc.communicate()
+        if on_line is None:
+            proc.communicate()
         raise _timed_out(argv, timeout) from None
     except BaseException:
         _end_group(proc)
-        with contextlib.suppress(Exception):
-            proc.communicate(timeout=_GRACE_S)
+        if on_line is None:
+            with contextlib.suppress(Exception):
+                proc.communicate(timeout=_GRACE_S)
         raise
     finally:
         CHILDREN.discard(proc)
     return Completed(tuple(argv), proc.returncode, stdout, stderr)
+
+
+def _read_lines(proc: subprocess.Popen[str], timeout: float, on_line: OnLine) -> tuple[str, str]:
+    """(stdout, stderr), read line by line as the child writes them: a thread per pipe, so a full
+    pipe never stalls the child while the other is read. On a timeout or an interrupt the child's
+    group is ended (the pipes then close) before the exception goes on."""
+    captured: tuple[list[str], list[str]] = ([], [])
+
+    def pump(pipe: Any, into: list[str]) -> None:
+        for line in pipe:
+            into.append(line)
+            with contextlib.suppress(Exception):  # a status display never fails the run
+                on_line(line.rstrip("\r\n"))
+
+    readers = [
+        threading.Thread(target=pump, args=(pipe, into), daemon=True)
+        for pipe, into in zip((proc.stdout, proc.stderr), captured, strict=True)
+    ]
+    for reader in readers:
+        reader.start()
+    try:
+        proc.wait(timeout=timeout)
+    except BaseException:
+        _end_group(proc)
+        for reader in readers:
+            reader.join(timeout=_GRACE_S)
+        raise
+    for reader in readers:
+        reader.join()
+    return "".join(captured[0]), "".join(captured[1])
 
 
 TOOL_TIMEOUT = "STACK_RESOLVER_TOOL_TIMEOUT"

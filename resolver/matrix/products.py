@@ -1,11 +1,14 @@
 """GPU product names ("RTX 4090", "NVIDIA GeForce RTX 4090", "a100-sxm4-80gb") to the compute
-capability the matrix lists them under, so a name is accepted wherever a compute capability is."""
+capability the matrix lists them under, so a name is accepted wherever a compute capability is
+(`gpu_names`: the lookup every reader of a capability takes, see `resolver.host.gpunames`)."""
 
 from __future__ import annotations
 
+import difflib
 import re
 
 from resolver.errors import InputError
+from resolver.host.gpunames import CapabilityError, GpuNames
 from resolver.host.model import ComputeCapability
 from resolver.matrix.model import Matrix
 
@@ -61,12 +64,11 @@ def _contains(name: tuple[str, ...], wanted: tuple[str, ...]) -> bool:
     )
 
 
-def product_capability(matrix: Matrix, text: str) -> ComputeCapability | None:
-    """The compute capability of the product `text` names, or None when no product matches. A
-    name that matches products of different capabilities is bad input, naming them."""
+def _matches(matrix: Matrix, text: str) -> dict[ComputeCapability, str]:
+    """The capabilities (each with the product entry naming it) the name `text` fits."""
     wanted = _words(text)
     if not wanted:
-        return None
+        return {}
     exact: dict[ComputeCapability, str] = {}
     partial: dict[ComputeCapability, str] = {}
     # A driver's longer spelling ("NVIDIA H100 80GB HBM3") holds a listed name: the longest wins.
@@ -80,10 +82,74 @@ def product_capability(matrix: Matrix, text: str) -> ComputeCapability | None:
                     partial.setdefault(gpu.cc, product)
                 elif _contains(wanted, name) and any(_has_digit(w) for w in name):
                     within.setdefault(len(name), {}).setdefault(gpu.cc, product)
-    found = exact or partial or (within[max(within)] if within else {})
+    return exact or partial or (within[max(within)] if within else {})
+
+
+def _listed(found: dict[ComputeCapability, str]) -> str:
+    return "; ".join(f"{product} ({cc})" for cc, product in sorted(found.items(), key=lambda i: str(i[0])))
+
+
+def product_capability(matrix: Matrix, text: str) -> ComputeCapability | None:
+    """The compute capability of the product `text` names, or None when no product matches. A
+    name that matches products of different capabilities is bad input, naming them."""
+    found = _matches(matrix, text)
     if len(found) > 1:
-        names = "; ".join(
-            f"{product} ({cc})" for cc, product in sorted(found.items(), key=lambda i: str(i[0]))
+        raise InputError(
+            "more than one GPU has this name", value=text, hint=f"be more precise: {_listed(found)}"
         )
-        raise InputError("more than one GPU has this name", value=text, hint=f"be more precise: {names}")
     return next(iter(found), None)
+
+
+def _spelled(product: str, name: tuple[str, ...]) -> str:
+    """A name in the product entry's own spelling: ("rtx", "4090") of "GeForce RTX 4090/..." is
+    "RTX 4090"."""
+    spelling = {w.lower(): w for w in re.split(r"[\s/()]+", product) if w}
+    return " ".join(spelling.get(w, w) for w in name)
+
+
+def close_products(matrix: Matrix, text: str, limit: int = 3) -> list[str]:
+    """The listed product names spelled most like `text`, as "NAME (CC)"."""
+    spelled: dict[str, str] = {}
+    for gpu in matrix.gpus.values():
+        for product in gpu.products:
+            for name in product_names(product):
+                spelled.setdefault(" ".join(name), f"{_spelled(product, name)} ({gpu.cc})")
+    close = difflib.get_close_matches(" ".join(_words(text)), list(spelled), n=limit, cutoff=0.6)
+    return [spelled[c] for c in close]
+
+
+def gpu_names(matrix: Matrix) -> GpuNames:
+    """The lookup host readers take (`resolver.host.gpunames`): a product name of this matrix to
+    its compute capability; an unknown name names the close ones, an ambiguous one the candidates."""
+
+    def capability(text: str) -> ComputeCapability:
+        found = _matches(matrix, text)
+        if len(found) > 1:
+            raise CapabilityError(
+                "more than one GPU has this name", f"be more precise: {_listed(found)}", ambiguous=True
+            )
+        if found:
+            return next(iter(found))
+        close = close_products(matrix, text)
+        named = f"close: {'; '.join(close)}" if close else 'a GPU the matrix lists, e.g. "RTX 4090" or "A100"'
+        raise CapabilityError(
+            "not a compute capability (MAJOR.MINOR) or a GPU the matrix lists",
+            f'{named}; or the capability as "8.6" (not "sm_86" or "86")',
+        )
+
+    return capability
+
+
+def shipped_gpu_names() -> GpuNames:
+    """`gpu_names` of the shipped matrix, loaded only when a name is looked up (`detect` and
+    `doctor` otherwise read no matrix)."""
+    loaded: list[Matrix] = []
+
+    def capability(text: str) -> ComputeCapability:
+        if not loaded:
+            from resolver.matrix.load import load_matrix
+
+            loaded.append(load_matrix())
+        return gpu_names(loaded[0])(text)
+
+    return capability

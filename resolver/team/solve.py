@@ -25,9 +25,11 @@ from resolver.errors import (
     Location,
     NoCompatibleCombination,
 )
+from resolver.host.gpunames import GpuNames
 from resolver.host.hostfile import host_from_mapping, read_host_file
 from resolver.host.model import Host
 from resolver.matrix.model import Matrix
+from resolver.matrix.products import gpu_names
 from resolver.solve.reasons import Reason, Rejection, SmallestSplit, TargetBound, TargetUnsolvable
 from resolver.solve.request import Request, tighten
 from resolver.solve.search import Resolution, explore, solve
@@ -172,7 +174,7 @@ def representative(hosts: Sequence[Host]) -> Host:
 # --- reading targets from the team file ------------------------------------------------------
 
 
-def _target_from_table(name: str, table: Any, team: TeamConfig, base: Path) -> Target:
+def _target_from_table(name: str, table: Any, team: TeamConfig, base: Path, names: GpuNames) -> Target:
     origin = str(team.path) if team.path else "envs/team.toml"
     key = f"targets.{name}"
     if not isinstance(table, Mapping):
@@ -188,10 +190,11 @@ def _target_from_table(name: str, table: Any, team: TeamConfig, base: Path) -> T
         host = read_host_file(
             base / raw_host,
             missing_hint=f"check `host` of [{key}] in {origin} (a path relative to the team file's folder)",
+            gpu_names=names,
         )
     elif isinstance(raw_host, Mapping):
         try:
-            host = host_from_mapping(raw_host, origin)
+            host = host_from_mapping(raw_host, origin, names)
         except HostFileError as exc:
             # One dotted key: "team.toml [targets.a100.host.arch]".
             inner = exc.location.key if exc.location is not None and exc.location.key else None
@@ -247,13 +250,15 @@ def _target_from_table(name: str, table: Any, team: TeamConfig, base: Path) -> T
 
 
 def load_targets(team: TeamConfig, matrix: Matrix) -> tuple[Target, ...]:
-    """Declared targets, then one target per machine class of the inventory."""
+    """Declared targets, then one target per machine class of the inventory. A GPU of their hosts
+    may be given by a product name this matrix lists."""
     origin = str(team.path) if team.path else "envs/team.toml"
     base = team.path.parent if team.path else Path("envs")
     raw = team.raw.get("targets", {})
     if not isinstance(raw, Mapping):
         raise ConfigError("`targets` must be a table of tables", location=Location(origin, key="targets"))
-    targets = [_target_from_table(str(name), table, team, base) for name, table in raw.items()]
+    names = gpu_names(matrix)
+    targets = [_target_from_table(str(name), table, team, base, names) for name, table in raw.items()]
     inventory = team.raw.get("inventory")
     if inventory is not None:
         patterns = [inventory] if isinstance(inventory, str) else inventory
@@ -265,7 +270,8 @@ def load_targets(team: TeamConfig, matrix: Matrix) -> tuple[Target, ...]:
                 hint='e.g. inventory = "hosts/*.json"',
             )
         files = sorted({Path(f) for p in patterns for f in glob.glob(str(base / p))})
-        hosts = [read_host_file(f, missing_hint=f"check `inventory` in {origin}") for f in files]
+        hint = f"check `inventory` in {origin}"
+        hosts = [read_host_file(f, missing_hint=hint, gpu_names=names) for f in files]
         declared = {t.name for t in targets}
         for klass, members in group_hosts(hosts, Bands.from_matrix(matrix)).items():
             name = klass.name()

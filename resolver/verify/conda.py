@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from resolver import progress
 from resolver.errors import ExternalToolError, InputError, Location
 from resolver.host.model import Host
 from resolver.index.client import IndexClient
@@ -284,10 +285,13 @@ def download_archives(
     checks: list[Check] = []
     archives: dict[str, Path] = {}
     directory.mkdir(parents=True, exist_ok=True)
-    for package in packages:
+    fetched = 0
+    for number, package in enumerate(packages, 1):
         destination = directory / package.filename
+        progress.status(f"downloading {number}/{len(packages)} files, {progress.size(fetched)}")
         try:
             got = client.download(package.url, destination)
+            fetched += got.size
         except (ExternalToolError, OSError) as exc:
             detail = exc.render() if isinstance(exc, ExternalToolError) else str(exc)
             checks.append(Check(f"download {package.filename}", "fail", "downloaded", "failed", detail))

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from resolver import files
+from resolver import files, progress
 from resolver.config import load_toml
 from resolver.errors import ExternalToolError, InputError, Location
 from resolver.host.model import Host
@@ -310,7 +310,8 @@ def hash_checks(
     chosen = named or [c for c in candidates if wheel_fits(c[2], c[1], expect.python, platform)]
     checks: list[Check] = []
     try:
-        for name, version, filename, locked, index in chosen:
+        for number, (name, version, filename, locked, index) in enumerate(chosen, 1):
+            progress.status(f"checking hashes: downloading {number}/{len(chosen)} files")
             listed = {f.filename: f for f in client.files(index, name)}
             if filename not in listed:
                 checks.append(

@@ -69,7 +69,8 @@ def test_matrix_validate_and_show_json(tmp_path: Path) -> None:
     assert json.loads(out)["problems"]
     code, out, _ = _run("matrix", "show", "gpu", "RTX 4090", "--json")
     assert code == 0
-    assert json.loads(out)["lines"][0].startswith("compute capability 8.9")
+    shown = json.loads(out)
+    assert shown["compute_capability"] == "8.9" and shown["architecture"] == "Ada Lovelace"
 
 
 def test_rocm_on_an_nvidia_host_warns_when_forced_and_is_refused_from_the_team_file(tmp_path: Path) -> None:

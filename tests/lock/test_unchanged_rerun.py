@@ -44,7 +44,8 @@ def test_an_unchanged_rerun_asks_nothing_and_any_change_asks_again(
     again, asked = _rerun(tmp_path, tool_env, fixture_index)
     assert asked == 0
     assert snapshot(env_dir) == committed
-    assert {k: again[k] for k in ("torch", "variant", "python")} == {k: first[k] for k in ("torch", "variant", "python")}
+    keys = ("torch", "variant", "python")
+    assert {k: again[k] for k in keys} == {k: first[k] for k in keys}
 
     # 2. a hand-edited lock is not vouched for: the index is asked and the lock made again
     (env_dir / "poetry.lock").write_bytes(committed["poetry.lock"] + b"\n# edited\n")

@@ -59,7 +59,9 @@ def test_a_bad_matrix_is_never_cached(matrix_dir: Path, tmp_path: Path) -> None:
     assert _pickles(tmp_path) == []
 
 
-def test_the_cache_can_be_turned_off(matrix_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_cache_can_be_turned_off(
+    matrix_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv(cache.DISABLE_VAR, "1")
     assert load_matrix(matrix_dir).digest == cache.matrix_digest([matrix_dir])
     assert _pickles(tmp_path) == []
@@ -76,4 +78,5 @@ def test_the_digest_covers_overlays_in_order(matrix_dir: Path, tmp_path: Path) -
     overlay.mkdir()
     (overlay / "gpus.toml").write_text("", encoding="utf-8")
     base = cache.matrix_digest([matrix_dir])
-    assert cache.matrix_digest([matrix_dir, overlay]) not in (base, cache.matrix_digest([overlay, matrix_dir]))
+    swapped = cache.matrix_digest([overlay, matrix_dir])
+    assert cache.matrix_digest([matrix_dir, overlay]) not in (base, swapped)

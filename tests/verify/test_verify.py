@@ -11,7 +11,7 @@ import ast
 import json
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -312,7 +312,13 @@ class FakeRunner:
         self.calls: list[tuple[str, ...]] = []
 
     def __call__(
-        self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout: float
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path,
+        env: Mapping[str, str],
+        timeout: float,
+        on_line: Callable[[str], None] | None = None,
     ) -> Completed:
         self.calls.append(tuple(argv))
         if tuple(argv[1:3]) == ("-m", "venv"):

@@ -50,7 +50,7 @@ from resolver.index.client import JSON_TYPE, HttpPolicy, IndexClient
 from resolver.index.credentials import poetry_environment
 from resolver.lock.poetry.prefetch import prefetch_for_poetry
 from resolver.lock.poetry.tool import LOCKFILE, PYPROJECT, PoetryTool
-from resolver.lock.runner import Completed, Runner
+from resolver.lock.runner import Completed, OnLine, Runner
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -399,12 +399,18 @@ class MirroredRunner:
     inner: Runner
 
     def __call__(
-        self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout: float
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path,
+        env: Mapping[str, str],
+        timeout: float,
+        on_line: OnLine | None = None,
     ) -> Completed:
         pyproject = cwd / PYPROJECT
         if "lock" not in argv or not pyproject.is_file():
             # Only `poetry lock` reads the index; `poetry check --lock` must see the real sources.
-            return self.inner(argv, cwd=cwd, env=env, timeout=timeout)
+            return self.inner(argv, cwd=cwd, env=env, timeout=timeout, on_line=on_line)
         original = pyproject.read_text(encoding="utf-8")
         mirrored, mapping = _mirrored_pyproject(original, self.mirror)
         direct_env = {**env, **self.mirror.direct_environment(tomllib.loads(original))}
@@ -414,7 +420,7 @@ class MirroredRunner:
                     "--offline: Poetry would use its built-in default index, which the cache cannot serve",
                     hint="configure a general index (STACK_RESOLVER_INDEX_URL or [indexes] general)",
                 )
-            return self.inner(argv, cwd=cwd, env=direct_env, timeout=timeout)
+            return self.inner(argv, cwd=cwd, env=direct_env, timeout=timeout, on_line=on_line)
         lock = cwd / LOCKFILE
         previous = lock.read_bytes() if lock.exists() else None
         if previous is not None:
@@ -422,7 +428,7 @@ class MirroredRunner:
         pyproject.write_text(mirrored, encoding="utf-8")
         try:
             with self.mirror.fetching_ahead(tomllib.loads(original)):
-                completed = self.inner(argv, cwd=cwd, env=env, timeout=timeout)
+                completed = self.inner(argv, cwd=cwd, env=env, timeout=timeout, on_line=on_line)
         finally:
             pyproject.write_text(original, encoding="utf-8")
         problems = self.mirror.problems()
@@ -445,7 +451,7 @@ class MirroredRunner:
                     lock.write_bytes(previous)
                 else:
                     lock.unlink()
-                return self.inner(argv, cwd=cwd, env=direct_env, timeout=timeout)
+                return self.inner(argv, cwd=cwd, env=direct_env, timeout=timeout, on_line=on_line)
             real = content_hash(tomllib.loads(original))
             text = text[: found.start(1)] + real + text[found.end(1) :]
         lock.write_text(text, encoding="utf-8")
@@ -500,13 +506,19 @@ class DirectRunner:
     inner: Runner
 
     def __call__(
-        self, argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout: float
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path,
+        env: Mapping[str, str],
+        timeout: float,
+        on_line: OnLine | None = None,
     ) -> Completed:
         pyproject = cwd / PYPROJECT
         if pyproject.is_file():
             extra = source_environment(tomllib.loads(pyproject.read_text(encoding="utf-8")), self.policy)
             env = {**env, **extra}
-        return self.inner(argv, cwd=cwd, env=env, timeout=timeout)
+        return self.inner(argv, cwd=cwd, env=env, timeout=timeout, on_line=on_line)
 
 
 @contextlib.contextmanager

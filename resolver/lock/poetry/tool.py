@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import sys
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,6 +63,7 @@ class PoetryTool:
         # Never prompt, never create a venv just to lock, and keep output free of colour codes.
         env.setdefault("POETRY_VIRTUALENVS_CREATE", "false")
         env["NO_COLOR"] = "1"
+        env["PYTHONUNBUFFERED"] = "1"  # each line as Poetry writes it: the progress status shows it
         # A proxy must never stand between Poetry and a loopback index (resolver/offline.py).
         for name in ("no_proxy", "NO_PROXY"):
             hosts = [part for part in env.get(name, "").split(",") if part.strip()]
@@ -74,8 +76,11 @@ class PoetryTool:
 
         argv = [*self.command, *args, "--no-interaction", "--no-ansi"]
         progress.say(f"running {' '.join(argv)} in {cwd}", progress.DEBUG)
-        with progress.step(f"poetry {' '.join(args)}"):
-            completed = self.runner(argv, cwd=cwd, env=self.process_env(), timeout=self.timeout)
+        with progress.step(f"poetry {' '.join(args)}") as step:
+            shown = OperationCount(step.status)
+            completed = self.runner(
+                argv, cwd=cwd, env=self.process_env(), timeout=self.timeout, on_line=shown
+            )
         if completed.returncode != 0:
             detail = (completed.stderr.strip() or completed.stdout.strip()).splitlines()
             tail = "\n".join(detail[-15:])
@@ -104,6 +109,33 @@ class PoetryTool:
             out = self.run(["--version"], Path(scratch))
         # "Poetry (version 2.5.1)"
         return out.strip().rsplit(" ", 1)[-1].rstrip(")") or out.strip()
+
+
+_OPERATIONS = re.compile(r"Package operations: (\d+) installs?, (\d+) updates?")
+_OPERATION = re.compile(r"^\s*- (Installing|Updating|Downgrading|Downloading) (\S+) \(([^)]*)\)")
+
+
+class OperationCount:
+    """Poetry's output as a progress status: each line as it is, except an install's operations,
+    counted ("installing 3/17 packages: torch (2.7.1+cu126)") from its "Package operations: 17
+    installs, 0 updates" line on. Poetry shows no sizes, so the count is of packages."""
+
+    def __init__(self, status: Callable[[str], None]) -> None:
+        self.status = status
+        self.total = 0
+        self.seen: set[str] = set()
+
+    def __call__(self, line: str) -> None:
+        if (counted := _OPERATIONS.search(line)) is not None:
+            self.total = int(counted.group(1)) + int(counted.group(2))
+        elif self.total and (operation := _OPERATION.match(line)) is not None:
+            verb, name, version = operation.groups()
+            self.seen.add(name)  # "Downloading x" then "Installing x" is one package
+            self.status(
+                f"{verb.lower()} {min(len(self.seen), self.total)}/{self.total} packages: {name} ({version})"
+            )
+            return
+        self.status(line)
 
 
 def _hint_for(output: str) -> str:
