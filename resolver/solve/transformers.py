@@ -9,9 +9,11 @@ pinned), is available, accepts the Python in use, and accepts the torch release 
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+import itertools
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from resolver.matrix.model import TransformersRelease
@@ -32,9 +34,13 @@ from resolver.solve.request import Request
 
 def release_reasons(row: TransformersRelease, request: Request, python: str | None) -> tuple[Reason, ...]:
     """Why `row` cannot be taken on Python `python`, whatever the torch release."""
+    return _release_reasons(row, request, request.spec("transformers"), request.pins("transformers"), python)
+
+
+def _release_reasons(
+    row: TransformersRelease, request: Request, spec: SpecifierSet, pinned: bool, python: str | None
+) -> tuple[Reason, ...]:
     reasons: list[Reason] = []
-    spec = request.spec("transformers")
-    pinned = request.pins("transformers")
     if not spec.contains(row.version, prereleases=True):
         reasons.append(ConstraintExcludes("transformers", str(spec), row.version))
     if row.yanked and not pinned:
@@ -61,15 +67,30 @@ def torch_reasons(row: TransformersRelease, torch: Version) -> tuple[Reason, ...
 
 @dataclass(frozen=True)
 class TransformersFit:
-    """The rule applied to one matrix's rows for one request and Python (newest first)."""
+    """The rule applied to one matrix's rows for one request and Python (`rows` newest first)."""
 
     rows: Sequence[TransformersRelease]
     request: Request
     python: str | None
 
     @functools.cached_property
-    def _judged(self) -> tuple[tuple[TransformersRelease, tuple[Reason, ...]], ...]:
-        return tuple((row, release_reasons(row, self.request, self.python)) for row in self.rows)
+    def _spec(self) -> tuple[SpecifierSet, bool]:
+        return self.request.spec("transformers"), self.request.pins("transformers")
+
+    @functools.cached_property
+    def _verdicts(self) -> list[tuple[TransformersRelease, tuple[Reason, ...]]]:
+        return []
+
+    @property
+    def _judged(self) -> Iterator[tuple[TransformersRelease, tuple[Reason, ...]]]:
+        """Each row with why it cannot be taken, newest first, each judged once and only when
+        reached: a pick stops at the first fit, so older rows are never judged."""
+        verdicts = self._verdicts
+        spec, pinned = self._spec
+        for index, row in enumerate(self.rows):
+            if index == len(verdicts):
+                verdicts.append((row, _release_reasons(row, self.request, spec, pinned, self.python)))
+            yield verdicts[index]
 
     def fitting(self, torch: Version) -> list[TransformersRelease]:
         """Every release that fits torch `torch`, newest first."""
@@ -77,11 +98,8 @@ class TransformersFit:
 
     def passed_over(self, chosen: TransformersRelease, torch: Version) -> tuple[TransformersExcluded, ...]:
         """The releases newer than `chosen` and why each was not taken (for --explain)."""
-        return tuple(
-            TransformersExcluded(row.version, why + torch_reasons(row, torch))
-            for row, why in self._judged
-            if row.version > chosen.version
-        )
+        newer = itertools.takewhile(lambda judged: judged[0].version > chosen.version, self._judged)
+        return tuple(TransformersExcluded(row.version, why + torch_reasons(row, torch)) for row, why in newer)
 
     def pick(self, torch: Version) -> TransformersRelease | TransformersNone:
         """The newest release that fits, or why none does."""
