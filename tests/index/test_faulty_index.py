@@ -211,8 +211,8 @@ def project_tree(root: Path, index: FixtureIndex, retries: int) -> dict[str, str
     return env
 
 
-def resolve(root: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return run_cli(root, env, "resolve", "--team", "envs/team.toml", *TARGET, timeout=600)
+def resolve(root: Path, env: dict[str, str], *extra: str) -> subprocess.CompletedProcess[str]:
+    return run_cli(root, env, "resolve", "--team", "envs/team.toml", *TARGET, *extra, timeout=600)
 
 
 def tree(root: Path) -> dict[str, bytes]:
@@ -269,12 +269,13 @@ def test_a_final_failure_names_the_url_and_writes_nothing(
     assert f"{url} failed after 3 attempts" in failed.stderr, failed.stderr
     assert tree(tmp_path) == before and not (tmp_path / "envs" / "cpu").exists()
 
-    # A locked tree: the same failure leaves every file as it was.
+    # A locked tree: the same failure leaves every file as it was. (An unchanged re-run asks no
+    # index at all, so the run changes an input: a constraint that keeps the same choice.)
     fixture_index.faults.clear()
     assert resolve(tmp_path, env).returncode == 0
     before = tree(tmp_path)
     fixture_index.faults.add("/simple/transformers/", *cycle)
-    failed = resolve(tmp_path, env)
+    failed = resolve(tmp_path, env, "--constraint", "torch>=2")
     assert failed.returncode == 1 and f"{url} failed after 3 attempts" in failed.stderr, failed.stderr
     assert tree(tmp_path) == before
 
