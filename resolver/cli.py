@@ -424,9 +424,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
                 return ExitCode.BAD_INPUT
             with _reporter(args, err), _in_project(args, err), _user_certificates(args):
                 _say_configuration(args)
-                from resolver.commands import COMMANDS
+                from resolver.commands import handler
 
-                return COMMANDS[args.command](args, out, err)
+                return handler(args.command)(args, out, err)
     except NoCompatibleCombination as exc:
         # a command that does not report a failed solve itself: the explain layer still does
         from resolver.explain import render as explain

@@ -168,13 +168,15 @@ class TeamMachine:
 def detect_host(host_file: Path | None, names: GpuNames | None = None) -> tuple[Host, tuple[str, ...]]:
     """(host, warnings): read from a file, or probed from this machine. A GPU may be given by its
     product name: `names` from the matrix in use (`gpu_names(matrix)`), by default the shipped one's."""
-    from resolver.host import overrides, probes
-    from resolver.host.hostfile import read_host_file
-
     names = names or shipped_gpu_names()
     if host_file is not None:
+        from resolver.host import overrides
+        from resolver.host.hostfile import read_host_file
+
         # the STACK_RESOLVER_* variables beat the host file, as they beat every probe
         return overrides.with_overrides(read_host_file(host_file, gpu_names=names), os.environ, names), ()
+    from resolver.host import probes
+
     detection = probes.detect(probes.Probes.system(Path.cwd(), gpu_names=names))
     return detection.host, detection.warnings
 

@@ -1,26 +1,31 @@
-"""Command handlers: `handler(args, out, err) -> exit code`, one per subcommand of `cli.py`."""
+"""Command handlers: `handler(args, out, err) -> exit code`, one per subcommand of `cli.py`.
+Each is imported when its command runs, so a command loads only what it uses."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 from collections.abc import Callable
-from typing import TextIO
-
-from resolver.commands.environments import cmd_check, cmd_export, cmd_info, cmd_matrix, cmd_sync, cmd_verify
-from resolver.commands.solving import cmd_audit, cmd_detect, cmd_doctor, cmd_lock, cmd_resolve
+from typing import TextIO, cast
 
 Handler = Callable[[argparse.Namespace, TextIO, TextIO], int]
 
-COMMANDS: dict[str, Handler] = {
-    "detect": cmd_detect,
-    "doctor": cmd_doctor,
-    "resolve": cmd_resolve,
-    "lock": cmd_lock,
-    "audit": cmd_audit,
-    "matrix": cmd_matrix,
-    "verify": cmd_verify,
-    "check": cmd_check,
-    "export": cmd_export,
-    "sync": cmd_sync,
-    "info": cmd_info,
+# subcommand -> (module of resolver.commands, handler)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "detect": ("solving", "cmd_detect"),
+    "doctor": ("solving", "cmd_doctor"),
+    "resolve": ("solving", "cmd_resolve"),
+    "lock": ("solving", "cmd_lock"),
+    "audit": ("solving", "cmd_audit"),
+    "matrix": ("environments", "cmd_matrix"),
+    "verify": ("environments", "cmd_verify"),
+    "check": ("environments", "cmd_check"),
+    "export": ("environments", "cmd_export"),
+    "sync": ("environments", "cmd_sync"),
+    "info": ("environments", "cmd_info"),
 }
+
+
+def handler(command: str) -> Handler:
+    module, name = COMMANDS[command]
+    return cast(Handler, getattr(importlib.import_module(f"resolver.commands.{module}"), name))

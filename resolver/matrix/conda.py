@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from resolver.errors import InputError, Location
+from resolver.matrix.load import CONDA_FILE as FILE
 from resolver.matrix.located import Citations, File, Keyed, Origin, Row, cite, short
 from resolver.matrix.model import PLATFORMS, CondaFacts, CondaPackage, CondaPlatform, Matrix
 
-FILE = "conda.toml"
 TOP_KEYS = ("cuda", "defaults", "platform", "package")
 DEFAULT_KEYS = ("linux", "glibc", "osx")
 

@@ -1,48 +1,15 @@
-"""Loading a matrix directory and its overlays: files, layers, and the Matrix they make."""
+"""Loading a matrix directory and its overlays: where the files are, and the checked Matrix
+they make (built by resolver/matrix/build.py, kept between runs by resolver/matrix/cache.py)."""
 
 from __future__ import annotations
 
 import os
-import re
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-from resolver import files
-from resolver.errors import InputError, Location, MatrixError, MatrixProblem
+from resolver.errors import Location, MatrixError, MatrixProblem
 from resolver.matrix.cache import cached_matrix, matrix_digest
-from resolver.matrix.conda import FILE as CONDA_FILE
-from resolver.matrix.conda import TOP_KEYS as CONDA_TOP_KEYS
-from resolver.matrix.conda import conda_facts, read_conda
-from resolver.matrix.consistency import check_consistency
-from resolver.matrix.located import (
-    File,
-    did_you_mean,
-    short,
-)
-from resolver.matrix.model import (
-    CondaFacts,
-    Matrix,
-)
-from resolver.matrix.releases import read_build, read_release, synthesize_builds
-from resolver.matrix.rows import (
-    State,
-    check_citations,
-    read_family,
-    read_gpu,
-    read_pair,
-    read_platforms,
-    read_sources,
-    read_toolkit,
-    read_transformers,
-)
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
-
-_SYNTAX_AT = re.compile(r"\s*\(at line (\d+), column \d+\)$")
+from resolver.matrix.model import CondaFacts, Matrix
 
 ENV_VAR = "STACK_RESOLVER_MATRIX"
 MATRIX_FILES = (
@@ -54,21 +21,9 @@ MATRIX_FILES = (
     "companions.toml",
     "transformers.toml",
 )
+CONDA_FILE = "conda.toml"
 # Optional matrix files: read and validated when present (conda.toml: only conda locks need it).
 OPTIONAL_FILES = (CONDA_FILE,)
-OS_KEYS = ("linux", "windows")
-GLIBC_ARCHES = ("x86_64", "aarch64")
-MACOS_ARCHES = ("arm64", "x86_64")
-_TOP_KEYS = {
-    "sources.toml": ("meta", "sources"),
-    "torch.toml": ("platforms", "index", "release"),
-    "builds.toml": ("build",),
-    "cuda.toml": ("family", "toolkit"),
-    "gpus.toml": ("gpu",),
-    "companions.toml": ("pair",),
-    "transformers.toml": ("release",),
-    CONDA_FILE: CONDA_TOP_KEYS,
-}
 
 
 def default_matrix_dir() -> Path:
@@ -87,145 +42,9 @@ def default_matrix_dir() -> Path:
     return package.parent / "matrices"
 
 
-_ROW_READERS: dict[str, tuple[tuple[str, Callable[[File, int, object, State], None]], ...]] = {
-    "torch.toml": (("release", read_release),),
-    "builds.toml": (("build", read_build),),
-    "cuda.toml": (("family", read_family), ("toolkit", read_toolkit)),
-    "gpus.toml": (("gpu", read_gpu),),
-    "companions.toml": (("pair", read_pair),),
-    "transformers.toml": (("release", read_transformers),),
-}
-
-
-def _parse_file(path: Path, layer: int, state: State) -> File | None:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        state.problems.append(MatrixProblem(Location(str(path)), f"cannot read matrix file: {exc.strerror}"))
-        return None
-    try:
-        text = files.decode(raw, str(path), "matrix file")
-    except InputError as exc:
-        state.problems.append(MatrixProblem(exc.location or Location(str(path)), exc.message, None, exc.hint))
-        return None
-    file = File(path, layer, text, {}, state.problems)
-    try:
-        file.data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        message = str(exc)
-        at = _SYNTAX_AT.search(message)
-        line = int(at.group(1)) if at else None
-        message = _SYNTAX_AT.sub("", message)
-        state.problems.append(
-            MatrixProblem(
-                Location(str(path), line),
-                f"TOML syntax error: {message}",
-                None,
-                "fix the TOML syntax; every other check waits for it",
-            )
-        )
-        return None
-    for key in file.data:
-        allowed = _TOP_KEYS[path.name]
-        if key not in allowed:
-            hint = did_you_mean(key, allowed) or "allowed: " + ", ".join(allowed)
-            file.problem((key,), f"unknown top-level key in {path.name}", key, hint)
-    for key, _reader in _ROW_READERS.get(path.name, ()):
-        rows = file.data.get(key, [])
-        if not isinstance(rows, list):
-            file.problem(
-                (key,), f"expected [[{key}]] rows", short(rows), f"write each row under a [[{key}]] header"
-            )
-            file.data[key] = []
-    return file
-
-
-def _layer_files(directory: Path, layer: int, state: State) -> list[File]:
-    if not directory.is_dir():
-        state.problems.append(
-            MatrixProblem(
-                Location(str(directory)),
-                "matrix directory not found",
-                None,
-                "point --matrix (or $STACK_RESOLVER_MATRIX) at a directory of *.toml files",
-            )
-        )
-        return []
-    files = []
-    for name in (*MATRIX_FILES, *OPTIONAL_FILES):
-        path = directory / name
-        if not path.exists():
-            if layer == 0 and name not in OPTIONAL_FILES:
-                state.problems.append(
-                    MatrixProblem(
-                        Location(str(path)),
-                        "matrix file missing",
-                        None,
-                        f"a matrix directory holds {', '.join(MATRIX_FILES)}",
-                    )
-                )
-            continue
-        parsed = _parse_file(path, layer, state)
-        if parsed is not None:
-            files.append(parsed)
-    for path in sorted(directory.glob("*.toml")):
-        if path.name not in MATRIX_FILES and path.name not in OPTIONAL_FILES:
-            state.problems.append(
-                MatrixProblem(
-                    Location(str(path)),
-                    "unknown matrix file",
-                    path.name,
-                    did_you_mean(path.name, MATRIX_FILES) or f"matrix files are {', '.join(MATRIX_FILES)}",
-                )
-            )
-    return files
-
-
 def _layers(directory: Path | None, overlays: Sequence[Path]) -> list[Path]:
     base = Path(directory) if directory is not None else default_matrix_dir()
     return [base, *(Path(o) for o in overlays)]
-
-
-def _load(
-    layers: Sequence[Path], consistency: bool, digest: str = ""
-) -> tuple[list[MatrixProblem], Matrix | None]:
-    state = State()
-    for layer, root in enumerate(layers):
-        for file in _layer_files(root, layer, state):
-            state.files.append(file)
-    for file in state.files:
-        if file.path.name == "sources.toml":
-            read_sources(file, state)
-        elif file.path.name == "torch.toml":
-            read_platforms(file, state)
-        elif file.path.name == CONDA_FILE:
-            read_conda(file, state.conda, state.citations)
-        for key, reader in _ROW_READERS.get(file.path.name, ()):
-            for index, data in enumerate(file.data.get(key, [])):
-                reader(file, index, data, state)
-    check_citations(state)
-    synthesize_builds(state)
-    matrix = Matrix(
-        version="+".join(state.versions) or "unknown",
-        digest=digest,
-        directories=tuple(layers),
-        sources={key: value for key, (value, _) in state.sources.rows.items()},
-        torch=tuple(sorted(state.releases.values(), key=lambda r: r.version, reverse=True)),
-        builds={key: value for key, (value, _) in state.builds.rows.items()},
-        cuda_families={key: value for key, (value, _) in sorted(state.families.rows.items())},
-        toolkits=tuple(sorted(state.toolkits.values(), key=lambda t: t.version)),
-        gpus={key: value for key, (value, _) in sorted(state.gpus.rows.items())},
-        companions={key: value for key, (value, _) in state.pairs.rows.items()},
-        transformers=tuple(sorted(state.transformers.values(), key=lambda t: t.version, reverse=True)),
-        # a missing [platforms] table is a problem of its own, so no platform list is assumed here
-        rocm_platforms=frozenset(state.rocm_platforms),
-        unlabelled_platforms=frozenset(state.unlabelled_platforms),
-        index_bound_packages=tuple(dict.fromkeys(state.index_bound or ())),
-        conda=state.conda.facts(),
-    )
-    if consistency and not state.problems:
-        check_consistency(matrix, state)
-    return state.problems, (matrix if not state.problems else None)
 
 
 def load_matrix(
@@ -239,7 +58,9 @@ def load_matrix(
     layers = _layers(directory, overlays)
 
     def build(digest: str) -> Matrix:
-        problems, matrix = _load(layers, consistency, digest)
+        from resolver.matrix.build import build_matrix  # parsing and checking: on a cache miss only
+
+        problems, matrix = build_matrix(layers, consistency, digest)
         if problems or matrix is None:
             raise MatrixError(
                 problems or [MatrixProblem(Location(str(directory)), "matrix could not be loaded")]
@@ -253,10 +74,14 @@ def load_matrix(
 
 def validate_matrix(directory: Path | None = None, overlays: Sequence[Path] = ()) -> list[MatrixProblem]:
     """Every problem in a matrix directory (and overlays): syntax, rows, and cross-file consistency."""
-    problems, _ = _load(_layers(directory, overlays), True)
+    from resolver.matrix.build import build_matrix
+
+    problems, _ = build_matrix(_layers(directory, overlays), True)
     return problems
 
 
 def load_conda_facts(directory: Path | None = None, overlays: Sequence[Path] = ()) -> CondaFacts:
     """The conda facts of a matrix directory and its overlays (the matrix is loaded and checked)."""
+    from resolver.matrix.conda import conda_facts
+
     return conda_facts(load_matrix(directory, overlays))
