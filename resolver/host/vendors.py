@@ -3,13 +3,17 @@
 AMD, first answer wins (after the overrides in `probes.py`):
 
 1. `/sys/class/kfd/kfd/topology/nodes/*/properties`: the kernel's own list of GPU agents, with the
-   gfx target encoded in `gfx_target_version` (90402 -> gfx942, 90010 -> gfx90a); no tool needed;
+   gfx target encoded in `gfx_target_version` (90402 -> gfx942, 90010 -> gfx90a); no tool needed.
+   Older kernels publish no `gfx_target_version`; then the chain moves on to the tools;
 2. `rocminfo`: agents with `Device Type: GPU`, their `Name` (gfx942) and `Marketing Name`;
-3. `amd-smi static --asic --json`: `target_graphics_version` and `market_name`.
+3. `amd-smi static --asic --json`: `target_graphics_version` and `market_name` (the parser also
+   reads the human-readable form, `TARGET_GRAPHICS_VERSION:` / `MARKET_NAME:`, which is what users
+   paste).
 
 The ROCm release comes from `/opt/rocm/.info/version`, else `amd-smi version`.
 
-Intel: `xpu-smi discovery -j` (names), else PCI display devices of vendor 0x8086 under
+Intel: `xpu-smi discovery -j` (names; the parser also reads the table `xpu-smi discovery` prints
+without `-j`), else PCI display devices of vendor 0x8086 under
 `/sys/class/drm/card*/device`.
 
 The parsers raise `ProbeParseError`; the chains turn it into a warning naming the source and move
@@ -39,6 +43,9 @@ XPU_SMI_ARGS = ("discovery", "-j")
 _ROCM_VERSION_RE = re.compile(r"(\d+\.\d+(?:\.\d+)?)", re.ASCII)
 _AGENT_RE = re.compile(r"^\s*Agent\s+\d+\s*$", re.MULTILINE)
 _FIELD_RE = re.compile(r"^\s*([A-Za-z][A-Za-z ]*?):\s*(.*?)\s*$")
+_AMD_SMI_BLOCK_RE = re.compile(r"^([A-Z][A-Z_]*): *\d+\s*$")
+_AMD_SMI_FIELD_RE = re.compile(r"^\s+([A-Za-z][A-Za-z_ ]*?)\s*:\s*(.*)$")
+_XPU_NAME_RE = re.compile(r"Device Name:[ \t]*(.*?)[ \t]*\|?[ \t]*$", re.MULTILINE)
 
 Read = Callable[[str], "str | None"]
 Run = Callable[[Sequence[str], str], "str | None"]
@@ -58,8 +65,15 @@ def gfx_from_target_version(value: int) -> str:
     return f"gfx{major}{minor:x}{stepping:x}"
 
 
+class KfdNoTarget(ProbeParseError):
+    """A KFD GPU node whose `properties` has no `gfx_target_version` line: kernels before the line
+    was added (2021) publish none, so the node's target must come from rocminfo or amd-smi."""
+
+
 def parse_kfd_properties(text: str) -> str | None:
-    """One KFD topology node's `properties` file -> its gfx target, or None for a CPU node."""
+    """One KFD topology node's `properties` file -> its gfx target, or None for a CPU node (no
+    SIMDs, or a zero target). Raises `KfdNoTarget` for a GPU node of a kernel that does not
+    publish `gfx_target_version`."""
     values: dict[str, int] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -68,10 +82,14 @@ def parse_kfd_properties(text: str) -> str | None:
         if len(parts) != 2 or not parts[1].lstrip("-").isdigit():
             raise ProbeParseError(f"line {number}: expected 'name value', got {line!r}")
         values[parts[0]] = int(parts[1])
-    if "gfx_target_version" not in values or "simd_count" not in values:
-        raise ProbeParseError("no gfx_target_version or simd_count")
-    if values["simd_count"] == 0 or values["gfx_target_version"] == 0:
-        return None  # a CPU agent
+    if "simd_count" not in values:
+        raise ProbeParseError("no simd_count")
+    if values["simd_count"] == 0:
+        return None  # a CPU agent, whatever else the file says (old kernels: no target line)
+    if "gfx_target_version" not in values:
+        raise KfdNoTarget("a GPU node without gfx_target_version (a kernel too old to publish it)")
+    if values["gfx_target_version"] == 0:
+        return None
     return gfx_from_target_version(values["gfx_target_version"])
 
 
@@ -99,8 +117,11 @@ def parse_rocminfo(text: str) -> tuple[tuple[str, str], ...]:
 
 
 def parse_amd_smi_static(text: str) -> tuple[tuple[str, str], ...]:
-    """`amd-smi static --asic --json` -> (gfx target, market name) per GPU. Accepts the list of
-    per-GPU objects older amd-smi prints and the {"gpu_data": [...]} wrapper of newer ones."""
+    """`amd-smi static --asic` -> (gfx target, market name) per GPU. Reads the JSON of `--json`
+    (the list of per-GPU objects older amd-smi prints, or the {"gpu_data": [...]} wrapper of newer
+    ones) and the human-readable form (`GPU: 0` / `ASIC:` / `TARGET_GRAPHICS_VERSION: gfx942`)."""
+    if not text.lstrip().startswith(("{", "[")):
+        return _parse_amd_smi_static_text(text)
     try:
         data: Any = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -114,12 +135,42 @@ def parse_amd_smi_static(text: str) -> tuple[tuple[str, str], ...]:
         asic = item.get("asic") if isinstance(item, dict) else None
         if not isinstance(asic, dict):
             raise ProbeParseError("a GPU entry has no 'asic' object")
-        target = asic.get("target_graphics_version")
-        try:
-            gfx = parse_gfx_target(str(target))
-        except ValueError:
-            raise ProbeParseError(f"target_graphics_version is not a gfx target: {target!r}") from None
-        gpus.append((gfx, str(asic.get("market_name") or "")))
+        gpus.append(_amd_smi_gpu(asic.get("target_graphics_version"), asic.get("market_name")))
+    return tuple(gpus)
+
+
+def _amd_smi_gpu(target: object, name: object) -> tuple[str, str]:
+    try:
+        gfx = parse_gfx_target(str(target))
+    except ValueError:
+        raise ProbeParseError(f"target_graphics_version is not a gfx target: {target!r}") from None
+    return gfx, str(name or "")
+
+
+def _parse_amd_smi_static_text(text: str) -> tuple[tuple[str, str], ...]:
+    """The human-readable form: a `GPU: N` line at the margin opens each GPU (`CPU: N` and the
+    like open blocks that are skipped); the indented `KEY: value` lines below it are read with
+    the key's case, blanks and underscores ignored."""
+    blocks: list[dict[str, str]] = []
+    current: dict[str, str] | None = None
+    for line in text.splitlines():
+        block = _AMD_SMI_BLOCK_RE.match(line)
+        if block:
+            current = {} if block.group(1) == "GPU" else None
+            if current is not None:
+                blocks.append(current)
+            continue
+        match = _AMD_SMI_FIELD_RE.match(line)
+        if current is not None and match:
+            key = re.sub(r"[\s_]", "", match.group(1)).lower()
+            current.setdefault(key, match.group(2).strip())
+    if not blocks:
+        raise ProbeParseError("neither JSON nor 'GPU: N' blocks")
+    gpus = []
+    for fields in blocks:
+        if "targetgraphicsversion" not in fields:
+            raise ProbeParseError("a GPU block has no TARGET_GRAPHICS_VERSION")
+        gpus.append(_amd_smi_gpu(fields["targetgraphicsversion"], fields.get("marketname")))
     return tuple(gpus)
 
 
@@ -133,7 +184,14 @@ def parse_rocm_version(text: str) -> str:
 
 
 def parse_xpu_smi_discovery(text: str) -> tuple[str, ...]:
-    """`xpu-smi discovery -j` -> the device names, in device order."""
+    """`xpu-smi discovery -j` -> the device names, in device order. Also reads the table plain
+    `xpu-smi discovery` prints (one `Device Name: ...` line per device, with or without the
+    `|` borders of older releases)."""
+    if not text.lstrip().startswith("{"):
+        names = tuple(m.group(1) for m in _XPU_NAME_RE.finditer(text))
+        if not names and "Device ID" not in text:
+            raise ProbeParseError("neither JSON nor the discovery table")
+        return names
     try:
         data: Any = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -198,17 +256,28 @@ def probe_amd(read: Read, run: Run, glob: Glob) -> VendorReport:
         glob(KFD_NODES_GLOB), key=lambda p: [int(s) if s.isdigit() else s for s in re.split(r"(\d+)", p)]
     )
     targets = []
+    untargeted = 0
     for path in nodes:
         text = read(path)
         if text is None:
             continue
         try:
             gfx = parse_kfd_properties(text)
+        except KfdNoTarget:
+            untargeted += 1
+            continue
         except ProbeParseError as exc:
             report.warnings.append(f"{path}: {exc}")
             continue
         if gfx is not None:
             targets.append((gfx, ""))
+    if untargeted:
+        # One kernel, one format: a list without these GPUs would be short, so ask the tools.
+        report.warnings.append(
+            f"/sys/class/kfd: {untargeted} GPU node(s) publish no gfx_target_version "
+            "(an older kernel); asking rocminfo and amd-smi"
+        )
+        targets = []
     if targets:
         report.gpus, report.gpus_source = _amd(targets), "/sys/class/kfd"
     for argv, source, parser in (
