@@ -67,7 +67,7 @@ def gfx_from_target_version(value: int) -> str:
 
 class KfdNoTarget(ProbeParseError):
     """A KFD GPU node whose `properties` has no `gfx_target_version` line: kernels before the line
-    was added (2021) publish none, so the node's target must come from rocminfo or amd-smi."""
+    was added publish none, so the node's target must come from rocminfo or amd-smi."""
 
 
 def parse_kfd_properties(text: str) -> str | None:
