@@ -156,10 +156,13 @@ def gpu(session: nox.Session) -> None:
 @nox.session
 def benchmarks(session: nox.Session) -> None:
     """Every benchmark in benchmarks/, or those named (`-- lock team`); fails when a target is
-    missed. Not run by default: timings belong here, never in the tests."""
+    missed. Not run by default: timings belong here, never in the tests. uv is installed at the
+    version CI pins (.ci/constraints.txt): lock.py and noop.py compare against `uv lock`."""
     _install_tool(session, "test")
     _install_poetry(session)
-    names = session.posargs or sorted(p.stem for p in Path("benchmarks").glob("*.py"))
+    session.install("-c", ".ci/constraints.txt", "uv")
+    # benchmarks/_shared.py holds their helpers and is no benchmark
+    names = session.posargs or sorted(p.stem for p in Path("benchmarks").glob("[!_]*.py"))
     failed = []
     for name in names:
         try:

@@ -11,24 +11,17 @@ command fails.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _shared import ROOT, bench_env, timed, write_project
 
-from tests.fixtures.catalog import default_catalog  # noqa: E402
-from tests.fixtures.cli import HOSTS  # noqa: E402
-from tests.fixtures.isolation import poetry_env  # noqa: E402
-from tests.fixtures.pyindex import FixtureIndex  # noqa: E402
-
-HOST = HOSTS["h100"]
+from tests.fixtures.catalog import default_catalog
+from tests.fixtures.pyindex import FixtureIndex
 
 
 def checkout(rev: str, into: Path) -> Path:
@@ -44,15 +37,6 @@ def checkout(rev: str, into: Path) -> Path:
     return into
 
 
-def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    elapsed = time.perf_counter() - start
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(argv)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    return elapsed
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", default="36aca64")
@@ -66,16 +50,8 @@ def main() -> int:
         with FixtureIndex(built) as index:
             for run in range(args.runs):
                 for number, (label, tree) in enumerate(trees.items()):
-                    project = scratch / f"p-{run}-{number}"
-                    (project / "envs").mkdir(parents=True)
-                    (project / "host.json").write_text(json.dumps(HOST))
-                    (project / "envs" / "team.toml").write_text(
-                        'packages = ["torchvision"]\n[indexes]\n'
-                        f'pytorch = "{index.base_url}/whl/{{variant}}/simple"\n'
-                        f'general = "{index.url()}"\n'
-                    )
-                    env = poetry_env(scratch / f"home-{run}-{number}")
-                    env.pop("PYTHONDONTWRITEBYTECODE", None)
+                    project = write_project(scratch / f"p-{run}-{number}", index)
+                    env = bench_env(scratch / f"home-{run}-{number}")
                     env["PYTHONPATH"] = str(tree)
                     env["STACK_RESOLVER_CACHE_DIR"] = str(project / "http-cache")
                     tool = [sys.executable, "-m", "resolver"]

@@ -3,9 +3,10 @@ every error naming the file, key and value."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from resolver import files
 from resolver.errors import HostFileError, Location
@@ -36,6 +37,12 @@ from resolver.host.model import (
 
 # --- reading host files -------------------------------------------------------------------
 
+_HOST_KEY_SET = frozenset(HOST_KEYS)
+_GPU_KEY_SET = frozenset(GPU_KEYS)
+# A fleet's host files spell few distinct Pythons: each text is parsed once
+# (both values are immutable; a text that fails raises every time, as nothing is cached for it).
+_python_version = functools.lru_cache(maxsize=256)(spellings.parse_python)
+
 
 def _fail(origin: str, key: str, message: str, value: object, hint: str) -> HostFileError:
     return HostFileError(message, location=Location(origin, key=key), value=value, hint=hint)
@@ -57,12 +64,42 @@ def _opt_int(data: Mapping[str, Any], key: str, origin: str, example: str) -> in
     return value
 
 
-def _parse_gpu(item: Any, position: int, origin: str, names: GpuNames | None) -> Gpu:
+class GpuValues(NamedTuple):
+    """A validated GPU entry: `Gpu`'s fields, in a plain tuple (a fleet has hundreds of
+    thousands of GPUs, and a tuple costs a tenth of a frozen dataclass to make)."""
+
+    gpu_index: int  # `index` (a tuple has an `index` method)
+    name: str
+    compute_capability: ComputeCapability | None
+    memory_mib: int | None
+    vendor: str
+    gfx_target: str | None
+    uuid: str | None
+    mig: tuple[MigDevice, ...] | None
+
+    @property
+    def cc(self) -> ComputeCapability:
+        return self.gpu().cc if self.compute_capability is None else self.compute_capability
+
+    def gpu(self) -> Gpu:
+        return Gpu(
+            index=self.gpu_index,
+            name=self.name,
+            compute_capability=self.compute_capability,
+            memory_mib=self.memory_mib,
+            vendor=self.vendor,
+            gfx_target=self.gfx_target,
+            uuid=self.uuid,
+            mig=self.mig,
+        )
+
+
+def _parse_gpu(item: Any, position: int, origin: str, names: GpuNames | None) -> GpuValues:
     key = f"gpus[{position}]"
     if not isinstance(item, Mapping):
         raise _fail(origin, key, "each GPU must be an object", item, f"keys: {', '.join(GPU_KEYS)}")
-    unknown = sorted(set(item) - set(GPU_KEYS))
-    if unknown:
+    if not _GPU_KEY_SET.issuperset(item):
+        unknown = sorted(set(item) - _GPU_KEY_SET)
         raise _fail(
             origin, f"{key}.{unknown[0]}", "unknown GPU key", unknown[0], f"allowed: {', '.join(GPU_KEYS)}"
         )
@@ -116,8 +153,8 @@ def _parse_gpu(item: Any, position: int, origin: str, names: GpuNames | None) ->
         if not isinstance(mig_raw, list):
             raise _fail(origin, f"{key}.mig", "'mig' must be a list of MIG instances", mig_raw, "or omit it")
         mig = tuple(_parse_mig(m, f"{key}.mig[{i}]", origin) for i, m in enumerate(mig_raw))
-    return Gpu(
-        index=index,
+    return GpuValues(
+        gpu_index=index,
         name=name,
         compute_capability=cc,
         memory_mib=memory,
@@ -257,9 +294,45 @@ def _parse_gfx(item: Mapping[str, Any], key: str, origin: str) -> str:
         raise _fail(origin, f"{key}.gfx_target", "not a gfx target", text, hint) from None
 
 
+class HostValues(NamedTuple):
+    """A validated host: `Host`'s fields in a plain tuple, its GPUs as `GpuValues`. What grouping
+    a fleet reads (`.host()` makes the Host, for the few members that stand for a class)."""
+
+    os: str
+    arch: str
+    os_version: str | None
+    libc: str | None
+    libc_version: str | None
+    python: str | None
+    python_version: str | None
+    nvidia_driver: str | None
+    cuda_driver_api: str | None
+    gpus: tuple[GpuValues, ...]
+    rocm_version: str | None
+    cpu_count: int | None
+    memory_mib: int | None
+    disk_free_mib: int | None
+    sources: dict[str, str]
+    cuda_visible_devices: str | None = None
+    nvidia_visible_devices: str | None = None
+    visible_devices: tuple[CudaDevice, ...] | None = None
+    masked_gpus: tuple[int, ...] = ()
+    limits: Limits | None = None
+
+    def host(self) -> Host:
+        fields = self._asdict()
+        fields["gpus"] = tuple(gpu.gpu() for gpu in self.gpus)
+        return Host(**fields)
+
+
 def host_from_mapping(data: Any, origin: str = "<host>", gpu_names: GpuNames | None = None) -> Host:
     """Validate a decoded host JSON object (or an inline team-file host table). With `gpu_names`
     (`resolver.matrix.products.gpu_names`), a GPU may be given by its product name."""
+    return host_values(data, origin, gpu_names).host()
+
+
+def host_values(data: Any, origin: str = "<host>", gpu_names: GpuNames | None = None) -> HostValues:
+    """What `host_from_mapping` validates, without making the objects; the same errors."""
     if not isinstance(data, Mapping):
         raise HostFileError(
             "a host file must hold one JSON object",
@@ -267,8 +340,8 @@ def host_from_mapping(data: Any, origin: str = "<host>", gpu_names: GpuNames | N
             value=type(data).__name__,
             hint="produce one with `stack-resolver detect --json > host.json`",
         )
-    unknown = sorted(set(data) - set(HOST_KEYS))
-    if unknown:
+    if not _HOST_KEY_SET.issuperset(data):
+        unknown = sorted(set(data) - _HOST_KEY_SET)
         raise _fail(origin, unknown[0], "unknown host key", unknown[0], f"allowed: {', '.join(HOST_KEYS)}")
     for required in ("os", "arch"):
         if required not in data:
@@ -297,7 +370,7 @@ def host_from_mapping(data: Any, origin: str = "<host>", gpu_names: GpuNames | N
     python = None
     if python_text is not None:
         try:
-            python = spellings.parse_python(python_text)
+            python = _python_version(python_text)
         except ValueError:
             raise _fail(
                 origin, "python", "not a Python 3 version", python_text, 'e.g. "3.11" or "3.11.9"'
@@ -322,7 +395,7 @@ def host_from_mapping(data: Any, origin: str = "<host>", gpu_names: GpuNames | N
         isinstance(k, str) and isinstance(v, str) for k, v in sources.items()
     ):
         raise _fail(origin, "sources", "'sources' must map strings to strings", sources, "or omit it")
-    return Host(
+    return HostValues(
         os=os_name,
         arch=arch,
         os_version=os_version,
@@ -363,11 +436,22 @@ def parse_host_json(text: str, origin: str = "<host>", gpu_names: GpuNames | Non
 
 
 def read_host_file(
-    path: Path, *, missing_hint: str = "check the path given to --host", gpu_names: GpuNames | None = None
+    path: Path | str,
+    *,
+    missing_hint: str = "check the path given to --host",
+    gpu_names: GpuNames | None = None,
 ) -> Host:
     return parse_host_json(read_host_text(path, missing_hint=missing_hint), str(path), gpu_names)
 
 
-def read_host_text(path: Path, *, missing_hint: str = "check the path given to --host") -> str:
+def read_host_values(path: Path | str, *, missing_hint: str, gpu_names: GpuNames | None = None) -> HostValues:
+    """`read_host_file` without making the objects: the same checks, the same errors."""
+    origin = str(path)
+    text = read_host_text(path, missing_hint=missing_hint)
+    data = files.parse_json(text, origin, "host file", error=HostFileError, hint=_PRODUCE_HINT)
+    return host_values(data, origin, gpu_names)
+
+
+def read_host_text(path: Path | str, *, missing_hint: str = "check the path given to --host") -> str:
     """A host file's text (UTF-8, or UTF-16 as PowerShell writes it), or a HostFileError naming it."""
     return files.read_text(path, "host file", error=HostFileError, hint=missing_hint)

@@ -8,7 +8,9 @@ transformers) set valid on every target, newest first, each target keeping its o
 from __future__ import annotations
 
 import dataclasses
+import functools
 import glob
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +28,8 @@ from resolver.errors import (
     NoCompatibleCombination,
 )
 from resolver.host.gpunames import GpuNames
-from resolver.host.hostfile import host_from_mapping, read_host_file
-from resolver.host.model import Host
+from resolver.host.hostfile import HostValues, host_from_mapping, read_host_file, read_host_values
+from resolver.host.model import ComputeCapability, DriverVersion, Host
 from resolver.matrix.model import Matrix
 from resolver.matrix.products import gpu_names
 from resolver.solve.reasons import Reason, Rejection, SmallestSplit, TargetBound, TargetUnsolvable
@@ -100,6 +102,10 @@ class Bands:
 
     driver_floors: Mapping[str, tuple[tuple[int, ...], ...]]  # os -> sorted floors
     glibc_floors: Mapping[str, tuple[Version, ...]]  # arch -> sorted floors
+    # A fleet holds few distinct drivers and glibc versions: each is parsed and banded once.
+    _bands: dict[tuple[str, str, str], str] = dataclasses.field(
+        default_factory=dict, init=False, compare=False, repr=False
+    )
 
     @classmethod
     def from_matrix(cls, matrix: Matrix) -> Bands:
@@ -116,39 +122,60 @@ class Bands:
             {k: tuple(sorted(v)) for k, v in glibc.items()},
         )
 
-    def driver_band(self, host: Host) -> str:
+    def driver_band(self, host: Host | HostValues) -> str:
         """The NVIDIA driver's band; none at all for a host whose GPUs are only AMD or Intel."""
-        driver = host.driver
-        if driver is None:
-            return "" if host.gpus and not host.nvidia_gpus else "nodriver"
-        floors = [f for f in self.driver_floors.get(host.os, ()) if driver.parts >= f]
-        if not floors:
-            return "drv-old"
-        return "drv" + ".".join(str(p) for p in max(floors))
+        if not host.nvidia_driver:
+            only_others = bool(host.gpus) and all(g.vendor != "nvidia" for g in host.gpus)
+            return "" if only_others else "nodriver"
+        return self._driver_band(host.os, host.nvidia_driver)
 
-    def libc_band(self, host: Host) -> str:
+    def libc_band(self, host: Host | HostValues) -> str:
         if host.os != "linux":
             return ""
         if host.libc == "musl":
             return "musl"
         if host.libc_version is None:
             return "glibc?"
-        version = Version(host.libc_version)
-        floors = [f for f in self.glibc_floors.get(host.arch, ()) if version >= f]
-        return f"glibc{max(floors)}" if floors else "glibc-old"
+        return self._glibc_band(host.arch, host.libc_version)
+
+    def _driver_band(self, os_name: str, driver_text: str) -> str:
+        key = ("driver", os_name, driver_text)
+        if key not in self._bands:
+            driver = DriverVersion.parse(driver_text)
+            floors = [f for f in self.driver_floors.get(os_name, ()) if driver.parts >= f]
+            self._bands[key] = "drv" + ".".join(str(p) for p in max(floors)) if floors else "drv-old"
+        return self._bands[key]
+
+    def _glibc_band(self, arch: str, libc_version: str) -> str:
+        key = ("glibc", arch, libc_version)
+        if key not in self._bands:
+            version = Version(libc_version)
+            floors = [f for f in self.glibc_floors.get(arch, ()) if version >= f]
+            self._bands[key] = f"glibc{max(floors)}" if floors else "glibc-old"
+        return self._bands[key]
 
 
 def machine_class(host: Host, bands: Bands) -> MachineClass:
-    ccs = tuple(sorted({str(g.cc) for g in host.nvidia_gpus}, key=lambda c: Version(c)))
+    return _machine_class(_class_key(host, bands))
+
+
+_ClassKey = tuple[str, str, str, str, str, tuple[ComputeCapability, ...], tuple[str, ...], bool]
+
+
+def _class_key(host: Host | HostValues, bands: Bands) -> _ClassKey:
+    """A machine class's fields as a plain tuple (cheap to hash, for grouping a fleet)."""
+    # ComputeCapability orders as (major, minor), as the versions "8.6" < "12.0" do.
+    ccs = tuple(sorted({g.cc for g in host.gpus if g.vendor == "nvidia"}))
+    gfx = tuple(sorted({str(g.gfx_target) for g in host.gpus if g.vendor == "amd" and g.gfx_target}))
+    intel = any(g.vendor == "intel" for g in host.gpus)
+    python = host.python or ""
+    return (host.os, host.arch, bands.libc_band(host), python, bands.driver_band(host), ccs, gfx, intel)
+
+
+def _machine_class(key: _ClassKey) -> MachineClass:
+    os_name, arch, libc_band, python, driver_band, ccs, gfx, intel = key
     return MachineClass(
-        os=host.os,
-        arch=host.arch,
-        libc_band=bands.libc_band(host),
-        python=host.python or "",
-        driver_band=bands.driver_band(host),
-        compute_capabilities=ccs,
-        gfx_targets=tuple(sorted({str(g.gfx_target) for g in host.amd_gpus if g.gfx_target})),
-        intel_gpus=bool(host.intel_gpus),
+        os_name, arch, libc_band, python, driver_band, tuple(str(cc) for cc in ccs), gfx, intel
     )
 
 
@@ -161,14 +188,72 @@ def group_hosts(hosts: Iterable[Host], bands: Bands) -> dict[MachineClass, list[
 
 def representative(hosts: Sequence[Host]) -> Host:
     """The weakest member stands for the class: lowest driver, lowest glibc, lowest macOS."""
-
-    def weakness(host: Host) -> tuple[Any, ...]:
-        driver = host.driver.parts if host.driver else ()
-        libc = Version(host.libc_version) if host.libc_version else Version("0")
-        osv = Version(host.os_version) if host.os == "macos" and host.os_version else Version("0")
-        return (driver, libc, osv)
-
     return min(hosts, key=weakness)
+
+
+def weakness(host: Host | HostValues) -> tuple[Any, ...]:
+    """How weak a member is (lower: weaker): its driver, glibc, macOS version."""
+    driver = _driver_parts(host.nvidia_driver) if host.nvidia_driver else ()
+    libc = _version(host.libc_version) if host.libc_version else _ZERO
+    osv = _version(host.os_version) if host.os == "macos" and host.os_version else _ZERO
+    return (driver, libc, osv)
+
+
+_ZERO = Version("0")
+_version = functools.lru_cache(maxsize=1024)(Version)
+
+
+@functools.lru_cache(maxsize=1024)
+def _driver_parts(text: str) -> tuple[int, ...]:
+    return DriverVersion.parse(text).parts
+
+
+@dataclass
+class _Group:
+    weakest: HostValues
+    weakness: tuple[Any, ...]
+    members: int = 1
+
+
+def group_inventory(
+    paths: Iterable[str], bands: Bands, missing_hint: str, names: GpuNames | None = None
+) -> dict[MachineClass, tuple[Host, int]]:
+    """Read host files one at a time into their machine classes: each class's weakest member
+    (the first of equally weak ones) and its number of members, what `group_hosts` and
+    `representative` give over all the hosts, without holding them or making a Host of each.
+    Every file is checked in full; a bad one stops the read with the HostFileError naming it."""
+    groups: dict[_ClassKey, _Group] = {}
+    for path in paths:
+        host = read_host_values(path, missing_hint=missing_hint, gpu_names=names)
+        key = _class_key(host, bands)
+        weak = weakness(host)
+        group = groups.get(key)
+        if group is None:
+            groups[key] = _Group(host, weak)
+            continue
+        group.members += 1
+        if weak < group.weakness:
+            group.weakest, group.weakness = host, weak
+    classes = {_machine_class(key): (group.weakest.host(), group.members) for key, group in groups.items()}
+    return dict(sorted(classes.items()))
+
+
+def inventory_paths(base: Path, patterns: Iterable[str]) -> list[str]:
+    """The files the globs match, each once, in path order (`sorted` over `Path`s)."""
+    found = {f for p in patterns for f in glob.glob(str(base / p))}
+    if os.name != "posix":
+        return [str(p) for p in sorted({Path(f) for f in found})]
+    # glob answers a pattern Path has normalised with normalised paths, so on POSIX a string is
+    # its Path, and comparing its parts orders it as Path does, without making 50,000 Paths.
+    return sorted(found, key=_posix_order)
+
+
+def _posix_order(path: str) -> str:
+    """`path` with its separators as NUL, the lowest character (never in a path): strings so
+    mapped compare as the lists of their parts do, and as Path compares them."""
+    if path.startswith("/"):  # the root is a part of its own, "/"
+        return "/\0" + path[1:].replace("/", "\0")
+    return path.replace("/", "\0")
 
 
 # --- reading targets from the team file ------------------------------------------------------
@@ -269,22 +354,14 @@ def load_targets(team: TeamConfig, matrix: Matrix) -> tuple[Target, ...]:
                 value=inventory,
                 hint='e.g. inventory = "hosts/*.json"',
             )
-        files = sorted({Path(f) for p in patterns for f in glob.glob(str(base / p))})
-        hint = f"check `inventory` in {origin}"
-        hosts = [read_host_file(f, missing_hint=hint, gpu_names=names) for f in files]
+        paths = inventory_paths(base, patterns)
+        groups = group_inventory(paths, Bands.from_matrix(matrix), f"check `inventory` in {origin}", names)
         declared = {t.name for t in targets}
-        for klass, members in group_hosts(hosts, Bands.from_matrix(matrix)).items():
+        for klass, (weakest, members) in groups.items():
             name = klass.name()
             if name in declared:
                 continue
-            targets.append(
-                Target(
-                    name=name,
-                    host=representative(members),
-                    origin=f"{origin} [inventory]",
-                    members=len(members),
-                )
-            )
+            targets.append(Target(name=name, host=weakest, origin=f"{origin} [inventory]", members=members))
     return tuple(targets)
 
 
