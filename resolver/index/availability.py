@@ -11,18 +11,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from packaging.version import Version
 
 from resolver.config import Indexes
 from resolver.host.model import Host
-from resolver.index.client import IndexClient
 from resolver.matrix.model import Matrix
 from resolver.matrix.wheeltags import host_floor, wheel_fits
 from resolver.solve.reasons import Reason, Unavailable
 from resolver.solve.request import Request
 from resolver.solve.search import Resolution, explore
 from resolver.solve.transformers import release_reasons, torch_reasons
+
+if TYPE_CHECKING:  # the HTTP machinery loads only where an index is asked
+    from resolver.index.client import IndexClient
 
 
 @dataclass(frozen=True)

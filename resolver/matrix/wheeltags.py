@@ -10,12 +10,14 @@ and its floor (PEP 600 manylinux_X_Y and its legacy aliases, macosx_X_Y_arch).
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
-from packaging.tags import Tag
-from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
 from resolver.host.model import Host
+
+if TYPE_CHECKING:
+    from packaging.tags import Tag
 
 _MANYLINUX = re.compile(r"^manylinux_(\d+)_(\d+)_(x86_64|aarch64)$")
 # PEP 600's aliases for the legacy manylinux tags.
@@ -101,6 +103,9 @@ def platform_fits(tag_platform: str, platform: str, floor: Version | None = None
 
 def wheel_fits(filename: str, version: str, python: str, platform: str, floor: Version | None = None) -> bool:
     """Whether a wheel file is `version` and installs for `python` on `platform` (and `floor`)."""
+    # packaging.utils loads packaging.tags (platform, sysconfig): only when a listing is read
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+
     try:
         _, wheel_version, _, tags = parse_wheel_filename(filename)
     except InvalidWheelFilename:
