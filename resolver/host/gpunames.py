@@ -9,12 +9,17 @@ loaded matrix. Without one, only MAJOR.MINOR is accepted.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 from resolver.host.model import ComputeCapability
 
 # A product name -> its compute capability; raises CapabilityError (unknown, or ambiguous).
 GpuNames = Callable[[str], ComputeCapability]
+
+# A fleet's host files spell few distinct capabilities: each text is parsed once (the value is
+# immutable; a text that fails is not cached and raises every time).
+_parse_cc = functools.lru_cache(maxsize=256)(ComputeCapability.parse)
 
 NOT_CC_HINT = 'write it as "8.6", not "sm_86" or "86"'
 
@@ -33,7 +38,7 @@ class CapabilityError(ValueError):
 def parse_capability(text: str, names: GpuNames | None) -> ComputeCapability:
     """`8.6`, or a product name `names` knows (`RTX 3090`, `NVIDIA A100-SXM4-80GB`)."""
     try:
-        return ComputeCapability.parse(text)
+        return _parse_cc(text)
     except ValueError:
         if names is None:
             raise CapabilityError("compute capability is not MAJOR.MINOR", NOT_CC_HINT) from None
