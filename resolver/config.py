@@ -11,6 +11,7 @@ bundle come from the same pip/uv configuration.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from packaging.specifiers import SpecifierSet
 from resolver import files
 from resolver.errors import ConfigError, ConstraintError, InputError, Location
 from resolver.host.spellings import python_series, split_local_label
-from resolver.index.credentials import Credentials, redact
+from resolver.index.credentials import Credentials, redact, split_credentials
 from resolver.matrix.vocab import Variant
 from resolver.solve.request import MANAGED, PREFERENCE_KEYS, merge_constraints
 
@@ -327,6 +328,24 @@ def _url_like(text: str) -> bool:
     return text.startswith(("http://", "https://", "file://"))
 
 
+# A conda token rides in the path: https://host/t/<token>/channel
+_CONDA_TOKEN = re.compile(r"/t/[^/]+/")
+
+
+def check_channel_url(url: str, origin: str, key: str) -> None:
+    """A conda channel URL never carries credentials: it is written into environment.yml and
+    conda-lock.yml, and nothing takes them out of the way for conda as for pip indexes."""
+    _clean, credential = split_credentials(url)
+    if credential is not None or (_url_like(url) and _CONDA_TOKEN.search(url)):
+        raise ConfigError(
+            "credentials in a conda channel URL would be written into environment.yml and conda-lock.yml",
+            location=Location(origin, key=key),
+            value=_CONDA_TOKEN.sub("/t/***/", redact(url)),
+            hint="use a channel or mirror that needs no credentials in its URL; credentials for conda "
+            "channels are not supported yet",
+        )
+
+
 def _channels(data: Mapping[str, Any], origin: str) -> Channels:
     hint = 'e.g. channels = ["conda-forge"] (names or URLs)'
     names = _str_list(data.get("channels", list(DEFAULT_CHANNELS)), origin, "channels", hint)
@@ -337,6 +356,8 @@ def _channels(data: Mapping[str, Any], origin: str) -> Channels:
             )
     if not names:
         raise ConfigError("no conda channel", location=Location(origin, key="channels"), value=[], hint=hint)
+    for name in names:
+        check_channel_url(name, origin, "channels")
     conda = _expect(data.get("conda", {}), dict, origin, "conda", "a table: [conda]")
     reject_unknown_keys(conda, CONDA_KEYS, origin, "conda.", f"allowed: {', '.join(CONDA_KEYS)}")
     alias = conda.get("channel_alias")
@@ -349,6 +370,7 @@ def _channels(data: Mapping[str, Any], origin: str) -> Channels:
                 value=alias,
                 hint='e.g. channel_alias = "https://mirror.example.org/conda"',
             )
+        check_channel_url(alias, origin, "conda.channel_alias")
     return Channels(names=names, alias=alias)
 
 
@@ -360,6 +382,10 @@ def effective_channels(team: TeamConfig, environ: Mapping[str, str]) -> Channels
     if text.strip():
         names = tuple(n.strip() for n in text.split(",") if n.strip())
     alias = environ.get("STACK_RESOLVER_CONDA_CHANNEL_ALIAS") or team.channels.alias
+    for name in names:
+        check_channel_url(name, "STACK_RESOLVER_CONDA_CHANNELS", "")
+    if alias:
+        check_channel_url(alias, "STACK_RESOLVER_CONDA_CHANNEL_ALIAS", "")
     return Channels(names=names, alias=alias)
 
 

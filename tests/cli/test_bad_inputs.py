@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CASES = sorted(p for p in (Path(__file__).parents[1] / "data" / "bad_inputs").iterdir() if p.is_dir())
 UPDATE = os.environ.get("STACK_RESOLVER_UPDATE_SNAPSHOTS") == "1"
 NAME_PREFIX = "# must name:"
+SECRET_PREFIX = "# must not name:"  # a secret the input carries, which no message may repeat
 ENV_PREFIX = "# env:"
 # argparse quotes the choices of an invalid choice differently across Python versions
 # ("choose from 'a', 'b'" up to 3.12.7, "choose from a, b" after): compare them unquoted.
@@ -61,6 +62,7 @@ def _environment(home: Path) -> dict[str, str]:
 
 
 def _run(case: Path, tmp_path: Path) -> tuple[int, str, list[str]]:
+    """(exit code, stderr, what it must name)."""
     workdir = tmp_path / "case"
     shutil.copytree(case, workdir, ignore=shutil.ignore_patterns("expected.txt"))
     lines = (case / "args.txt").read_text(encoding="utf-8").splitlines()
@@ -104,3 +106,6 @@ def test_bad_input(case: Path, tmp_path: Path) -> None:
     assert names, f"{case.name}: args.txt lists nothing the message must name"
     for name in names:
         assert name in stderr, (name, stderr)
+    lines = (case / "args.txt").read_text(encoding="utf-8").splitlines()
+    for secret in (line[len(SECRET_PREFIX) :].strip() for line in lines if line.startswith(SECRET_PREFIX)):
+        assert secret not in stderr, (secret, stderr)
