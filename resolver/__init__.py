@@ -32,7 +32,7 @@ _EXPORTS = {
     "Gpu": ("resolver.host.model", "Gpu"),
     "ComputeCapability": ("resolver.host.model", "ComputeCapability"),
     "read_host_file": ("resolver.host.hostfile", "read_host_file"),
-    "detect_host": ("resolver.workflows", "detect_host"),
+    "detect_host": ("resolver.detection", "detect_host"),
     "Matrix": ("resolver.matrix.model", "Matrix"),
     "load_matrix": ("resolver.matrix.load", "load_matrix"),
     "validate_matrix": ("resolver.matrix.load", "validate_matrix"),
@@ -74,6 +74,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from resolver.detection import detect_host
     from resolver.errors import (
         ExitCode,
         ExternalToolError,
@@ -92,8 +93,8 @@ if TYPE_CHECKING:
     from resolver.team.audit import audit_team
     from resolver.verify.check import check_environment
     from resolver.verify.target import verify_target
-    from resolver.workflows import detect_host, resolve
     from resolver.workflows import lock as lock_team
+    from resolver.workflows import resolve
 
 
 def __getattr__(name: str) -> Any:

@@ -9,19 +9,18 @@ under one advisory lock on envs/ (`envs_locked`): one writing run at a time per 
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from resolver.config import Indexes, TeamConfig, default_pip_config_files, effective_ca_bundle
+from resolver.detection import detect_host as detect_host  # re-exported: commands name it here
 from resolver.errors import ExternalToolError, InputError
 from resolver.fsutil import sweep_stale_temps
-from resolver.host.gpunames import GpuNames
 from resolver.host.model import Host
 from resolver.matrix.model import Matrix
-from resolver.matrix.products import gpu_names, shipped_gpu_names
+from resolver.matrix.products import gpu_names
 from resolver.solve.request import Request
 from resolver.solve.search import Resolution
 
@@ -163,22 +162,6 @@ class TeamMachine:
 
 
 # --- shared steps ----------------------------------------------------------------------------
-
-
-def detect_host(host_file: Path | None, names: GpuNames | None = None) -> tuple[Host, tuple[str, ...]]:
-    """(host, warnings): read from a file, or probed from this machine. A GPU may be given by its
-    product name: `names` from the matrix in use (`gpu_names(matrix)`), by default the shipped one's."""
-    names = names or shipped_gpu_names()
-    if host_file is not None:
-        from resolver.host import overrides
-        from resolver.host.hostfile import read_host_file
-
-        # the STACK_RESOLVER_* variables beat the host file, as they beat every probe
-        return overrides.with_overrides(read_host_file(host_file, gpu_names=names), os.environ, names), ()
-    from resolver.host import probes
-
-    detection = probes.detect(probes.Probes.system(Path.cwd(), gpu_names=names))
-    return detection.host, detection.warnings
 
 
 def load_matrix_for(options: SolveOptions, team: TeamConfig) -> Matrix:

@@ -17,9 +17,9 @@ if TYPE_CHECKING:
 
 
 def cmd_detect(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from resolver.detection import detect_host
     from resolver.host import probes
     from resolver.host.render import render_host
-    from resolver.workflows import detect_host
 
     host, warnings = detect_host(args.host)
     detection = probes.Detection(host=host, warnings=warnings)
@@ -34,9 +34,9 @@ def cmd_detect(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def cmd_doctor(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from resolver.config import DEFAULT_TEAM_FILE
+    from resolver.detection import detect_host
     from resolver.host import doctor
     from resolver.matrix.products import shipped_gpu_names
-    from resolver.workflows import detect_host
 
     names = shipped_gpu_names()
     host, warnings = detect_host(args.host, names)

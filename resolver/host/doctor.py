@@ -28,9 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import tomlkit
-import tomlkit.exceptions
-
 from resolver import files
 from resolver.errors import ConfigError, Location
 from resolver.host.gpunames import CapabilityError, GpuNames, parse_capability
@@ -164,6 +161,9 @@ def read_requirements(path: Path, gpu_names: GpuNames | None = None) -> Requirem
     """The `[requirements]` table of a TOML file (`envs/team.toml`); none when it has no table."""
     origin = str(path)
     text = files.read_text(path, "requirements file", error=ConfigError, hint="check the --requirements path")
+    import tomlkit  # only where a requirements file is read
+    import tomlkit.exceptions
+
     try:
         document = tomlkit.parse(text).unwrap()
     except tomlkit.exceptions.ParseError as exc:

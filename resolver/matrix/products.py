@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import difflib
 import re
+from typing import TYPE_CHECKING
 
 from resolver.errors import InputError
 from resolver.host.gpunames import CapabilityError, GpuNames
 from resolver.host.model import ComputeCapability
-from resolver.matrix.model import Matrix
+
+if TYPE_CHECKING:  # `detect` names no GPU by product: it loads no matrix code
+    from resolver.matrix.model import Matrix
 
 # Words that brand a product without naming it: "NVIDIA GeForce RTX 4090" is the "RTX 4090".
 _BRAND = {"nvidia", "geforce"}
