@@ -128,7 +128,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_solve_args(lock)
     _add_write_args(lock, "the team's version set")
     lock.add_argument(
-        "--jobs", type=_positive_int, metavar="N", help="targets locked at once (default: CPU count)"
+        "--jobs",
+        type=_positive_int,
+        metavar="N",
+        help="targets locked at once (default: 8, or the CPU count if higher)",
     )
     lock.add_argument(
         "--check", action="store_true", help="write nothing; exit 5 when any target's lock is stale"

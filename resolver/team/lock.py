@@ -46,6 +46,14 @@ if TYPE_CHECKING:
     from resolver.lock.conda import CondaSettings
 
 TEAM_LOCK = "team.lock.json"
+# Targets locked at once by default: a Poetry lock mostly waits on the index, so even a 2-CPU
+# machine runs eight (measured: 8 targets at 30 ms per response, 2 CPUs: 2 jobs 16.3 s, 8 jobs
+# 11.7 s, one target 7.0 s). More CPUs than that: one per CPU.
+MIN_DEFAULT_JOBS = 8
+
+
+def default_jobs() -> int:
+    return max(MIN_DEFAULT_JOBS, os.cpu_count() or 1)
 
 
 def team_json(resolution: TeamResolution, indexes: Indexes) -> dict[str, Any]:
@@ -198,7 +206,7 @@ def lock_team(
         )
         prepared.append(stage.prepare(plan, matrix, formats, packages, indexes, client, lockers))
 
-    workers = max(1, min(jobs or os.cpu_count() or 1, len(targets)))
+    workers = max(1, min(jobs or default_jobs(), len(targets)))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         try:
             locked = list(pool.map(lambda item: stage.lock(item, lockers), prepared))
