@@ -19,11 +19,6 @@ from typing import Any
 
 from resolver import files as input_files
 
-if sys.version_info >= (3, 11):
-    pass
-else:  # pragma: no cover - exercised on 3.10 only
-    pass
-
 
 @dataclass(frozen=True)
 class Setting:

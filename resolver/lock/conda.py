@@ -51,11 +51,6 @@ from resolver.matrix.vocab import CPU, CUDA, Variant
 from resolver.solve.reasons import CondaUnsolvable, NoCondaMapping, Reason, Unavailable
 from resolver.solve.search import Resolution
 
-if sys.version_info >= (3, 11):
-    pass
-else:  # pragma: no cover - Python 3.10
-    pass
-
 ENVIRONMENT = "environment.yml"
 CONDA_LOCKFILE = "conda-lock.yml"
 VIRTUAL_PACKAGE_SPEC = "virtual-packages.yml"

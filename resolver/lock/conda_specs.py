@@ -4,7 +4,6 @@ resolution. Pure: values in, values out."""
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -14,19 +13,6 @@ from resolver.host.model import Host
 from resolver.matrix.model import CondaFacts, CondaPlatform, Matrix
 from resolver.matrix.vocab import CPU, CUDA, Variant
 from resolver.solve.search import Resolution
-
-if sys.version_info >= (3, 11):
-    pass
-else:  # pragma: no cover - Python 3.10
-    pass
-
-ENVIRONMENT = "environment.yml"
-CONDA_LOCKFILE = "conda-lock.yml"
-VIRTUAL_PACKAGE_SPEC = "virtual-packages.yml"
-ENGINES = ("rattler", "conda-lock")
-CONDA_EXECUTABLES = ("micromamba", "mamba", "conda")
-INSTALL_HINT = "pip install 'stack-resolver[conda]'"
-
 
 # --- the target's virtual packages -----------------------------------------------------------
 

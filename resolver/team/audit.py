@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import html
 import shutil
-import sys
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -34,11 +33,6 @@ from resolver.solve.reasons import CompanionOutside, ConstraintExcludes
 from resolver.solve.request import Request, merge_constraints, tighten
 from resolver.solve.search import Resolution, solve
 from resolver.team.solve import Target, solve_team, target_request
-
-if sys.version_info >= (3, 11):
-    pass
-else:  # pragma: no cover
-    pass
 
 OK, CHANGED, BROKEN = "ok", "changed", "broken"
 # Releases the proposal itself excludes are not why a target breaks.
