@@ -28,6 +28,11 @@ if TYPE_CHECKING:  # the HTTP machinery loads only where an index is asked
     from resolver.index.client import IndexClient
 
 
+# The most listings fetched in the survey's first round; candidates past them (rarely reached: the
+# survey stops at the first complete one) are fetched batch by batch.
+FIRST_ROUND = 32
+
+
 @dataclass(frozen=True)
 class NeededBuild:
     """One build the lock needs: this exact version of `project` on `index_url`."""
@@ -168,6 +173,14 @@ def survey_indexes(
     candidates in the solver's order, until the first complete one (`until_complete=False`:
     all of them, when another source may still rule that one out)."""
     floor = host_floor(host)
+    # One round for every listing the survey may read: the transformers listing and those of the
+    # candidates explored without it (a superset of the candidates explored with it), all at
+    # once, so the survey costs one round trip, not one per batch.
+    listings = [(indexes.general, "transformers")] if indexes.general is not None else []
+    for candidate in explore(host, matrix, request, exhaustive=True).best_first():
+        needed = required_builds(candidate, indexes, request.packages)
+        listings.extend((n.index_url, n.project) for n in needed)
+    client.prefetch(list(dict.fromkeys(listings))[:FIRST_ROUND])
     transformers = transformers_missing(
         matrix, indexes, client, request.python or host.python, host.platform, floor
     )

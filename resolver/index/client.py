@@ -43,6 +43,9 @@ UNREACHABLE_HINT = (
     "([indexes] in envs/team.toml, STACK_RESOLVER_PYTORCH_INDEX, STACK_RESOLVER_INDEX_URL)"
 )
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+# Requests in flight at once (the survey's listings, the walk ahead of Poetry), and so the
+# connections kept per host: enough that a dependency level is asked for in one round trip.
+IN_FLIGHT = 32
 
 
 @dataclass(frozen=True)
@@ -239,6 +242,7 @@ class IndexClient:
     def __post_init__(self) -> None:
         if self.session is None:
             self.session = requests.Session()
+        pooled(self.session)
 
     def project_url(self, index_url: str, project: str) -> str:
         return f"{index_url.rstrip('/')}/{canonicalize_name(project)}/"
@@ -314,7 +318,7 @@ class IndexClient:
             with contextlib.suppress(ExternalToolError):
                 self.page(url)
 
-        with ThreadPoolExecutor(max_workers=min(8, len(urls))) as pool:
+        with ThreadPoolExecutor(max_workers=min(IN_FLIGHT, len(urls))) as pool:
             list(pool.map(fetch, urls))
 
     def metadata(self, file: IndexFile) -> str:
@@ -452,6 +456,17 @@ class IndexClient:
 
 
 _T = TypeVar("_T")
+
+
+def pooled(session: Any) -> Any:
+    """`session` keeping up to IN_FLIGHT connections per host (requests keeps 10, and above that
+    urllib3 drops each extra connection with a warning on stderr)."""
+    if isinstance(session, requests.Session):
+        for prefix in ("https://", "http://"):
+            if type(session.adapters.get(prefix)) is requests.adapters.HTTPAdapter:  # not a caller's own
+                adapter = requests.adapters.HTTPAdapter(pool_connections=IN_FLIGHT, pool_maxsize=IN_FLIGHT)
+                session.mount(prefix, adapter)
+    return session
 
 
 class _TryAgain(Exception):

@@ -5,7 +5,7 @@ the files written at its commit. Its own schema and serializer (not the display 
 Keys: `tool`, `matrix_version`, `matrix_sha256` (the matrix files' content), `host`, `resolution`
 (python, torch, variant, torchvision, torchaudio, transformers, index_url, warnings), `formats`;
 for Poetry `poetry` (its version), `owned_dependencies`, `inputs_hash`, `pyproject_sha256`,
-`lock_sha256`, `lock_checked`; for conda a `conda` section (resolver/lock/conda.py); for
+`lock_sha256`; for conda a `conda` section (resolver/lock/conda.py); for
 `resolve`, `fresh` (resolver/lock/fresh.py).
 """
 

@@ -52,7 +52,6 @@ if TYPE_CHECKING:
 
 CONDA_ENVIRONMENT = "environment.yml"
 CONDA_LOCKFILE = "conda-lock.yml"
-LOCK_CHECK = "poetry check --lock"
 
 
 @dataclass(frozen=True)
@@ -202,11 +201,8 @@ def _poetry_part(
         "owned_dependencies": sorted(dep.name for dep in spec.dependencies),
     }
     # The host's volatile readings (free disk, RAM) stay out of the hash: they do not change the lock.
-    fields["inputs_hash"] = "sha256:" + sha256(
-        dumps({"pyproject": text, "record": {**stable, **fields}, "check": LOCK_CHECK})
-    )
+    fields["inputs_hash"] = "sha256:" + sha256(dumps({"pyproject": text, "record": {**stable, **fields}}))
     fields["pyproject_sha256"] = sha256(pyproject)
-    fields["lock_checked"] = LOCK_CHECK
     old_lock = read_bytes(plan.directory / LOCKFILE)
     vouched = old_lock is not None and previous.get("lock_sha256") == sha256(old_lock)
     reusable = (

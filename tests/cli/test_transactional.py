@@ -94,7 +94,7 @@ def test_index_fault_only_one_targets_poetry_lock_meets(tmp_path: Path, fixture_
     fixture_index.faults.add("/simple/nvidia-cudnn-cu11/", Fault.http(500), times=100)
     proc = run_cli(tmp_path, env, "lock", "--team", "envs/team.toml", *CHANGE)
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    # Poetry talks to the index itself (the mirror is opt-in): its own words for the 500
+    # Poetry reads through the tool's mirror: the tool's client names the URL and the 500
     assert "/simple/nvidia-cudnn-cu11/" in proc.stderr and "500" in proc.stderr
     _assert_untouched(envs, before, env)
 

@@ -33,8 +33,8 @@ def _every_byte(*roots: Path) -> dict[str, bytes]:
 def test_resolve_with_credentials_in_the_url_writes_and_prints_no_secret(
     tmp_path: Path, fixture_wheels: BuiltCatalog, mirror: str
 ) -> None:
-    """Poetry talking to the index itself (the default) gets the credentials through its own
-    per-source variables; through the tool's mirror (`STACK_RESOLVER_MIRROR=1`) the tool sends them."""
+    """Poetry talking to the index itself (`STACK_RESOLVER_MIRROR=0`) gets the credentials through
+    its own per-source variables; through the tool's mirror (the default) the tool sends them."""
     with FixtureIndex(fixture_wheels, basic_auth=(USER, SECRET)) as index:
         base_url = index.base_url
         write_project(tmp_path, 'packages = ["torchvision"]\n')

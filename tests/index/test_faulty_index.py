@@ -288,18 +288,18 @@ def test_a_final_failure_names_the_url_and_writes_nothing(
 def test_a_fault_on_a_page_only_poetry_reads_fails_cleanly(
     tmp_path: Path, fixture_index: FixtureIndex, fault: Fault
 ) -> None:
-    """Poetry reads the pages the tool does not (here sympy's, a dependency of torch). With the
-    mirror (`STACK_RESOLVER_MIRROR=1`) it reads them through the tool's client, so the same policy
-    applies and the URL is named. (Without it, Poetry's own message may not name the URL for a
+    """Poetry reads the pages the tool does not (here sympy's, a dependency of torch). Through the
+    mirror (the default) it reads them with the tool's client, so the same policy applies and the
+    URL is named. (With `STACK_RESOLVER_MIRROR=0`, Poetry's own message may not name the URL for a
     malformed page: the run still fails, exit 1, and writes nothing; see the plain run below.)"""
-    plain = project_tree(tmp_path, fixture_index, retries=1)
+    plain = {**project_tree(tmp_path, fixture_index, retries=1), "STACK_RESOLVER_MIRROR": "0"}
     before = tree(tmp_path)
     fixture_index.faults.add("/simple/sympy/", fault, times=10)
     failed = resolve(tmp_path, plain)
     assert failed.returncode == 1, failed.stdout + failed.stderr
     assert tree(tmp_path) == before and not (tmp_path / "envs" / "cpu").exists()
     fixture_index.faults.clear()
-    env = {**plain, "STACK_RESOLVER_MIRROR": "1"}
+    env = {**plain, "STACK_RESOLVER_MIRROR": "1"}  # "1", or unset: the default
     before = tree(tmp_path)
     fixture_index.faults.add("/simple/sympy/", fault, times=10)
     failed = resolve(tmp_path, env)

@@ -1,7 +1,7 @@
 """Guarantee 9 (offline): `--offline` resolves and locks from the tool's HTTP cache with no
 connection to any index, and fails at once, naming the missing URL, when the cache lacks one.
 
-Online runs with `STACK_RESOLVER_MIRROR=1` fill the cache: the tool's own look-ups, and every
+Online runs (through the mirror, the default) fill the cache: the tool's own look-ups, and every
 page and PEP 658 metadata file Poetry reads, because Poetry then reads the indexes through the
 tool's loopback mirror (resolver/lock/poetry/mirror.py; without the switch, online Poetry talks
 to the index itself). "No connection" is asserted twice: the fixture index's request log stays

@@ -174,17 +174,22 @@ def test_check_indexes_gives_the_real_runs_answer(tmp_path: Path, fixture_index:
 
 @pytest.mark.e2e
 @needs_poetry
-def test_poetry_talks_to_the_index_itself_unless_the_mirror_is_asked_for(
+def test_poetry_reads_through_the_mirror_unless_switched_off(
     tmp_path: Path, fixture_index: FixtureIndex
 ) -> None:
-    """Without `--offline` or `STACK_RESOLVER_MIRROR=1` the tool's cache holds only what the tool
-    read; with the switch, also every page Poetry read (through the mirror)."""
-    caches = {}
-    for name, extra in (("plain", {}), ("mirrored", {"STACK_RESOLVER_MIRROR": "1"})):
+    """By default Poetry reads the index through the tool's mirror, so the tool's cache holds
+    every page Poetry read too; with `STACK_RESOLVER_MIRROR=0` Poetry talks to the index itself
+    and the cache holds only what the tool read. Both ways commit the same bytes."""
+    caches, locks = {}, {}
+    for name, extra in (("direct", {"STACK_RESOLVER_MIRROR": "0"}), ("mirrored", {})):
         root = tmp_path / name
         _project(root, fixture_index)
         env = {**loopback_env(root, fixture_index), **extra}
+        if not extra:
+            env.pop("STACK_RESOLVER_MIRROR", None)  # the default, whatever the caller's shell says
         proc = _resolve(root, env, "--target", "gpu")
         assert proc.returncode == 0, proc.stderr
         caches[name] = {p.name for p in (root / "http-cache").rglob("*") if p.is_file()}
-    assert caches["plain"] < caches["mirrored"]
+        locks[name] = (root / "envs" / "gpu" / "poetry.lock").read_bytes()
+    assert caches["direct"] < caches["mirrored"]
+    assert locks["direct"] == locks["mirrored"]

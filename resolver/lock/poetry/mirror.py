@@ -1,7 +1,8 @@
-"""Opt-in: Poetry reads the indexes through the tool's HTTP cache. Used only by `--offline` runs
-(Poetry then sees nothing but the cache) and when `STACK_RESOLVER_MIRROR=1` asks for it (online:
-the tool's retries and cache, and fetching ahead of Poetry). Every other lock lets Poetry talk to
-the index itself. `poetry_tool` is the one switch.
+"""Poetry reads the indexes through the tool's HTTP client: the default for every lock.
+`--offline` runs need it (Poetry then sees nothing but the cache); online it pays at real index
+latency, because the tool fetches ahead of Poetry (below) and Poetry's one-at-a-time requests are
+then answered from memory (`benchmarks/lock.py` measures both ways). `STACK_RESOLVER_MIRROR=0`
+lets Poetry talk to the index itself. `poetry_tool` is the one switch.
 
 The mirror forwards only to the index hosts the pyproject's sources name, and to the hosts their
 pages link files from; any other URL is refused.
@@ -269,6 +270,7 @@ class IndexMirror:
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128  # socketserver's backlog of 5 would make a sixth connection wait a second
 
     def __init__(self, address: tuple[str, int], mirror: IndexMirror) -> None:
         self.mirror = mirror
@@ -409,7 +411,7 @@ class MirroredRunner:
     ) -> Completed:
         pyproject = cwd / PYPROJECT
         if "lock" not in argv or not pyproject.is_file():
-            # Only `poetry lock` reads the index; `poetry check --lock` must see the real sources.
+            # Only `poetry lock` reads the index; any other command must see the real sources.
             return self.inner(argv, cwd=cwd, env=env, timeout=timeout, on_line=on_line)
         original = pyproject.read_text(encoding="utf-8")
         mirrored, mapping = _mirrored_pyproject(original, self.mirror)
@@ -446,7 +448,14 @@ class MirroredRunner:
                         "does not know, so a lock made through the cache cannot be given the real one",
                         hint="lock online (without --offline), or use the Poetry the nox sessions pin",
                     )
-                # Online: let Poetry talk to the index itself.
+                # Online: let Poetry talk to the index itself (slower, never wrong), and say so.
+                from resolver import progress
+
+                progress.say(
+                    "this Poetry computes poetry.lock's content-hash in a way the tool does not know: "
+                    "locking again with Poetry talking to the index itself (STACK_RESOLVER_MIRROR=0 "
+                    "skips the first try)"
+                )
                 if previous is not None:
                     lock.write_bytes(previous)
                 else:
@@ -477,8 +486,8 @@ MIRROR_SWITCH = "STACK_RESOLVER_MIRROR"
 
 
 def mirror_wanted(environ: Mapping[str, str], *, offline: bool) -> bool:
-    """The one switch: `--offline`, or `STACK_RESOLVER_MIRROR=1`."""
-    return offline or environ.get(MIRROR_SWITCH, "").strip() == "1"
+    """The one switch: on, unless `STACK_RESOLVER_MIRROR=0` (never off for `--offline`)."""
+    return offline or environ.get(MIRROR_SWITCH, "").strip() != "0"
 
 
 def source_environment(pyproject: Mapping[str, Any], policy: HttpPolicy) -> dict[str, str]:
@@ -523,7 +532,7 @@ class DirectRunner:
 
 @contextlib.contextmanager
 def poetry_tool(client: IndexClient, environ: Mapping[str, str], *, offline: bool) -> Iterator[PoetryTool]:
-    """The Poetry every lock runs: through the mirror only when `mirror_wanted`."""
+    """The Poetry every lock runs: through the mirror unless `mirror_wanted` says otherwise."""
     tool = PoetryTool(environ=dict(environ))
     if not mirror_wanted(environ, offline=offline):
         yield dataclasses.replace(tool, runner=DirectRunner(client.policy, tool.runner))

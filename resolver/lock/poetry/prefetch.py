@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from email.parser import HeaderParser
 from typing import Any
@@ -35,7 +35,7 @@ from packaging.utils import (
 from packaging.version import Version
 
 from resolver.errors import ExternalToolError
-from resolver.index.client import IndexClient, IndexFile
+from resolver.index.client import IN_FLIGHT, IndexClient, IndexFile
 
 _EXTRA = re.compile(r"""\bextra\s*==\s*["']([^"']+)["']""")
 _SDIST_SUFFIXES = (".tar.gz", ".zip", ".bz2", ".xz", ".Z", ".tar")
@@ -208,14 +208,15 @@ def requirements_of(metadata: str, extras: frozenset[str]) -> list[Wanted]:
 
 
 def prefetch_for_poetry(
-    client: IndexClient, document: Mapping[str, Any], stop: threading.Event, *, workers: int = 8
+    client: IndexClient, document: Mapping[str, Any], stop: threading.Event, *, workers: int = IN_FLIGHT
 ) -> None:
-    """Walk the dependency graph of `document` (a pyproject.toml), a level at a time with up to
-    `workers` requests in flight, fetching what Poetry will read into `client`'s run memory.
-    Best effort: a failure ends that branch, and `stop` ends the walk."""
+    """Walk the dependency graph of `document` (a pyproject.toml) with up to `workers` requests in
+    flight, fetching what Poetry will read into `client`'s run memory. A package's dependencies
+    are asked for as soon as its metadata arrives (no waiting for the rest of its level), so the
+    walk takes as many round trips as the graph is deep. Best effort: a failure ends that branch,
+    and `stop` ends the walk."""
     sources = sources_from_pyproject(document)
     seen: set[str] = set()
-    level = list({w.name: w for w in sources.roots}.values())
 
     def visit(wanted: Wanted) -> list[Wanted]:
         index = sources.index_for(wanted.name)
@@ -232,11 +233,17 @@ def prefetch_for_poetry(
         return found
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="prefetch") as pool:
-        while level and not stop.is_set():
-            seen.update(w.name for w in level)
-            following: dict[str, Wanted] = {}
-            for requirements in pool.map(visit, level):
-                for wanted in requirements:
-                    if wanted.name not in seen:
-                        following.setdefault(wanted.name, wanted)
-            level = list(following.values())
+        pending: set[Future[list[Wanted]]] = set()
+
+        def ask(wanted: Wanted) -> None:
+            if wanted.name not in seen and not stop.is_set():
+                seen.add(wanted.name)
+                pending.add(pool.submit(visit, wanted))
+
+        for root in sources.roots:
+            ask(root)
+        while pending and not stop.is_set():
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                for wanted in future.result():
+                    ask(wanted)

@@ -151,17 +151,17 @@ def _hint_for(output: str) -> str:
 
 
 def lock_in_staging(pyproject_text: str, previous_lock: bytes | None, tool: PoetryTool) -> bytes:
-    """Lock `pyproject_text` with Poetry in a scratch folder, check the result with `poetry check
-    --lock`, and return the new poetry.lock bytes. The folder is in the system's temporary
-    directory, never in envs/, and is removed however the run ends."""
+    """Lock `pyproject_text` with Poetry in a scratch folder and return the new poetry.lock bytes.
+    The folder is in the system's temporary directory, never in envs/, and is removed however the
+    run ends. No `poetry check --lock` follows: Poetry just wrote this lock for exactly this
+    pyproject, so that check (a second Poetry start, about a second) could only repeat its work;
+    the caller checks what Poetry cannot know (sources, and sha256 against the index)."""
     staging = Path(tempfile.mkdtemp(prefix="stack-resolver-staging-"))
     try:
         (staging / PYPROJECT).write_text(pyproject_text, encoding="utf-8")
         if previous_lock is not None:
             (staging / LOCKFILE).write_bytes(previous_lock)
         tool.run(["lock"], staging)
-        # What the record vouches for at commit: Poetry itself agrees the lock fits the pyproject.
-        tool.run(["check", "--lock"], staging)
         return (staging / LOCKFILE).read_bytes()
     finally:
         shutil.rmtree(staging, ignore_errors=True)
