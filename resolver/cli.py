@@ -15,7 +15,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, NoReturn, TextIO
@@ -87,7 +87,14 @@ def _add_write_args(parser: argparse.ArgumentParser, what: str) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; with `command`, only that command's arguments (every command is
+    still named, for --help and errors): a run parses one command, and adding the other commands'
+    arguments was half of a dry run's time outside imports. See `_named_command`."""
+
+    def full(name: str) -> bool:
+        return command is None or name == command
+
     parser = _ArgumentParser(
         prog="stack-resolver",
         description="Resolve, lock and verify GPU machine-learning stacks.",
@@ -96,146 +103,172 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_ArgumentParser)
 
     detect = commands.add_parser("detect", help="describe this machine (or a host file)")
-    _add_host_args(detect)
-    detect.add_argument("--json", action="store_true", help="print the host JSON")
+    if full("detect"):
+        _add_host_args(detect)
+        detect.add_argument("--json", action="store_true", help="print the host JSON")
 
     doctor = commands.add_parser("doctor", help="check the host against the team's minimum requirements")
-    _add_host_args(doctor)
-    doctor.add_argument("--requirements", type=Path, metavar="FILE", help="TOML file with [requirements]")
-    doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
+    if full("doctor"):
+        _add_host_args(doctor)
+        doctor.add_argument("--requirements", type=Path, metavar="FILE", help="TOML file with [requirements]")
+        doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
 
     resolve = commands.add_parser("resolve", help="choose torch/variant/transformers for a host")
-    _add_host_args(resolve)
-    _add_solve_args(resolve)
-    _add_write_args(resolve, "the choice")
-    resolve.add_argument("--explain", action="store_true", help="list every rejected candidate")
-    resolve.add_argument("--target", help="name of the environment to write (default: derived from the host)")
-    resolve.add_argument(
-        "--format",
-        action="append",
-        choices=("poetry", "conda"),
-        dest="formats",
-        help="lock format to write (repeatable; default: `formats` in the team file)",
-    )
-    resolve.add_argument(
-        "--engine",
-        choices=("rattler", "conda-lock"),
-        default="rattler",
-        help="conda locks: solve in-process with py-rattler (default), or run real conda-lock",
-    )
+    if full("resolve"):
+        _add_host_args(resolve)
+        _add_solve_args(resolve)
+        _add_write_args(resolve, "the choice")
+        resolve.add_argument("--explain", action="store_true", help="list every rejected candidate")
+        resolve.add_argument(
+            "--target", help="name of the environment to write (default: derived from the host)"
+        )
+        resolve.add_argument(
+            "--format",
+            action="append",
+            choices=("poetry", "conda"),
+            dest="formats",
+            help="lock format to write (repeatable; default: `formats` in the team file)",
+        )
+        resolve.add_argument(
+            "--engine",
+            choices=("rattler", "conda-lock"),
+            default="rattler",
+            help="conda locks: solve in-process with py-rattler (default), or run real conda-lock",
+        )
 
     lock = commands.add_parser("lock", help="one version set for every target of the team; lock them all")
-    _add_solve_args(lock)
-    _add_write_args(lock, "the team's version set")
-    lock.add_argument(
-        "--jobs",
-        type=_positive_int,
-        metavar="N",
-        help="targets locked at once (default: 8, or the CPU count if higher)",
-    )
-    lock.add_argument(
-        "--check", action="store_true", help="write nothing; exit 5 when any target's lock is stale"
-    )
+    if full("lock"):
+        _add_solve_args(lock)
+        _add_write_args(lock, "the team's version set")
+        lock.add_argument(
+            "--jobs",
+            type=_positive_int,
+            metavar="N",
+            help="targets locked at once (default: 8, or the CPU count if higher)",
+        )
+        lock.add_argument(
+            "--check", action="store_true", help="write nothing; exit 5 when any target's lock is stale"
+        )
 
     audit = commands.add_parser(
         "audit", help="what a proposed upgrade (or matrix update) does to every target"
     )
-    audit.add_argument("specs", nargs="*", metavar="SPEC", help='proposed specs, e.g. "torch==2.9.1"')
-    _add_solve_args(audit)
-    audit.add_argument(
-        "--no-lock", action="store_true", help="matrix-only audit: no scratch lock, no package diff"
-    )
-    audit.add_argument("--json", action="store_true", help="print JSON")
-    audit.add_argument(
-        "--report", type=Path, metavar="FILE", help="write a Markdown report (for a pull request)"
-    )
-    audit.add_argument(
-        "--grid", type=Path, metavar="FILE", help="write an SVG grid: targets x torch releases"
-    )
-    audit.add_argument("--offline", action="store_true", help="use only the index cache; no network")
+    if full("audit"):
+        audit.add_argument("specs", nargs="*", metavar="SPEC", help='proposed specs, e.g. "torch==2.9.1"')
+        _add_solve_args(audit)
+        audit.add_argument(
+            "--no-lock", action="store_true", help="matrix-only audit: no scratch lock, no package diff"
+        )
+        audit.add_argument("--json", action="store_true", help="print JSON")
+        audit.add_argument(
+            "--report", type=Path, metavar="FILE", help="write a Markdown report (for a pull request)"
+        )
+        audit.add_argument(
+            "--grid", type=Path, metavar="FILE", help="write an SVG grid: targets x torch releases"
+        )
+        audit.add_argument("--offline", action="store_true", help="use only the index cache; no network")
 
     verify = commands.add_parser("verify", help="install a target's lock into a fresh venv and smoke-test it")
-    verify.add_argument("--target", help="target to verify (default: the only one, or this host's)")
-    verify.add_argument("--team", type=Path, metavar="FILE", help="team file (default envs/team.toml)")
-    verify.add_argument("--json", action="store_true", help="print the report as JSON")
-    verify.add_argument("--python", metavar="EXE", help="interpreter for the venv (default: pythonX.Y)")
-    verify.add_argument(
-        "--keep", type=Path, metavar="DIR", help="create the venv (conda: the prefix) here and keep it"
-    )
-    verify.add_argument(
-        "--format",
-        dest="lock_format",
-        choices=("poetry", "conda"),
-        help="which lock to install when a target has both (default: poetry.lock when present)",
-    )
+    if full("verify"):
+        verify.add_argument("--target", help="target to verify (default: the only one, or this host's)")
+        verify.add_argument("--team", type=Path, metavar="FILE", help="team file (default envs/team.toml)")
+        verify.add_argument("--json", action="store_true", help="print the report as JSON")
+        verify.add_argument("--python", metavar="EXE", help="interpreter for the venv (default: pythonX.Y)")
+        verify.add_argument(
+            "--keep", type=Path, metavar="DIR", help="create the venv (conda: the prefix) here and keep it"
+        )
+        verify.add_argument(
+            "--format",
+            dest="lock_format",
+            choices=("poetry", "conda"),
+            help="which lock to install when a target has both (default: poetry.lock when present)",
+        )
 
     check = commands.add_parser("check", help="inspect an existing environment (changes nothing)")
-    check.add_argument("--python", metavar="EXE", help="its interpreter (default: $VIRTUAL_ENV, else .venv)")
-    check.add_argument("--target", help="compare with this locked target (default: the one matching)")
-    check.add_argument("--json", action="store_true", help="print the report as JSON")
-    check.add_argument("--smoke", action="store_true", help="also run the smoke tests in that environment")
-    check.add_argument("--team", type=Path, metavar="FILE", help="team file (default envs/team.toml)")
-    _add_host_args(check)
+    if full("check"):
+        check.add_argument(
+            "--python", metavar="EXE", help="its interpreter (default: $VIRTUAL_ENV, else .venv)"
+        )
+        check.add_argument("--target", help="compare with this locked target (default: the one matching)")
+        check.add_argument("--json", action="store_true", help="print the report as JSON")
+        check.add_argument(
+            "--smoke", action="store_true", help="also run the smoke tests in that environment"
+        )
+        check.add_argument("--team", type=Path, metavar="FILE", help="team file (default envs/team.toml)")
+        _add_host_args(check)
 
     matrix = commands.add_parser("matrix", help="validate or query the compatibility matrix")
-    matrix_commands = matrix.add_subparsers(
-        dest="matrix_command", metavar="ACTION", parser_class=_ArgumentParser
-    )
-    validate = matrix_commands.add_parser("validate", help="check every matrix file")
-    validate.add_argument("--matrix", type=Path, metavar="DIR")
-    validate.add_argument("--json", action="store_true", help="print the problems as JSON")
-    show = matrix_commands.add_parser("show", help="print what the matrix says about one thing")
-    show.add_argument("kind", choices=("torch", "cuda", "gpu", "transformers"))
-    show.add_argument("key")
-    show.add_argument("--matrix", type=Path, metavar="DIR")
-    show.add_argument("--json", action="store_true", help="print JSON")
-    refresh = matrix_commands.add_parser("refresh", help="propose matrix rows from the package indexes")
-    refresh.add_argument("--matrix", type=Path, metavar="DIR", help="matrix to refresh (default: shipped)")
-    refresh.add_argument("--team", type=Path, metavar="FILE", help="team file (default envs/team.toml)")
-    refresh.add_argument("--write", action="store_true", help="apply the printed diff")
-    refresh.add_argument("--json", action="store_true", help="print the proposal as JSON")
-    refresh.add_argument("--offline", action="store_true", help="use only the index cache; no network")
-    refresh.add_argument("--only", metavar="KINDS", help="torch, transformers or both (comma-separated)")
-    refresh.add_argument(
-        "--variant",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="also look for this variant on the PyTorch index, e.g. rocm7.3 (repeatable)",
-    )
-    _add_handoff_commands(commands)
-    _add_global_options(parser, commands)
+    if full("matrix"):
+        matrix_commands = matrix.add_subparsers(
+            dest="matrix_command", metavar="ACTION", parser_class=_ArgumentParser
+        )
+        validate = matrix_commands.add_parser("validate", help="check every matrix file")
+        validate.add_argument("--matrix", type=Path, metavar="DIR")
+        validate.add_argument("--json", action="store_true", help="print the problems as JSON")
+        show = matrix_commands.add_parser("show", help="print what the matrix says about one thing")
+        show.add_argument("kind", choices=("torch", "cuda", "gpu", "transformers"))
+        show.add_argument("key")
+        show.add_argument("--matrix", type=Path, metavar="DIR")
+        show.add_argument("--json", action="store_true", help="print JSON")
+        refresh = matrix_commands.add_parser("refresh", help="propose matrix rows from the package indexes")
+        refresh.add_argument(
+            "--matrix", type=Path, metavar="DIR", help="matrix to refresh (default: shipped)"
+        )
+        refresh.add_argument("--team", type=Path, metavar="FILE", help="team file (default envs/team.toml)")
+        refresh.add_argument("--write", action="store_true", help="apply the printed diff")
+        refresh.add_argument("--json", action="store_true", help="print the proposal as JSON")
+        refresh.add_argument("--offline", action="store_true", help="use only the index cache; no network")
+        refresh.add_argument("--only", metavar="KINDS", help="torch, transformers or both (comma-separated)")
+        refresh.add_argument(
+            "--variant",
+            action="append",
+            default=[],
+            metavar="NAME",
+            help="also look for this variant on the PyTorch index, e.g. rocm7.3 (repeatable)",
+        )
+    _add_handoff_commands(commands, full)
+    _add_global_options(parser, commands, full)
     return parser
 
 
-def _add_handoff_commands(commands: Subcommands) -> None:
+def _add_handoff_commands(commands: Subcommands, full: Callable[[str], bool]) -> None:
     """Commands that hand a target's lock to other tools, or install it here."""
     export = commands.add_parser("export", help="write a target's lock as pylock.toml or requirements.txt")
-    export.add_argument("--target", help="target to export (default: the only one, or this host's)")
-    export.add_argument("--team", type=Path, metavar="FILE", help="team file (default envs/team.toml)")
-    export.add_argument("--format", dest="export_format", required=True, choices=("pylock", "requirements"))
-    export.add_argument(
-        "--output",
-        "-o",
-        metavar="FILE",
-        help="where to write (default: pylock.toml / requirements.txt in the target's folder; - for stdout)",
-    )
-    export.add_argument("--offline", action="store_true", help="use only the index cache; no network")
+    if full("export"):
+        export.add_argument("--target", help="target to export (default: the only one, or this host's)")
+        export.add_argument("--team", type=Path, metavar="FILE", help="team file (default envs/team.toml)")
+        export.add_argument(
+            "--format", dest="export_format", required=True, choices=("pylock", "requirements")
+        )
+        export.add_argument(
+            "--output",
+            "-o",
+            metavar="FILE",
+            help=(
+                "where to write (default: pylock.toml / requirements.txt in the target's folder;"
+                " - for stdout)"
+            ),
+        )
+        export.add_argument("--offline", action="store_true", help="use only the index cache; no network")
     sync = commands.add_parser("sync", help="install a target's lock into a venv exactly (.venv by default)")
-    sync.add_argument("--target", help="target to install (default: the only one, or this host's)")
-    sync.add_argument("--team", type=Path, metavar="FILE", help="team file (default envs/team.toml)")
-    sync.add_argument("--venv", type=Path, metavar="DIR", default=None, help="the venv (default: .venv)")
-    sync.add_argument("--python", metavar="EXE", help="interpreter for a venv that does not exist yet")
-    sync.add_argument("--no-uv", action="store_true", help="install with pip even when uv is available")
+    if full("sync"):
+        sync.add_argument("--target", help="target to install (default: the only one, or this host's)")
+        sync.add_argument("--team", type=Path, metavar="FILE", help="team file (default envs/team.toml)")
+        sync.add_argument("--venv", type=Path, metavar="DIR", default=None, help="the venv (default: .venv)")
+        sync.add_argument("--python", metavar="EXE", help="interpreter for a venv that does not exist yet")
+        sync.add_argument("--no-uv", action="store_true", help="install with pip even when uv is available")
     info = commands.add_parser(
         "info", help="what is in effect: indexes and their origin, cache, matrix, Poetry"
     )
-    info.add_argument("--team", type=Path, metavar="FILE", help="team file (default envs/team.toml)")
-    info.add_argument("--matrix", type=Path, metavar="DIR", help="matrix directory")
-    info.add_argument("--json", action="store_true", help="print JSON")
+    if full("info"):
+        info.add_argument("--team", type=Path, metavar="FILE", help="team file (default envs/team.toml)")
+        info.add_argument("--matrix", type=Path, metavar="DIR", help="matrix directory")
+        info.add_argument("--json", action="store_true", help="print JSON")
 
 
-def _add_global_options(parser: argparse.ArgumentParser, commands: Subcommands) -> None:
+def _add_global_options(
+    parser: argparse.ArgumentParser, commands: Subcommands, full: Callable[[str], bool]
+) -> None:
     """Options every command takes, before or after the command's name (`--project DIR resolve`
     or `resolve --project DIR`); on a subcommand they default to SUPPRESS so they never reset a
     value given before it."""
@@ -248,7 +281,8 @@ def _add_global_options(parser: argparse.ArgumentParser, commands: Subcommands) 
                     found.extend(nested(child))
         return found
 
-    everyone = [parser, *(p for sub in commands.choices.values() for p in nested(sub))]
+    built = (sub for name, sub in commands.choices.items() if full(name))
+    everyone = [parser, *(p for sub in built for p in nested(sub))]
     for index, target in enumerate(everyone):
         default = None if index == 0 else argparse.SUPPRESS
         target.add_argument(
@@ -303,6 +337,11 @@ def _stop_on_signals() -> Iterator[None]:
         for number, handler in previous.items():
             signal.signal(number, handler)
 
+
+# Every command's name (`_named_command`); a test checks it against `build_parser`.
+_COMMANDS = frozenset(
+    {"detect", "doctor", "resolve", "lock", "audit", "verify", "check", "matrix", "export", "sync", "info"}
+)
 
 # Commands that read no project (a host is described wherever it is run).
 _NO_PROJECT = frozenset({"detect"})
@@ -407,6 +446,18 @@ def _complete(parser: argparse.ArgumentParser) -> None:
     argcomplete.autocomplete(parser)
 
 
+def _named_command(argv: Sequence[str] | None) -> str | None:
+    """The command to build the parser for (`build_parser`): the one command name on the command
+    line; None (every command) when there is none or more than one (a value may be spelled like
+    a command: `--project lock resolve`), or when the shell asks for completions. Whichever
+    command argparse then takes, it is either fully built or the run fails as before."""
+    if "_ARGCOMPLETE" in os.environ:
+        return None
+    words = sys.argv[1:] if argv is None else argv
+    named = {word for word in words if word in _COMMANDS}
+    return named.pop() if len(named) == 1 else None
+
+
 def _wants_json(argv: Sequence[str] | None) -> bool:
     """`--json` anywhere on the command line: errors are then JSON on stdout too, even one found
     while the arguments were parsed."""
@@ -419,7 +470,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
     err = err or sys.stderr
     try:
         with _stop_on_signals():
-            parser = build_parser()
+            parser = build_parser(_named_command(argv))
             _complete(parser)
             args = parser.parse_args(argv)
             if args.command is None:

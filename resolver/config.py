@@ -227,30 +227,11 @@ def team_from_mapping(data: Mapping[str, Any], origin: str, base: Path) -> TeamC
 def _packages(texts: Sequence[str], origin: str) -> tuple[str, ...]:
     """`packages`: requirement strings. A version limit on a package the solver chooses belongs in
     `constraints` (here it would be ignored); a package listed twice would lose one of its lines."""
-    from packaging.requirements import InvalidRequirement, Requirement  # a heavy parser: on use
-    from packaging.utils import canonicalize_name  # loads packaging.tags: on use
-
     seen: dict[str, str] = {}
     for text in texts:
-        try:
-            requirement = Requirement(text)
-        except InvalidRequirement:
-            raise ConfigError(
-                "not a valid requirement",
-                location=Location(origin, key="packages"),
-                value=text,
-                hint='e.g. packages = ["accelerate", "datasets>=2"]',
-            ) from None
-        name = canonicalize_name(requirement.name)
-        if name in MANAGED and (
-            requirement.specifier or requirement.extras or requirement.marker or requirement.url
-        ):
-            raise ConfigError(
-                f"the solver chooses {name}'s version: a limit on it goes in `constraints`",
-                location=Location(origin, key="packages"),
-                value=text,
-                hint=f'list "{name}" in packages and put constraints = ["{text}"]',
-            )
+        name = _bare_name(text)
+        if name is None:
+            name = _requirement_name(text, origin)
         if name in seen:
             raise ConfigError(
                 f"{name} is listed twice",
@@ -260,6 +241,44 @@ def _packages(texts: Sequence[str], origin: str) -> tuple[str, ...]:
             )
         seen[name] = text
     return tuple(texts)
+
+
+def _bare_name(text: str) -> str | None:
+    """The normalized name of `text` when it is a bare PEP 508 name ("torchvision"), else None.
+    The usual entry, read without packaging's requirement parser, which loads markers and tags
+    (platform, logging, subprocess): tens of milliseconds of every run's start-up."""
+    if not (text.isascii() and text[:1].isalnum() and text[-1:].isalnum()):
+        return None
+    if not all(c.isalnum() or c in "._-" for c in text):
+        return None
+    return re.sub(r"[-_.]+", "-", text).lower()  # as packaging.utils.canonicalize_name
+
+
+def _requirement_name(text: str, origin: str) -> str:
+    """The normalized name of requirement `text` (anything but a bare name): a limit on a managed
+    package is refused here, as `_packages` says."""
+    from packaging.requirements import InvalidRequirement, Requirement  # a heavy parser: on use
+    from packaging.utils import canonicalize_name  # loads packaging.tags: on use
+
+    try:
+        requirement = Requirement(text)
+    except InvalidRequirement:
+        raise ConfigError(
+            "not a valid requirement",
+            location=Location(origin, key="packages"),
+            value=text,
+            hint='e.g. packages = ["accelerate", "datasets>=2"]',
+        ) from None
+    name = canonicalize_name(requirement.name)
+    limited = requirement.specifier or requirement.extras or requirement.marker or requirement.url
+    if name in MANAGED and limited:
+        raise ConfigError(
+            f"the solver chooses {name}'s version: a limit on it goes in `constraints`",
+            location=Location(origin, key="packages"),
+            value=text,
+            hint=f'list "{name}" in packages and put constraints = ["{text}"]',
+        )
+    return name
 
 
 def _directory(base: Path, text: str, origin: str, key: str) -> Path:

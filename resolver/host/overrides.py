@@ -14,8 +14,7 @@ from typing import Any
 from resolver.errors import InputError, Location
 from resolver.host import hostfile as hf
 from resolver.host import model as h
-from resolver.host import parse as hp
-from resolver.host import spellings, vendors
+from resolver.host import spellings
 from resolver.host.gpunames import CapabilityError, GpuNames, parse_capability
 
 ENV_HOST = "STACK_RESOLVER_HOST"
@@ -189,6 +188,10 @@ def with_overrides(host: h.Host, environ: Mapping[str, str], gpu_names: GpuNames
     )
     values, sources = dict(overrides.values), {**host.sources, **overrides.sources}
     if (value := env_value(environ, ENV_ROCM_VERSION)) is not None:
+        # the probes' parsers (and their patterns) load only for this variable
+        from resolver.host import parse as hp
+        from resolver.host import vendors
+
         try:
             values["rocm_version"] = vendors.parse_rocm_version(value)
         except hp.ProbeParseError:

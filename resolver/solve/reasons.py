@@ -7,10 +7,24 @@ one of these, so `--explain` can name it. `kind` is a stable short name (JSON, g
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import ClassVar
 
 from packaging.version import Version
+
+# Reason classes share one __eq__, __hash__ and __repr__ (below; the same results as dataclass's
+# own): each class's generated ones are compiled from source at import, and with some 45 classes
+# that was a third of a dry run's start-up. Hence `eq=False, repr=False` on every subclass.
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(cls)
+    if names is None:
+        names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
 
 
 @dataclass(frozen=True)
@@ -20,11 +34,26 @@ class Reason:
     kind: ClassVar[str] = "reason"
     flag: ClassVar[str | None] = None
 
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in _field_names(type(self)))
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in _field_names(type(self)))
+        return f"{self.__class__.__qualname__}({shown})"
+
 
 # --- the user's request ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class ConstraintExcludes(Reason):
     """The user's constraint `package{spec}` excludes `version` (of `package`)."""
 
@@ -34,7 +63,7 @@ class ConstraintExcludes(Reason):
     version: Version
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class CompanionOutside(Reason):
     """The torch release pairs with `name` `version`, outside the user's `name{spec}`."""
 
@@ -44,7 +73,7 @@ class CompanionOutside(Reason):
     spec: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class NotRequestedVariant(Reason):
     """The request names another variant (`--variant`)."""
 
@@ -52,7 +81,7 @@ class NotRequestedVariant(Reason):
     requested: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class PythonOutsideConstraint(Reason):
     """The Python in use is outside the user's python constraint."""
 
@@ -64,14 +93,14 @@ class PythonOutsideConstraint(Reason):
 # --- policy: lifted by a flag ------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class UnverifiedRelease(Reason):
     kind: ClassVar[str] = "unverified"
     flag: ClassVar[str | None] = "--allow-unverified"
     version: Version
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class UnverifiedPairing(Reason):
     kind: ClassVar[str] = "unverified"
     flag: ClassVar[str | None] = "--allow-unverified"
@@ -79,7 +108,7 @@ class UnverifiedPairing(Reason):
     torch: Version
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class UnverifiedBuild(Reason):
     kind: ClassVar[str] = "unverified"
     flag: ClassVar[str | None] = "--allow-unverified"
@@ -88,7 +117,7 @@ class UnverifiedBuild(Reason):
     platform: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class UnknownDriverFloor(Reason):
     """The matrix does not know the minimum `os` driver for `cuda` (a family "12.x" or "11.8");
     `bound`: it is at least this (the previous CUDA major's floor), when known."""
@@ -100,7 +129,7 @@ class UnknownDriverFloor(Reason):
     bound: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class CpuFallback(Reason):
     """A CPU build is not chosen on a host with a GPU (of `vendor`) unless asked for."""
 
@@ -109,7 +138,7 @@ class CpuFallback(Reason):
     vendor: str = "nvidia"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class RocmNotRequested(Reason):
     """An AMD ROCm build on a host without AMD GPUs: used only when named with --variant."""
 
@@ -117,7 +146,7 @@ class RocmNotRequested(Reason):
     variant: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class NoIntelGpu(Reason):
     """An Intel XPU build on a host without Intel GPUs: used only when named with --variant."""
 
@@ -125,7 +154,7 @@ class NoIntelGpu(Reason):
     variant: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class UnknownGfxTargets(Reason):
     """The matrix does not know which AMD gfx targets the build carries kernels for."""
 
@@ -135,7 +164,7 @@ class UnknownGfxTargets(Reason):
     series: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class PtxOnly(Reason):
     """The build reaches the GPU only by JIT-compiling PTX (`ptx` is "compute_90")."""
 
@@ -152,14 +181,14 @@ class PtxOnly(Reason):
 # --- release filters ---------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Yanked(Reason):
     kind: ClassVar[str] = "yanked"
     package: str
     version: Version
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class PreRelease(Reason):
     kind: ClassVar[str] = "prerelease"
     package: str
@@ -169,7 +198,7 @@ class PreRelease(Reason):
 # --- the host's platform -----------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class NoWheelsForPlatform(Reason):
     """torch publishes no wheels for `platform` (a release), or `variant` is not built for it."""
 
@@ -178,12 +207,12 @@ class NoWheelsForPlatform(Reason):
     variant: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class MuslLibc(Reason):
     kind: ClassVar[str] = "libc"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class GlibcBelowFloor(Reason):
     kind: ClassVar[str] = "glibc"
     floor: Version
@@ -191,14 +220,14 @@ class GlibcBelowFloor(Reason):
     platform: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class MacosBelowFloor(Reason):
     kind: ClassVar[str] = "macos"
     floor: Version
     host_value: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class PythonNoWheel(Reason):
     """No wheel for Python `python` on `platform`; `available` lists the Pythons that have one."""
 
@@ -208,7 +237,7 @@ class PythonNoWheel(Reason):
     available: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class PythonRequires(Reason):
     """`package`'s Requires-Python `spec` excludes `python`."""
 
@@ -218,7 +247,7 @@ class PythonRequires(Reason):
     python: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class NoPythonWithin(Reason):
     """The host's Python is unknown and no wheel's Python lies within the python constraint."""
 
@@ -227,7 +256,7 @@ class NoPythonWithin(Reason):
     platform: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class CompanionMissing(Reason):
     """No `name` release pairs with the torch release, and the team installs `name`."""
 
@@ -238,14 +267,14 @@ class CompanionMissing(Reason):
 # --- the build ---------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class NoBuildData(Reason):
     kind: ClassVar[str] = "data"
     variant: str
     series: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class Unavailable(Reason):
     """The build (or its companion `project` `version`) is not on `source` (an index or channel)."""
 
@@ -255,19 +284,19 @@ class Unavailable(Reason):
     version: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class NoCondaMapping(Reason):
     kind: ClassVar[str] = "index"
     variant: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class NoDriver(Reason):
     kind: ClassVar[str] = "no-driver"
     variant: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class DriverBelowFloor(Reason):
     """Driver `driver` < `floor`, the minimum for CUDA `cuda` ("12.x" under minor-version
     compatibility, else the toolkit "11.8")."""
@@ -280,7 +309,7 @@ class DriverBelowFloor(Reason):
     at_least: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class ArchMissing(Reason):
     """The build carries no kernels (nor usable PTX) for the GPU's `sm` (an NVIDIA sm_XY or an AMD
     gfx target); `built_for` lists the build's targets."""
@@ -297,7 +326,7 @@ class ArchMissing(Reason):
 # --- transformers ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class TorchOutside(Reason):
     """A transformers release's torch extra (`spec`) excludes torch `torch`."""
 
@@ -306,7 +335,7 @@ class TorchOutside(Reason):
     torch: Version
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class RuntimeTorchFloor(Reason):
     """transformers disables torch support at import below torch `floor`."""
 
@@ -323,7 +352,7 @@ class TransformersExcluded:
     reasons: tuple[Reason, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class TransformersNone(Reason):
     """No transformers release within `spec` fits torch `torch` on Python `python`; `excluded`
     says why for each release within the user's range (newest first)."""
@@ -338,17 +367,17 @@ class TransformersNone(Reason):
 # --- notes on a valid choice -------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class GlibcUnknown(Reason):
     kind: ClassVar[str] = "glibc-unknown"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class GpusUnlisted(Reason):
     kind: ClassVar[str] = "gpus-unlisted"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class PtxJit(Reason):
     """A GPU of the chosen build runs through PTX JIT (allowed with --allow-ptx)."""
 
@@ -358,14 +387,14 @@ class PtxJit(Reason):
     ptx: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class ChosenUnverified(Reason):
     kind: ClassVar[str] = "chosen-unverified"
     variant: str
     series: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class ChosenIndirect(Reason):
     """The chosen build is confirmed only indirectly in the matrix on `platform`."""
 
@@ -375,7 +404,7 @@ class ChosenIndirect(Reason):
     platform: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class FloorIndirect(Reason):
     """The chosen CUDA build's driver floor on `os` is confirmed only indirectly in the matrix."""
 
@@ -385,7 +414,7 @@ class FloorIndirect(Reason):
     floor: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class GpuUnused(Reason):
     """GPU `gpu_index` is of another vendor than the chosen build (`build_kind`) drives."""
 
@@ -396,7 +425,7 @@ class GpuUnused(Reason):
     build_kind: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class GfxUnchecked(Reason):
     """The chosen ROCm build's gfx targets are unknown (allowed with --allow-unverified): whether it
     carries kernels for AMD GPU `gpu_index`'s `gfx_target` is unverified, not known to work."""
@@ -409,7 +438,7 @@ class GfxUnchecked(Reason):
     gfx_target: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class FloorUnknownNote(Reason):
     """The chosen CUDA build's driver floor on `os` is unknown (allowed); `bound`, if known, is met."""
 
@@ -423,7 +452,7 @@ class FloorUnknownNote(Reason):
 # --- outside the torch search: conda, the team ---------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class CondaUnsolvable(Reason):
     """The conda channels have no solution; `message` is the conda solver's own output."""
 
@@ -434,13 +463,13 @@ class CondaUnsolvable(Reason):
     message: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class TargetUnsolvable(Reason):
     kind: ClassVar[str] = "target"
     target: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class TargetBound(Reason):
     """Target `target` can take torch only up to (`side` "ceiling") or from (`side` "floor")
     `torch`; `why` is what rejects the release just beyond that bound."""
@@ -452,7 +481,7 @@ class TargetBound(Reason):
     why: tuple[Rejection, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False, repr=False)
 class SmallestSplit(Reason):
     """The fewest locks that serve every target: (torch version, target names) per lock."""
 
