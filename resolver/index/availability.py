@@ -28,8 +28,7 @@ if TYPE_CHECKING:  # the HTTP machinery loads only where an index is asked
     from resolver.index.client import IndexClient
 
 
-# The most listings fetched in the survey's first round; candidates past them (rarely reached: the
-# survey stops at the first complete one) are fetched batch by batch.
+# The most listings of one host's candidates asked for in the survey's first round.
 FIRST_ROUND = 32
 
 
@@ -159,6 +158,24 @@ def transformers_missing(
     return {str(row.version): reason for row in matrix.transformers if not present(str(row.version))}
 
 
+def transformers_listing(indexes: Indexes) -> list[tuple[str, str]]:
+    """The listing `transformers_missing` reads, as (index URL, project)."""
+    return [(indexes.general, "transformers")] if indexes.general is not None else []
+
+
+def survey_listings(host: Host, matrix: Matrix, request: Request, indexes: Indexes) -> list[tuple[str, str]]:
+    """The listings the survey of `host` may read, as (index URL, project), most wanted first:
+    those of the candidates explored without the transformers listing's verdict (a superset of
+    those explored with it), so that they can all be asked for at once, with it, in one round
+    trip instead of one per batch of candidates. At most FIRST_ROUND; the rest (rarely reached:
+    the survey stops at the first complete candidate) are fetched batch by batch."""
+    listings: list[tuple[str, str]] = []
+    for candidate in explore(host, matrix, request, exhaustive=True).best_first():
+        needed = required_builds(candidate, indexes, request.packages)
+        listings.extend((n.index_url, n.project) for n in needed)
+    return list(dict.fromkeys(listings))[:FIRST_ROUND]
+
+
 def survey_indexes(
     host: Host,
     matrix: Matrix,
@@ -173,14 +190,7 @@ def survey_indexes(
     candidates in the solver's order, until the first complete one (`until_complete=False`:
     all of them, when another source may still rule that one out)."""
     floor = host_floor(host)
-    # One round for every listing the survey may read: the transformers listing and those of the
-    # candidates explored without it (a superset of the candidates explored with it), all at
-    # once, so the survey costs one round trip, not one per batch.
-    listings = [(indexes.general, "transformers")] if indexes.general is not None else []
-    for candidate in explore(host, matrix, request, exhaustive=True).best_first():
-        needed = required_builds(candidate, indexes, request.packages)
-        listings.extend((n.index_url, n.project) for n in needed)
-    client.prefetch(list(dict.fromkeys(listings))[:FIRST_ROUND])
+    client.prefetch([*transformers_listing(indexes), *survey_listings(host, matrix, request, indexes)])
     transformers = transformers_missing(
         matrix, indexes, client, request.python or host.python, host.platform, floor
     )

@@ -309,17 +309,23 @@ class IndexClient:
     def prefetch(self, index_urls_and_projects: Iterable[tuple[str, str]]) -> None:
         """Fetch several listings at once (they are independent); later `files()` calls find them.
         Failures are left for those calls to report, with their own retries and messages."""
-        urls = list(dict.fromkeys(self.project_url(i, p) for i, p in index_urls_and_projects))
-        urls = [u for u in urls if u not in self.run.pages]
-        if len(urls) < 2 or self.offline:
+        self._all_at_once([self.project_url(i, p) for i, p in index_urls_and_projects], self.page)
+
+    def prefetch_metadata(self, files: Iterable[IndexFile]) -> None:
+        """`prefetch` for the PEP 658 metadata of several files."""
+        self._all_at_once([f.url.split("#", 1)[0] + ".metadata" for f in files], self.metadata_at)
+
+    def _all_at_once(self, urls: list[str], fetch: Callable[[str], object]) -> None:
+        wanted = [u for u in dict.fromkeys(urls) if u not in self.run.pages]
+        if len(wanted) < 2 or self.offline:
             return
 
-        def fetch(url: str) -> None:
+        def quietly(url: str) -> None:
             with contextlib.suppress(ExternalToolError):
-                self.page(url)
+                fetch(url)
 
-        with ThreadPoolExecutor(max_workers=min(IN_FLIGHT, len(urls))) as pool:
-            list(pool.map(fetch, urls))
+        with ThreadPoolExecutor(max_workers=min(IN_FLIGHT, len(wanted))) as pool:
+            list(pool.map(quietly, wanted))
 
     def metadata(self, file: IndexFile) -> str:
         """The PEP 658 core metadata of a file (`<file URL>.metadata`)."""

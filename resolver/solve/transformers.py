@@ -96,10 +96,23 @@ class TransformersFit:
         """Every release that fits torch `torch`, newest first."""
         return [row for row, why in self._judged if not why and not torch_reasons(row, torch)]
 
+    @functools.cached_property
+    def _passed_over(self) -> dict[tuple[Version, Version], tuple[TransformersExcluded, ...]]:
+        return {}
+
     def passed_over(self, chosen: TransformersRelease, torch: Version) -> tuple[TransformersExcluded, ...]:
-        """The releases newer than `chosen` and why each was not taken (for --explain)."""
-        newer = itertools.takewhile(lambda judged: judged[0].version > chosen.version, self._judged)
-        return tuple(TransformersExcluded(row.version, why + torch_reasons(row, torch)) for row, why in newer)
+        """The releases newer than `chosen` and why each was not taken (for --explain). Asked for
+        every valid build of a release, so kept per (chosen, torch): a team survey asks thousands
+        of times."""
+        key = (chosen.version, torch)
+        found = self._passed_over.get(key)
+        if found is None:
+            newer = itertools.takewhile(lambda judged: judged[0].version > chosen.version, self._judged)
+            found = tuple(
+                TransformersExcluded(row.version, why + torch_reasons(row, torch)) for row, why in newer
+            )
+            self._passed_over[key] = found
+        return found
 
     def pick(self, torch: Version) -> TransformersRelease | TransformersNone:
         """The newest release that fits, or why none does."""

@@ -26,11 +26,18 @@ from packaging.version import InvalidVersion, Version
 from resolver import files
 from resolver.config import Indexes
 from resolver.errors import InputError, Location
-from resolver.index.availability import Availability, check_candidates, transformers_missing
+from resolver.index.availability import (
+    Availability,
+    check_candidates,
+    survey_listings,
+    transformers_listing,
+    transformers_missing,
+)
 from resolver.index.client import IndexClient
 from resolver.lock import fresh
 from resolver.lock import target as stage
 from resolver.lock.commit import commit
+from resolver.lock.poetry.checks import torch_metadata_file
 from resolver.lock.poetry.tool import LOCKFILE, PoetryTool, lock_in_staging
 from resolver.lock.record import previous_record, read_bytes, resolution_record
 from resolver.lock.runner import CHILDREN
@@ -84,6 +91,11 @@ def survey_team(
     shared = Availability(checked=True)
     per_target: dict[str, dict[tuple[str, str], Reason]] = {t.name: {} for t in targets}
     if "poetry" in formats:
+        # every target's listings in one round trip, not one target (and one batch) at a time
+        wanted = transformers_listing(indexes)
+        for target in targets:
+            wanted.extend(survey_listings(target.host, matrix, target_request(base, target), indexes))
+        client.prefetch(wanted)
         shared = Availability(
             transformers=transformers_missing(matrix, indexes, client, None, None), checked=True
         )
@@ -193,18 +205,28 @@ def lock_team(
         tool = tool or PoetryTool(environ=dict(os.environ))
         lockers = dataclasses.replace(lockers, poetry_version=tool.version(), poetry=SharedLocker(tool))
 
-    # Index look-ups (listings, PEP 658 metadata) run here, one thread; only the lockers run in parallel.
-    prepared = []
+    # Index look-ups (listings, PEP 658 metadata) run here, one thread; only the lockers run in
+    # parallel. The torch metadata every target's pyproject needs is asked for at once first.
+    plans = []
     for target in targets:
         res = resolution.targets[target.name]
-        plan = stage.LockPlan(
-            target.name,
-            stage.target_directory(envs, target.name),
-            target.host,
-            res,
-            indexes.variant_url(res.variant) if res.local_label else None,
+        plans.append(
+            stage.LockPlan(
+                target.name,
+                stage.target_directory(envs, target.name),
+                target.host,
+                res,
+                indexes.variant_url(res.variant) if res.local_label else None,
+            )
         )
-        prepared.append(stage.prepare(plan, matrix, formats, packages, indexes, client, lockers))
+    if "poetry" in formats:
+        client.prefetch_metadata(
+            file
+            for plan in plans
+            if plan.index_url is not None
+            and (file := torch_metadata_file(plan.resolution, client, plan.index_url, plan.host.platform))
+        )
+    prepared = [stage.prepare(plan, matrix, formats, packages, indexes, client, lockers) for plan in plans]
 
     workers = max(1, min(jobs or default_jobs(), len(targets)))
     with ThreadPoolExecutor(max_workers=workers) as pool:

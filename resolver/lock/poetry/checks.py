@@ -12,7 +12,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from resolver.errors import ExternalToolError
-from resolver.index.client import IndexClient
+from resolver.index.client import IndexClient, IndexFile
 from resolver.lock.poetry.pyproject import PYTORCH_SOURCE_PREFIX, EnvironmentSpec
 from resolver.matrix.model import Matrix
 from resolver.matrix.wheeltags import wheel_fits
@@ -26,20 +26,26 @@ else:  # pragma: no cover
 TORCH_FAMILY = ("torch", "torchvision", "torchaudio")
 
 
+def torch_metadata_file(
+    resolution: Resolution, client: IndexClient, index_url: str, platform: str
+) -> IndexFile | None:
+    """The chosen torch wheel whose metadata `index_bound_requirements` reads."""
+    for file in client.files(index_url, "torch"):
+        if wheel_fits(file.filename, resolution.torch, resolution.python, platform) and file.has_metadata:
+            return file
+    return None
+
+
 def index_bound_requirements(
     resolution: Resolution, matrix: Matrix, client: IndexClient, index_url: str, platform: str
 ) -> list[str]:
     """Requirements of the chosen torch wheel that must also come from the PyTorch index
     (triton builds and the like): read from the wheel's PEP 658 metadata."""
     bound = {canonicalize_name(n) for n in matrix.index_bound_packages}
-    files = [
-        f
-        for f in client.files(index_url, "torch")
-        if wheel_fits(f.filename, resolution.torch, resolution.python, platform) and f.has_metadata
-    ]
-    if not files:
+    file = torch_metadata_file(resolution, client, index_url, platform)
+    if file is None:
         return []
-    metadata = email.parser.Parser().parsestr(client.metadata(files[0]))
+    metadata = email.parser.Parser().parsestr(client.metadata(file))
     found = []
     for text in metadata.get_all("Requires-Dist") or []:
         try:
