@@ -15,8 +15,9 @@ Names are imported on first use (PEP 562), so `import resolver` stays cheap.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+# Not `typing.TYPE_CHECKING`: importing typing would cost `python -m resolver` more than an
+# unchanged `resolve` takes in all (resolver/replay.py). mypy honours the name either way.
+TYPE_CHECKING = False
 
 __version__ = "0.1.0"
 
@@ -74,6 +75,8 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from resolver.detection import detect_host
     from resolver.errors import (
         ExitCode,
@@ -102,6 +105,8 @@ def __getattr__(name: str) -> Any:
         module, attribute = _EXPORTS[name]
     except KeyError:
         raise AttributeError(f"module 'resolver' has no attribute {name!r}") from None
+    import importlib  # here: `python -m resolver` may replay a run without it (resolver/replay.py)
+
     value = getattr(importlib.import_module(module), attribute)
     globals()[name] = value
     return value

@@ -1,6 +1,22 @@
 # PYTHON_ARGCOMPLETE_OK
+"""`python -m resolver` and the `stack-resolver` script. An unchanged `resolve` is replayed from
+the user cache (resolver/replay.py) before the command line and all it loads are imported."""
+
 from __future__ import annotations
 
-from resolver.cli import run
+import sys
 
-run()
+
+def main() -> None:
+    from resolver import replay
+
+    found = replay.lookup(sys.argv[1:])
+    if isinstance(found, replay.Hit):
+        sys.exit(found.play(sys.stdout, sys.stderr))
+    from resolver.cli import run
+
+    run(found)
+
+
+if __name__ == "__main__":
+    main()

@@ -465,9 +465,24 @@ def _wants_json(argv: Sequence[str] | None) -> bool:
     return "--json" in words
 
 
-def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    *,
+    replay_miss: object = None,
+) -> int:
+    """Run one command. `replay_miss`: what `resolver.replay.lookup` found for this process's
+    command line (its own, not `argv`'s), for an unchanged `resolve` to be recorded."""
     out = out or sys.stdout
     err = err or sys.stderr
+    recorder = None
+    if replay_miss is not None:
+        from resolver import replay
+
+        recorder = replay.Recorder(replay_miss) if isinstance(replay_miss, replay.Miss) else None
+        if recorder is not None:
+            out, err = recorder.streams(out, err)
     try:
         with _stop_on_signals():
             parser = build_parser(_named_command(argv))
@@ -476,11 +491,18 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
             if args.command is None:
                 build_parser().print_help(out)
                 return ExitCode.BAD_INPUT
+            if recorder is not None and not replay.recording(args, replay_miss):
+                recorder = None
             with _reporter(args, err), _in_project(args, err), _user_certificates(args):
                 _say_configuration(args)
                 from resolver.commands import handler
 
-                return handler(args.command)(args, out, err)
+                if recorder is not None:
+                    recorder.begin(args)
+                code = handler(args.command)(args, out, err)
+                if recorder is not None:
+                    recorder.finish(args, code)
+                return code
     except NoCompatibleCombination as exc:
         # a command that does not report a failed solve itself: the explain layer still does
         from resolver.explain import render as explain
@@ -514,6 +536,6 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, err: Text
         return ExitCode.INTERRUPTED
 
 
-def run() -> NoReturn:
-    """`python -m resolver` and the `stack-resolver` script."""
-    sys.exit(main())
+def run(replay_miss: object = None) -> NoReturn:
+    """`python -m resolver` and the `stack-resolver` script (through resolver/__main__.py)."""
+    sys.exit(main(replay_miss=replay_miss))

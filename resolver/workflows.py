@@ -138,6 +138,7 @@ class Chosen:
     indexes_checked: bool
     written: Written | None
     upgrades: tuple[Fix, ...] = ()  # host changes that would give a better build
+    unchanged: bool = False  # decided from the inputs alone: nothing asked, nothing written
 
 
 @dataclass(frozen=True)
@@ -350,7 +351,15 @@ def resolve_host(
             resolution, index_url = choose(committed.availability)
             if fresh.same_choice(committed, resolution, index_url):
                 written = Written(committed.name, committed.directory, True, ())
-                return Chosen(resolution, index_url, tuple(warnings), True, written, upgrades(resolution))
+                return Chosen(
+                    resolution,
+                    index_url,
+                    tuple(warnings),
+                    True,
+                    written,
+                    upgrades(resolution),
+                    unchanged=True,
+                )
     from resolver.lock import target as stage
     from resolver.lock.commit import commit
     from resolver.lock.survey import survey

@@ -110,6 +110,8 @@ def cmd_resolve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         result = resolve(options, os.environ, _notifier(err))
     except NoCompatibleCombination as exc:
         return _report_failure(exc, args.json, args.explain, out, err)
+    # an unchanged run's output may be replayed (resolver/replay.py); only this path's
+    args.unchanged = getattr(result, "unchanged", False) is True
     if isinstance(result, TeamMachine):
         return _report_team_machine(result, args.json, out)
     return _report_chosen(result, args.json, args.explain, out, err)
