@@ -128,23 +128,28 @@ def _report_team_machine(result: TeamMachine, as_json: bool, out: TextIO) -> int
 
 
 def cmd_lock(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from resolver.explain import render as explain
     from resolver.workflows import LockOptions, lock
 
     if args.check:
         return cmd_lock_check(args, out, err)
-    if args.jobs is not None and args.jobs < 1:
-        raise InputError("--jobs must be at least 1", value=str(args.jobs), hint="e.g. --jobs 4")
+    # --jobs below 1 never gets here: the parser's `_positive_int` refuses it (exit 2).
     options = LockOptions(solve=_solve_options(args), run=_run_options(args), jobs=args.jobs)
     try:
         result = lock(options, os.environ, _notifier(err))
     except NoCompatibleCombination as exc:
-        if args.json:
-            out.write(json.dumps(explain.team_failure_json(exc), indent=2) + "\n")
-        else:
-            err.write(explain.render_team_failure(exc))
-        return exc.exit_code
+        return _report_team_failure(exc, args.json, out, err)
     return _report_team(result, args.json, out)
+
+
+def _report_team_failure(exc: NoCompatibleCombination, as_json: bool, out: TextIO, err: TextIO) -> int:
+    """No version set fits every target: the causes as JSON on stdout, or as text on stderr."""
+    from resolver.explain import render as explain
+
+    if as_json:
+        out.write(json.dumps(explain.team_failure_json(exc), indent=2) + "\n")
+    else:
+        err.write(explain.render_team_failure(exc))
+    return exc.exit_code
 
 
 def _report_team(result: TeamLocked, as_json: bool, out: TextIO) -> int:
@@ -184,13 +189,7 @@ def cmd_lock_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
         checks = check_locks(_solve_options(args), os.environ, offline=args.offline)
     except NoCompatibleCombination as exc:
-        from resolver.explain import render as explain
-
-        if args.json:
-            out.write(json.dumps(explain.team_failure_json(exc), indent=2) + "\n")
-        else:
-            err.write(explain.render_team_failure(exc))
-        return exc.exit_code
+        return _report_team_failure(exc, args.json, out, err)
     stale = [c for c in checks if not c.fresh]
     if args.json:
         payload = {

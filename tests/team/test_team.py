@@ -293,3 +293,15 @@ def test_a_declared_target_with_an_inline_amd_host(tmp_path: Path, matrix: Any) 
     result = solve_team([target], matrix, Request())
     chosen = result.targets["mi300x"]
     assert chosen.variant.startswith("rocm") and [f.gpu.gfx_target for f in chosen.gpu_fit] == ["gfx942"]
+
+
+@pytest.mark.parametrize(("cpus", "jobs"), [(None, 8), (1, 8), (2, 8), (8, 8), (12, 12), (64, 64)])
+def test_the_team_lock_runs_eight_targets_at_once_or_one_per_cpu(
+    monkeypatch: pytest.MonkeyPatch, cpus: int | None, jobs: int
+) -> None:
+    """The default of `lock --jobs` (docs/commands.md): 8, or the CPU count where it is higher
+    (an unknown count counts as 1)."""
+    from resolver.team import lock as team_lock
+
+    monkeypatch.setattr(team_lock.os, "cpu_count", lambda: cpus)
+    assert team_lock.default_jobs() == jobs
