@@ -633,3 +633,34 @@ def test_poetry_locks_torch_from_the_explicit_cu126_source(
     assert fixture_index.served_files() == []
     assert {r.index for r in fixture_index.requests_for(kind="project", project="torch")} == {"cu126"}
     assert all(r.status < 500 for r in fixture_index.requests)
+
+
+def _conditional_get(url: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers.items()), response.read()
+    except urllib.error.HTTPError as error:  # urllib raises on a 304 too
+        return error.code, dict(error.headers.items()), error.read()
+
+
+def test_listings_and_metadata_revalidate_with_etag_and_last_modified(fixture_index: FixtureIndex) -> None:
+    """As real indexes do: validators on listings and PEP 658 metadata, and 304 when they match."""
+    page = fixture_index.project_url("transformers")
+    status, headers, body = _conditional_get(page)
+    assert status == 200 and body
+    etag, modified = headers["ETag"], headers["Last-Modified"]
+    assert _conditional_get(page, **{"If-None-Match": etag})[:1] == (304,)
+    assert _conditional_get(page, **{"If-None-Match": '"other"'})[0] == 200
+    # without If-None-Match, If-Modified-Since decides; with it, the ETag does (RFC 9110)
+    assert _conditional_get(page, **{"If-Modified-Since": modified})[0] == 304
+    assert _conditional_get(page, **{"If-Modified-Since": "Thu, 01 Jan 1970 00:00:00 GMT"})[0] == 200
+    assert _conditional_get(page, **{"If-None-Match": '"other"', "If-Modified-Since": modified})[0] == 200
+    # another representation of the same URL has its own ETag
+    _, json_headers, json_body = _conditional_get(page, Accept="application/vnd.pypi.simple.v1+json")
+    assert json_headers["ETag"] != etag
+    first = json.loads(json_body)["files"][0]["url"]
+    metadata = urllib.parse.urljoin(page, first).split("#", 1)[0] + ".metadata"
+    meta_etag = _conditional_get(metadata)[1]["ETag"]
+    assert _conditional_get(metadata, **{"If-None-Match": meta_etag})[0] == 304
+    assert [r.status for r in fixture_index.requests if r.kind == "metadata"] == [200, 304]
