@@ -7,8 +7,9 @@ connections and missed deadlines (a Retry-After header is honoured up to the bac
 response that does not parse is retried too, never half-used. Settings come from
 `HttpPolicy.from_environ` (STACK_RESOLVER_HTTP_TIMEOUT, _RETRIES, _BACKOFF, _MAX_BACKOFF).
 
-Listings are cached in memory per run and on disk (with ETag / Last-Modified) so `--offline`
-can work from the cache alone.
+Listings and metadata are cached in memory per run and on disk with their ETag / Last-Modified: a
+later run revalidates them (a 304 is answered from the cache), and `--offline` works from the
+cache alone. Reading the pages themselves is resolver/index/listing.py.
 """
 
 from __future__ import annotations
@@ -19,12 +20,10 @@ import json
 import math
 import threading
 import time
-import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
@@ -35,8 +34,15 @@ from packaging.utils import canonicalize_name
 from resolver.errors import ExternalToolError, InputError, Location
 from resolver.fsutil import atomic_write_bytes
 from resolver.index.credentials import Credential, Credentials, keyring_credential, origin_of
+from resolver.index.listing import (
+    JSON_TYPE,
+    IndexFile,
+    IndexParseError,
+    is_listing,
+    is_metadata,
+    parse_listing,
+)
 
-JSON_TYPE = "application/vnd.pypi.simple.v1+json"
 ACCEPT = f"{JSON_TYPE}, application/vnd.pypi.simple.v1+html;q=0.2, text/html;q=0.1"
 UNREACHABLE_HINT = (
     "the index may be down; retry later, raise STACK_RESOLVER_HTTP_RETRIES, or configure a mirror "
@@ -91,112 +97,10 @@ class HttpPolicy:
 
 
 @dataclass(frozen=True)
-class IndexFile:
-    filename: str
-    url: str
-    sha256: str | None
-    requires_python: str | None = None
-    yanked: bool = False
-    has_metadata: bool = False
-    # PEP 700 `upload-time` (JSON listings only), e.g. "2025-06-04T17:21:07.123456Z"
-    upload_time: str | None = None
-
-
-@dataclass(frozen=True)
 class FileDigests:
     sha256: str
     md5: str
     size: int
-
-
-class _AnchorParser(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.anchors: list[tuple[str, dict[str, str | None], str]] = []
-        self._current: tuple[str, dict[str, str | None]] | None = None
-        self._text: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "a":
-            attributes = dict(attrs)
-            self._current = (attributes.get("href") or "", attributes)
-            self._text = []
-
-    def handle_data(self, data: str) -> None:
-        if self._current is not None:
-            self._text.append(data)
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "a" and self._current is not None:
-            href, attributes = self._current
-            self.anchors.append((href, attributes, "".join(self._text).strip()))
-            self._current = None
-
-
-class IndexParseError(ValueError):
-    """A listing that is not valid PEP 503 HTML or PEP 691 JSON."""
-
-
-def parse_json_listing(text: str, base_url: str) -> tuple[IndexFile, ...]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise IndexParseError(f"malformed JSON: {exc.msg} at line {exc.lineno}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("files"), list):
-        raise IndexParseError("JSON listing has no 'files' list")
-    files = []
-    for item in data["files"]:
-        if not isinstance(item, dict) or not isinstance(item.get("filename"), str):
-            raise IndexParseError("JSON listing has a file entry without 'filename'")
-        url = urllib.parse.urljoin(base_url, str(item.get("url", "")))
-        hashes = item.get("hashes") or {}
-        metadata = item.get("core-metadata", item.get("dist-info-metadata", False))
-        uploaded = item.get("upload-time")
-        files.append(
-            IndexFile(
-                filename=item["filename"],
-                url=url,
-                sha256=hashes.get("sha256") if isinstance(hashes, dict) else None,
-                requires_python=item.get("requires-python"),
-                yanked=bool(item.get("yanked", False)),
-                has_metadata=bool(metadata),
-                upload_time=uploaded if isinstance(uploaded, str) else None,
-            )
-        )
-    return tuple(files)
-
-
-def parse_html_listing(text: str, base_url: str) -> tuple[IndexFile, ...]:
-    if "<" not in text:
-        raise IndexParseError("HTML listing has no markup")
-    parser = _AnchorParser()
-    try:
-        parser.feed(text)
-        # html.parser keeps an unterminated tag as unparsed input and drops it at close(): a page
-        # cut off inside a link would otherwise read as a shorter (or empty) listing.
-        unterminated = parser.rawdata.lstrip().startswith("<")
-        parser.close()
-    except Exception as exc:  # html.parser raises assorted errors on garbage
-        raise IndexParseError(f"malformed HTML: {exc}") from None
-    if unterminated or parser._current is not None:
-        raise IndexParseError("malformed HTML: the page ends inside a tag or a link")
-    files = []
-    for href, attributes, label in parser.anchors:
-        url, _, fragment = href.partition("#")
-        sha256 = fragment[len("sha256=") :] if fragment.startswith("sha256=") else None
-        filename = urllib.parse.unquote(url.rsplit("/", 1)[-1]) or label
-        metadata = attributes.get("data-core-metadata") or attributes.get("data-dist-info-metadata")
-        files.append(
-            IndexFile(
-                filename=filename,
-                url=urllib.parse.urljoin(base_url, url),
-                sha256=sha256,
-                requires_python=attributes.get("data-requires-python"),
-                yanked="data-yanked" in attributes,
-                has_metadata=metadata is not None and metadata != "false",
-            )
-        )
-    return tuple(files)
 
 
 @dataclass
@@ -253,10 +157,7 @@ class IndexClient:
         if url not in self._memo:
             body, content_type = self.page(url)
             try:
-                if JSON_TYPE in content_type or content_type.endswith("json"):
-                    listing = parse_json_listing(body, url)
-                else:
-                    listing = parse_html_listing(body, url)
+                listing = parse_listing(body, content_type, url)
             except IndexParseError as exc:
                 raise ExternalToolError(
                     f"{url} sent a listing that cannot be parsed ({exc})",
@@ -301,7 +202,7 @@ class IndexClient:
         if url in self._failed:
             raise self._failed[url]
         try:
-            return self.run.once(url, lambda: self._get(url, _parses))
+            return self.run.once(url, lambda: self._get(url, is_listing))
         except ExternalToolError as exc:
             self._failed[url] = exc
             raise
@@ -333,7 +234,7 @@ class IndexClient:
 
     def metadata_at(self, url: str) -> str:
         """PEP 658 core metadata by its own URL (`<file URL>.metadata`), validated, cached."""
-        return self.run.once(url, lambda: self._get(url, _is_metadata))[0]
+        return self.run.once(url, lambda: self._get(url, is_metadata))[0]
 
     def file_sha256(self, url: str) -> str:
         """The sha256 of the file at `url`, computed while streaming it (never held in memory),
@@ -388,7 +289,7 @@ class IndexClient:
                 body = b"".join(deadline.chunks(response)) if response.status_code == 200 else b""
             if response.status_code == 304 and cached is not None:
                 return str(cached["body"]), str(cached.get("content_type", ""))
-            if response.status_code == 404 and valid is _parses:
+            if response.status_code == 404 and valid is is_listing:
                 # A project the index does not have: an empty listing, not an outage. Cached
                 # like any listing, so --offline gives the answer the index gave.
                 empty = '{"meta": {"api-version": "1.0"}, "files": []}'
@@ -546,18 +447,3 @@ def _check_length(response: Any, size: int) -> None:
     declared = response.headers.get("Content-Length")
     if declared is not None and declared.isdigit() and int(declared) != size:
         raise _TryAgain(f"truncated response ({size} of {declared} bytes)")
-
-
-def _parses(text: str, content_type: str, url: str) -> bool:
-    try:
-        if JSON_TYPE in content_type or content_type.endswith("json"):
-            parse_json_listing(text, url)
-        else:
-            parse_html_listing(text, url)
-    except IndexParseError:
-        return False
-    return True
-
-
-def _is_metadata(text: str, content_type: str, url: str) -> bool:
-    return text.startswith("Metadata-Version")

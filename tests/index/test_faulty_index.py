@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 from resolver.errors import ExternalToolError, InputError
-from resolver.index.client import HttpPolicy, IndexClient, IndexFile
+from resolver.index.client import HttpPolicy, IndexClient
+from resolver.index.listing import IndexFile
 from resolver.workflows import ENVS_LOCK
 from tests.fixtures.catalog import BuiltCatalog
 from tests.fixtures.cli import run_cli

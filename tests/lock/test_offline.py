@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from resolver.index.client import JSON_TYPE, HttpPolicy, IndexClient
+from resolver.index.client import HttpPolicy, IndexClient
+from resolver.index.listing import JSON_TYPE
 from resolver.lock.poetry.mirror import IndexMirror
 from tests.fixtures.cli import file_tree, loopback_env, run_cli
 from tests.fixtures.isolation import poetry_available

@@ -17,7 +17,8 @@ import pytest
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from resolver.index.client import IndexClient, IndexFile, RunMemory
+from resolver.index.client import IndexClient, RunMemory
+from resolver.index.listing import IndexFile
 from resolver.lock.poetry.prefetch import (
     Wanted,
     metadata_files,

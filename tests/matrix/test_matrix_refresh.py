@@ -18,7 +18,8 @@ from packaging.version import Version
 
 from resolver.config import Indexes
 from resolver.errors import ResolverError
-from resolver.index.client import HttpPolicy, IndexClient, IndexFile
+from resolver.index.client import HttpPolicy, IndexClient
+from resolver.index.listing import IndexFile
 from resolver.matrix.load import MATRIX_FILES, load_matrix, validate_matrix
 from resolver.matrix.refresh.propose import propose, write_proposal
 from resolver.matrix.refresh.wheels import (

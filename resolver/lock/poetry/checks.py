@@ -12,7 +12,8 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from resolver.errors import ExternalToolError
-from resolver.index.client import IndexClient, IndexFile
+from resolver.index.client import IndexClient
+from resolver.index.listing import IndexFile
 from resolver.lock.poetry.pyproject import PYTORCH_SOURCE_PREFIX, EnvironmentSpec
 from resolver.matrix.model import Matrix
 from resolver.matrix.wheeltags import wheel_fits

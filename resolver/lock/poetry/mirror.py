@@ -47,8 +47,9 @@ import requests
 import tomlkit
 
 from resolver.errors import ExternalToolError
-from resolver.index.client import JSON_TYPE, HttpPolicy, IndexClient
+from resolver.index.client import HttpPolicy, IndexClient
 from resolver.index.credentials import poetry_environment
+from resolver.index.listing import JSON_TYPE
 from resolver.lock.poetry.prefetch import prefetch_for_poetry
 from resolver.lock.poetry.tool import LOCKFILE, PYPROJECT, PoetryTool
 from resolver.lock.runner import Completed, OnLine, Runner

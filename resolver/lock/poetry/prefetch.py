@@ -35,7 +35,8 @@ from packaging.utils import (
 from packaging.version import Version
 
 from resolver.errors import ExternalToolError
-from resolver.index.client import IN_FLIGHT, IndexClient, IndexFile
+from resolver.index.client import IN_FLIGHT, IndexClient
+from resolver.index.listing import IndexFile
 
 _EXTRA = re.compile(r"""\bextra\s*==\s*["']([^"']+)["']""")
 _SDIST_SUFFIXES = (".tar.gz", ".zip", ".bz2", ".xz", ".Z", ".tar")

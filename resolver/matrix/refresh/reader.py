@@ -16,7 +16,8 @@ from packaging.version import InvalidVersion, Version
 
 from resolver.config import Indexes
 from resolver.errors import ExternalToolError
-from resolver.index.client import IndexClient, IndexFile
+from resolver.index.client import IndexClient
+from resolver.index.listing import IndexFile
 from resolver.matrix.model import (
     Matrix,
     variant_kind,

@@ -16,7 +16,7 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from resolver.index.client import IndexFile
+from resolver.index.listing import IndexFile
 from resolver.matrix.model import PLATFORMS, variant_kind
 from resolver.matrix.vocab import Variant, python_key
 from resolver.matrix.wheeltags import tag_platforms, tag_python
