@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pytest
@@ -248,3 +249,32 @@ def test_mirror_points_every_link_at_itself(tmp_path: Path) -> None:
         problems = [p.message for p in mirror.problems()]
         assert "--offline: https://files.example/t3.whl is not in the cache" in problems[0]
         assert problems[1] == "--offline: https://idx.example/simple/y/ is not in the cache"
+
+
+def test_poetry_through_the_mirror_runs_without_its_keyring(tmp_path: Path) -> None:
+    """Through the mirror Poetry asks only loopback, which needs no credentials, so its keyring
+    (whose preflight costs every lock about half a second) is off there; any other Poetry command
+    runs with the caller's environment as it was."""
+    from resolver.lock.poetry.mirror import MirroredRunner
+    from resolver.lock.runner import Completed
+
+    seen: list[tuple[tuple[str, ...], dict[str, str]]] = []
+
+    def poetry(
+        argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout: float, on_line: object = None
+    ) -> Completed:
+        seen.append((tuple(argv), dict(env)))
+        return Completed(tuple(argv), 0, "", "")
+
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "x"\nversion = "0"\n\n[[tool.poetry.source]]\n'
+        'name = "general"\nurl = "https://idx.example/simple"\npriority = "primary"\n'
+    )
+    client = IndexClient(policy=HttpPolicy(retries=0), cache_dir=tmp_path / "cache", session=_Session())
+    with IndexMirror(client, session_factory=_Session) as mirror:
+        runner = MirroredRunner(mirror, poetry)
+        runner(["poetry", "lock"], cwd=tmp_path, env={"KEEP": "1"}, timeout=10)
+        runner(["poetry", "install"], cwd=tmp_path, env={"KEEP": "1"}, timeout=10)
+    (_, lock_env), (_, install_env) = seen
+    assert lock_env == {"KEEP": "1", "POETRY_KEYRING_ENABLED": "false"}
+    assert install_env == {"KEEP": "1"}
