@@ -36,7 +36,7 @@ from __future__ import annotations
 import os
 import sys
 
-from resolver import __version__
+from resolver.codestamp import code_stamp
 from resolver.dirs import cache_root_text
 
 TYPE_CHECKING = False  # typing, like pathlib and json, costs more than the whole lookup
@@ -61,7 +61,6 @@ DISABLE_VAR = "STACK_RESOLVER_NO_REPLAY"
 VOLATILE = frozenset({"_", "OLDPWD", "SHLVL", "PWD"})
 FOLDER = "replay"
 KEEP = 64  # entries kept (one per distinct command line, environment and project)
-_PACKAGE = os.path.dirname(os.path.abspath(__file__))
 # A target's committed files: those the no-op path checks, and the conda environment beside them.
 TARGET_FILES = ("pyproject.toml", "poetry.lock", "resolution.json", "environment.yml", "conda-lock.yml")
 # Input kinds: a file's bytes; a matrix layer (its *.toml files); a folder's subfolder names; the
@@ -124,26 +123,11 @@ def _off(environ: Mapping[str, str]) -> bool:
 
 def run_key(argv: Sequence[str], environ: Mapping[str, str], cwd: str) -> str:
     digest = sha256(FORMAT)
-    fields = [__version__, _code_stamp(), sys.executable, sys.version, sys.prefix, cwd, *argv]
+    fields = [code_stamp(), sys.executable, sys.version, sys.prefix, cwd, *argv]
     digest.update(repr(fields).encode("utf-8", "surrogatepass"))
     names = sorted(name for name in environ if name not in VOLATILE)
     digest.update(repr([(name, environ[name]) for name in names]).encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
-
-
-def _code_stamp() -> str:
-    """The size and mtime of each of the tool's modules: a changed checkout is different code."""
-    parts: list[str] = []
-    folders = [_PACKAGE]
-    while folders:
-        folder = folders.pop()
-        for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-            if entry.is_dir(follow_symlinks=False) and entry.name != "__pycache__":
-                folders.append(entry.path)
-            elif entry.name.endswith(".py"):
-                info = entry.stat()
-                parts.append(f"{entry.path}:{info.st_size}:{info.st_mtime_ns}")
-    return sha256("\n".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def state(kind: str, path: str) -> str:

@@ -18,11 +18,11 @@ import pickle
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from resolver.codestamp import code_stamp
 from resolver.matrix.model import Matrix
 
 DISABLE_VAR = "STACK_RESOLVER_NO_MATRIX_CACHE"
 KEEP = 16  # cached matrices kept (one per matrix directory and overlays in use)
-_PACKAGE = Path(__file__).resolve().parents[1]
 
 
 def matrix_digest(layers: Sequence[Path]) -> str:
@@ -44,20 +44,6 @@ def matrix_digest(layers: Sequence[Path]) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def _code_stamp() -> str:
-    """The tool's version and its modules' sizes and mtimes: a pickle is read only by the code
-    that wrote it."""
-    from resolver import __version__
-
-    parts = [__version__]
-    for folder, _dirs, names in sorted(os.walk(_PACKAGE)):
-        for name in sorted(names):
-            if name.endswith(".py"):
-                stat = os.stat(os.path.join(folder, name))
-                parts.append(f"{name}:{stat.st_size}:{stat.st_mtime_ns}")
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
-
-
 def _cache_dir(environ: Mapping[str, str]) -> Path:
     from resolver.dirs import cache_root
 
@@ -73,7 +59,7 @@ def cached_matrix(
     if environ.get(DISABLE_VAR, "").strip() not in ("", "0"):
         return build(digest)
     where = "\n".join(str(p.resolve()) for p in layers)
-    key = hashlib.sha256(f"{digest}\n{_code_stamp()}\n{where}".encode()).hexdigest()
+    key = hashlib.sha256(f"{digest}\n{code_stamp()}\n{where}".encode()).hexdigest()
     folder = _cache_dir(environ)
     path = folder / (hashlib.sha256(where.encode()).hexdigest()[:32] + ".pickle")
     try:
