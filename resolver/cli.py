@@ -338,11 +338,6 @@ def _stop_on_signals() -> Iterator[None]:
             signal.signal(number, handler)
 
 
-# Every command's name (`_named_command`); a test checks it against `build_parser`.
-_COMMANDS = frozenset(
-    {"detect", "doctor", "resolve", "lock", "audit", "verify", "check", "matrix", "export", "sync", "info"}
-)
-
 # Commands that read no project (a host is described wherever it is run).
 _NO_PROJECT = frozenset({"detect"})
 
@@ -454,7 +449,9 @@ def _named_command(argv: Sequence[str] | None) -> str | None:
     if "_ARGCOMPLETE" in os.environ:
         return None
     words = sys.argv[1:] if argv is None else argv
-    named = {word for word in words if word in _COMMANDS}
+    from resolver.commands import COMMANDS  # the handler table: one entry per command
+
+    named = {word for word in words if word in COMMANDS}
     return named.pop() if len(named) == 1 else None
 
 
