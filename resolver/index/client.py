@@ -134,8 +134,8 @@ class IndexClient:
     sleep: Callable[[float], None] = time.sleep
     attempts: dict[str, int] = field(default_factory=dict)
     _memo: dict[str, tuple[IndexFile, ...]] = field(default_factory=dict)
-    # pages fetched in this run, shared with the clients that serve Poetry (resolver/offline.py)
-    # and fetch ahead of it (resolver/prefetch.py)
+    # pages fetched in this run, shared with the clients that serve Poetry (resolver/lock/poetry/mirror.py)
+    # and fetch ahead of it (resolver/lock/poetry/prefetch.py)
     run: RunMemory = field(default_factory=lambda: RunMemory())
     # a URL that already failed all its attempts in this run fails again at once, not with a
     # fresh round of retries
@@ -198,7 +198,7 @@ class IndexClient:
 
     def page(self, url: str) -> tuple[str, str]:
         """A simple-API page (body, content type), validated, cached; a 404 is an empty listing.
-        Also what resolver/offline.py serves to Poetry, so every page Poetry reads is cached."""
+        Also what resolver/lock/poetry/mirror.py serves to Poetry, so every page Poetry reads is cached."""
         if url in self._failed:
             raise self._failed[url]
         try:
@@ -214,7 +214,7 @@ class IndexClient:
 
     def prefetch_metadata(self, files: Iterable[IndexFile]) -> None:
         """`prefetch` for the PEP 658 metadata of several files."""
-        self._all_at_once([f.url.split("#", 1)[0] + ".metadata" for f in files], self.metadata_at)
+        self._all_at_once([f.metadata_url for f in files], self.metadata_at)
 
     def _all_at_once(self, urls: list[str], fetch: Callable[[str], object]) -> None:
         wanted = [u for u in dict.fromkeys(urls) if u not in self.run.pages]
@@ -230,7 +230,7 @@ class IndexClient:
 
     def metadata(self, file: IndexFile) -> str:
         """The PEP 658 core metadata of a file (`<file URL>.metadata`)."""
-        return self.metadata_at(file.url.split("#", 1)[0] + ".metadata")
+        return self.metadata_at(file.metadata_url)
 
     def metadata_at(self, url: str) -> str:
         """PEP 658 core metadata by its own URL (`<file URL>.metadata`), validated, cached."""

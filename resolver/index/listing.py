@@ -23,6 +23,11 @@ class IndexFile:
     # PEP 700 `upload-time` (JSON listings only), e.g. "2025-06-04T17:21:07.123456Z"
     upload_time: str | None = None
 
+    @property
+    def metadata_url(self) -> str:
+        """Where PEP 658 puts the file's core metadata: its URL, without the hash, + ".metadata"."""
+        return self.url.split("#", 1)[0] + ".metadata"
+
 
 class _AnchorParser(HTMLParser):
     def __init__(self) -> None:
