@@ -1,4 +1,4 @@
-"""The machine-touching side of host detection: probes, then the pure parsers in `host.py`.
+"""The machine-touching side of host detection: probes, then the pure parsers in `parse.py`.
 
 Every way this module touches the machine is a field of `Probes`, so tests pass fakes (an
 `environ` dict, a `read_text` over a dict, a fake `pynvml` object, a `run` that returns canned

@@ -21,7 +21,7 @@ back to the one of the real pyproject, after checking that it reproduces the has
 So the committed lock is the one Poetry writes when it talks to the index itself.
 
 While Poetry runs, `IndexMirror.fetching_ahead` fetches what it is about to read into the run's
-memory (resolver/prefetch.py), so Poetry's one-at-a-time requests are mostly answered at once.
+memory (resolver/lock/poetry/prefetch.py), so Poetry's one-at-a-time requests are mostly answered at once.
 """
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ class IndexMirror:
     @contextlib.contextmanager
     def fetching_ahead(self, pyproject: Mapping[str, Any]) -> Iterator[None]:
         """While this lasts, fetch what Poetry will read for `pyproject` into the run's memory,
-        several requests at a time (resolver/prefetch.py). Best effort, one attempt per URL:
+        several requests at a time (resolver/lock/poetry/prefetch.py). Best effort, one attempt per URL:
         its failures are not the run's, so Poetry's own request still gets every retry."""
         if self.offline:
             yield

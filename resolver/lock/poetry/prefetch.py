@@ -4,7 +4,7 @@ Poetry reads an index one request at a time: a listing, then the metadata of the
 picks, then the next dependency's listing. Over a real network each of those waits a round
 trip. While Poetry starts (about half a second), `prefetch_for_poetry` walks the same dependency
 graph with several requests in flight, into the run's memory that the mirror
-(resolver/offline.py) serves Poetry from, so most of Poetry's requests are answered at once.
+(resolver/lock/poetry/mirror.py) serves Poetry from, so most of Poetry's requests are answered at once.
 
 The walk guesses what Poetry will read: for each package, the newest version the requirements
 met so far allow (Poetry's first choice), and the files whose metadata Poetry reads for that

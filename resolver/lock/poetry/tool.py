@@ -64,7 +64,7 @@ class PoetryTool:
         env.setdefault("POETRY_VIRTUALENVS_CREATE", "false")
         env["NO_COLOR"] = "1"
         env["PYTHONUNBUFFERED"] = "1"  # each line as Poetry writes it: the progress status shows it
-        # A proxy must never stand between Poetry and a loopback index (resolver/offline.py).
+        # A proxy must never stand between Poetry and a loopback index (resolver/lock/poetry/mirror.py).
         for name in ("no_proxy", "NO_PROXY"):
             hosts = [part for part in env.get(name, "").split(",") if part.strip()]
             if "127.0.0.1" not in hosts:
