@@ -12,7 +12,13 @@ def main() -> None:
 
     found = replay.lookup(sys.argv[1:])
     if isinstance(found, replay.Hit):
-        sys.exit(found.play(sys.stdout, sys.stderr))
+        try:
+            code = found.play(sys.stdout, sys.stderr)
+        except BrokenPipeError:  # `| head`: as cli.main ends it
+            from resolver.cli import output_closed
+
+            code = output_closed(sys.stdout)
+        sys.exit(code)
     from resolver.cli import run
 
     run(found)

@@ -519,6 +519,11 @@ def main(
                 + "\n"
             )
         return exc.exit_code
+    except BrokenPipeError:
+        # The reader went away (`stack-resolver ... | head`): nobody is left to tell, so end
+        # quietly, as a tool killed by SIGPIPE would. A pipe to a child is not this: subprocess
+        # absorbs those.
+        return output_closed(out)
     except OSError as exc:
         # A file operation outside the one read and write paths (a folder the run creates):
         # still one line naming the file, never a traceback.
@@ -531,6 +536,19 @@ def main(
         CHILDREN.terminate_all()
         err.write("interrupted\n")
         return ExitCode.INTERRUPTED
+
+
+def output_closed(out: TextIO) -> ExitCode:
+    """Point `out`'s descriptor at the null device, so that the interpreter's last flush of what
+    is still buffered fails no more (Python's documented way: the signal module's note on
+    SIGPIPE); the exit status says what happened."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, out.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # not a file (a test's StringIO), or closed
+        pass
+    return ExitCode.OUTPUT_CLOSED
 
 
 def run(replay_miss: object = None) -> NoReturn:
