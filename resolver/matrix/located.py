@@ -7,7 +7,6 @@ from scanning the file text, done only when a problem needs one.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -141,6 +140,8 @@ class File:
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
+    import difflib  # only for a misspelled key: every matrix load reaches this module
+
     close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f"did you mean {close[0]!r}?" if close else None
 

@@ -4,7 +4,6 @@ capability the matrix lists them under, so a name is accepted wherever a compute
 
 from __future__ import annotations
 
-import difflib
 import re
 from typing import TYPE_CHECKING
 
@@ -117,6 +116,8 @@ def close_products(matrix: Matrix, text: str, limit: int = 3) -> list[str]:
         for product in gpu.products:
             for name in product_names(product):
                 spelled.setdefault(" ".join(name), f"{_spelled(product, name)} ({gpu.cc})")
+    import difflib  # only when a name is not found: every command loads this module
+
     close = difflib.get_close_matches(" ".join(_words(text)), list(spelled), n=limit, cutoff=0.6)
     return [spelled[c] for c in close]
 

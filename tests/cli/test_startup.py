@@ -32,6 +32,7 @@ NOT_ON_A_DRY_RUN = (
     "resolver.host.parse",
     "resolver.host.vendors",
     "resolver.lock.target",
+    "difflib",  # suggestions for a misspelled name or key only
 )
 
 _CHILD = """
