@@ -13,7 +13,8 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from resolver.cli import BUILDERS, build_parser
+from resolver.arguments import BUILDERS
+from resolver.cli import build_parser
 from resolver.commands import COMMANDS
 from resolver.config import _bare_name
 from tests.fixtures.cli import write_project
