@@ -1,5 +1,6 @@
-"""Command handlers: `handler(args, out, err) -> exit code`, one per subcommand of `cli.py`.
-Each is imported when its command runs, so a command loads only what it uses."""
+"""Command handlers: `handler(args, out, err) -> exit code`, one per subcommand (its arguments:
+`resolver/arguments.py`). Each is imported when its command runs, so a command loads only what it
+uses."""
 
 from __future__ import annotations
 

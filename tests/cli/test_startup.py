@@ -13,6 +13,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from resolver.arguments import BUILDERS
 from resolver.cli import build_parser
 from resolver.commands import COMMANDS
 from resolver.config import _bare_name
@@ -70,9 +71,10 @@ def test_a_bare_name_is_read_as_the_requirement_parser_reads_it(text: str) -> No
     assert _bare_name(text) == (canonicalize_name(text) if bare else None)
 
 
-def test_every_command_of_the_parser_has_a_handler_and_no_other() -> None:
+def test_every_command_of_the_parser_has_a_builder_and_a_handler_and_no_other() -> None:
     (commands,) = (a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    assert set(commands.choices) == set(COMMANDS)
+    assert list(commands.choices) == list(BUILDERS)  # --help lists them in the table's order
+    assert set(BUILDERS) == set(COMMANDS)
 
 
 @pytest.mark.parametrize(
