@@ -27,10 +27,10 @@ def _root_text(environ: Mapping[str, str], platform: str) -> str | None:
     if platform.startswith(("linux", "freebsd", "openbsd", "netbsd")):
         # platformdirs reads XDG_CACHE_HOME from os.environ; read it from `environ` the same way.
         xdg = environ.get("XDG_CACHE_HOME", "").strip()
-        base = xdg if xdg and os.path.isabs(xdg) else os.path.join(_home_text(environ), ".cache")
+        base = xdg if xdg and os.path.isabs(xdg) else os.path.join(home_text(environ), ".cache")
         return os.path.join(base, APP)
     if platform == "darwin":
-        return os.path.join(_home_text(environ), "Library", "Caches", APP)
+        return os.path.join(home_text(environ), "Library", "Caches", APP)
     if platform == "win32":
         local = environ.get("LOCALAPPDATA", "").strip()
         if local:
@@ -38,8 +38,10 @@ def _root_text(environ: Mapping[str, str], platform: str) -> str | None:
     return None
 
 
-def _home_text(environ: Mapping[str, str]) -> str:
-    home = environ.get("HOME", "").strip()
+def home_text(environ: Mapping[str, str]) -> str:
+    """The user's home folder, from `environ` (injectable for tests): HOME, USERPROFILE (Windows
+    without HOME), else what the OS says. The one rule for the cache folders and pip/uv's."""
+    home = environ.get("HOME", "").strip() or environ.get("USERPROFILE", "").strip()
     return home if home else os.path.expanduser("~")
 
 

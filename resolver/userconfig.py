@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from resolver import files as input_files
+from resolver.dirs import home_text
 
 
 @dataclass(frozen=True)
@@ -36,14 +37,9 @@ class ToolConfig:
     cert: Setting | None = None
 
 
-def _home(environ: Mapping[str, str]) -> Path:
-    home = environ.get("HOME", "").strip() or environ.get("USERPROFILE", "").strip()
-    return Path(home) if home else Path.home()
-
-
 def _xdg_config_home(environ: Mapping[str, str]) -> Path:
     xdg = environ.get("XDG_CONFIG_HOME", "").strip()
-    return Path(xdg) if xdg and Path(xdg).is_absolute() else _home(environ) / ".config"
+    return Path(xdg) if xdg and Path(xdg).is_absolute() else Path(home_text(environ)) / ".config"
 
 
 def _xdg_config_dirs(environ: Mapping[str, str]) -> list[Path]:
@@ -55,7 +51,7 @@ def pip_config_files(
     environ: Mapping[str, str], platform: str = sys.platform, prefix: str = sys.prefix
 ) -> tuple[Path, ...]:
     """pip's configuration files, lowest precedence first (pip's `get_configuration_files`)."""
-    home = _home(environ)
+    home = Path(home_text(environ))
     if platform == "win32":
         program_data = environ.get("ALLUSERSPROFILE") or environ.get("PROGRAMDATA") or r"C:\ProgramData"
         site_wide = [Path(program_data) / "pip" / "pip.ini"]
