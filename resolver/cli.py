@@ -125,6 +125,14 @@ def _reporter(args: argparse.Namespace, err: TextIO) -> contextlib.AbstractConte
     return progress.reporting(progress.Reporter(stream=err, verbosity=verbosity, interactive=interactive))
 
 
+def _warn_unknown_variables(err: TextIO) -> None:
+    """A misspelled STACK_RESOLVER_* variable is named (it would change nothing); any run warns."""
+    from resolver.variables import unknown_variables
+
+    for warning in unknown_variables(os.environ):
+        err.write(f"warning: {warning}\n")
+
+
 def _say_configuration(args: argparse.Namespace) -> None:
     """-v: the effective indexes, each with where it came from, before the command runs."""
     from resolver import progress
@@ -204,6 +212,7 @@ def main(
                 return ExitCode.BAD_INPUT
             if recorder is not None and not replay.recording(args, replay_miss):
                 recorder = None
+            _warn_unknown_variables(err)
             with _reporter(args, err), _in_project(args, err), _user_certificates(args):
                 _say_configuration(args)
                 from resolver.commands import handler
