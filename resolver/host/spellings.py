@@ -69,14 +69,29 @@ class PythonVersion:
 
 
 def parse_python(text: str) -> PythonVersion:
-    """`3.11`, `3.11.9` (what `platform.python_version()` prints), `3.13t`, `3.13.0rc1`."""
-    match = _DOTTED_PYTHON_RE.fullmatch(text.strip())
+    """`3.11`, `3.11.9` (what `platform.python_version()` prints), `3.13t`, `3.13.0rc1`; also as
+    `python --version` prints it (`Python 3.11.9`) and as uv names an interpreter
+    (`cpython-3.11.9-linux-x86_64-gnu`, `cpython-3.13.0+freethreaded-...`)."""
+    full = _bare_python(text)
+    match = _DOTTED_PYTHON_RE.fullmatch(full)
     if not match or match.group("major") != "3":
         raise ValueError(f"not a Python 3 version: {text!r} (e.g. 3.11, 3.11.9 or 3.13t)")
     series = f"3.{int(match.group('minor'))}{'t' if match.group('ft') else ''}"
-    full = text.strip()
     # Kept in full only when it says more than the series.
     return PythonVersion(full=full if match.group("patch") or match.group("pre") else series, series=series)
+
+
+def _bare_python(text: str) -> str:
+    """The version alone, out of the ways tools print one."""
+    bare = text.strip()
+    lowered = bare.lower()
+    if lowered.startswith("python "):
+        bare = bare[len("python ") :].strip()
+    elif lowered.startswith("cpython-"):
+        bare = bare[len("cpython-") :].split("-", 1)[0]
+        if bare.lower().endswith("+freethreaded"):
+            bare = bare[: -len("+freethreaded")] + "t"
+    return bare
 
 
 def python_series(text: str) -> str:
