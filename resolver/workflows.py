@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     from resolver.lock.conda import CondaSettings
     from resolver.lock.target import Lockers
     from resolver.team.lock import TeamLockOutcome
-    from resolver.team.solve import Target, TeamResolution
+    from resolver.team.solve import TeamResolution
+    from resolver.team.targets import Target
 
 ENVS_LOCK = ".stack-resolver.lock"
 Notify = Callable[[str], None]
@@ -294,7 +295,7 @@ def resolve(options: ResolveOptions, environ: Mapping[str, str], notify: Notify)
 
         check_target_name(options.target)
     if declares_targets(team):
-        from resolver.team.solve import load_targets
+        from resolver.team.targets import load_targets
 
         targets = load_targets(team, matrix)
         forced = [t for t in targets if t.name == options.target]
@@ -425,7 +426,7 @@ def _team_machine(
     """On a machine of the team: find its target and use the team's lock for it."""
     from resolver.lock.poetry.tool import LOCKFILE
     from resolver.lock.target import CONDA_LOCKFILE, target_directory
-    from resolver.team.solve import match_target
+    from resolver.team.targets import match_target
 
     if forced:
         target, why = forced[0], "chosen with --target"
@@ -457,7 +458,8 @@ def lock(options: LockOptions, environ: Mapping[str, str], notify: Notify) -> Te
     from resolver.config import load_team
     from resolver.lock.names import check_target_name
     from resolver.team.lock import lock_team, solve_team_available
-    from resolver.team.solve import load_targets, solve_team
+    from resolver.team.solve import solve_team
+    from resolver.team.targets import load_targets
 
     team = load_team(options.solve.team_file)
     matrix = load_matrix_for(options.solve, team)
@@ -518,7 +520,7 @@ def check_locks(options: SolveOptions, environ: Mapping[str, str], *, offline: b
     from resolver.lock.poetry.tool import PoetryTool
     from resolver.lock.target import Lockers, check_target_name
     from resolver.team.lock import solve_team_available
-    from resolver.team.solve import load_targets
+    from resolver.team.targets import load_targets
 
     team = load_team(options.team_file)
     matrix = load_matrix_for(options, team)

@@ -120,7 +120,7 @@ def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     name = args.target
     if name is None and (team.raw.get("targets") or team.raw.get("inventory")):
         from resolver.matrix.load import load_matrix
-        from resolver.team.solve import load_targets, match_target
+        from resolver.team.targets import load_targets, match_target
 
         matrix = load_matrix(None, overlays=team.matrix_overlays)
         match = match_target(host, load_targets(team, matrix), matrix)
@@ -152,7 +152,7 @@ def _target_directory(args: argparse.Namespace, err: TextIO) -> Path:
     host, warnings = detect_host(None)
     if name is None and (team.raw.get("targets") or team.raw.get("inventory")):
         from resolver.matrix.load import load_matrix
-        from resolver.team.solve import load_targets, match_target
+        from resolver.team.targets import load_targets, match_target
 
         for warning in warnings:
             err.write(f"warning: {warning}\n")
@@ -222,7 +222,7 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         host, notes = detect_host(None, gpu_names(matrix))
     name = args.target
     if name is None and (team.raw.get("targets") or team.raw.get("inventory")):
-        from resolver.team.solve import load_targets, match_target
+        from resolver.team.targets import load_targets, match_target
 
         match = match_target(host, load_targets(team, matrix), matrix)
         matched = match.target.name if match.target is not None else None

@@ -211,7 +211,7 @@ def cmd_audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from resolver.matrix.load import load_matrix
     from resolver.team import audit
     from resolver.team.lock import read_team_lock
-    from resolver.team.solve import load_targets
+    from resolver.team.targets import load_targets
     from resolver.workflows import build_request, envs_dir_for, make_client
 
     team = load_team(args.team)

@@ -15,7 +15,8 @@ from resolver.index.client import IndexClient
 from resolver.lock import target as stage
 from resolver.lock.poetry.tool import LOCKFILE, PYPROJECT
 from resolver.matrix.model import Matrix
-from resolver.team.solve import Target, TeamResolution
+from resolver.team.solve import TeamResolution
+from resolver.team.targets import Target
 
 
 @dataclass(frozen=True)

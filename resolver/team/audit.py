@@ -32,7 +32,8 @@ from resolver.matrix.model import Matrix
 from resolver.solve.reasons import CompanionOutside, ConstraintExcludes
 from resolver.solve.request import Request, merge_constraints, tighten
 from resolver.solve.search import Resolution, solve
-from resolver.team.solve import Target, solve_team, target_request
+from resolver.team.solve import solve_team, target_request
+from resolver.team.targets import Target
 
 OK, CHANGED, BROKEN = "ok", "changed", "broken"
 # Releases the proposal itself excludes are not why a target breaks.

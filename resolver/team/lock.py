@@ -47,7 +47,8 @@ from resolver.matrix.wheeltags import host_floor
 from resolver.solve.reasons import Reason
 from resolver.solve.request import Request
 from resolver.solve.search import explore
-from resolver.team.solve import Target, TeamResolution, solve_team, target_request
+from resolver.team.solve import TeamResolution, solve_team, target_request
+from resolver.team.targets import Target
 
 if TYPE_CHECKING:
     from resolver.lock.conda import CondaSettings

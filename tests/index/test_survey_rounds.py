@@ -14,7 +14,7 @@ from resolver.index.client import HttpPolicy, IndexClient
 from resolver.matrix.load import load_matrix
 from resolver.solve.request import Request
 from resolver.team.lock import survey_team
-from resolver.team.solve import Target
+from resolver.team.targets import Target
 from tests.fixtures.cli import HOSTS
 from tests.fixtures.pyindex import Fault, FixtureIndex
 
