@@ -58,10 +58,10 @@ def cmd_matrix(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def _matrix_refresh(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from datetime import date
 
+    from resolver.clients import make_client
     from resolver.config import check_variant, default_pip_config_files, effective_indexes, load_team
     from resolver.matrix.load import default_matrix_dir
     from resolver.matrix.refresh import propose as refresh
-    from resolver.workflows import make_client
 
     team = load_team(args.team)
     indexes = effective_indexes(team, os.environ, default_pip_config_files(os.environ))
@@ -109,9 +109,10 @@ def _matrix_refresh(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from resolver.config import load_team
+    from resolver.lock.guard import settle
     from resolver.verify import poetry as verify
     from resolver.verify.target import verify_target
-    from resolver.workflows import detect_host, envs_dir_for, settle
+    from resolver.workflows import detect_host, envs_dir_for
 
     host, warnings = detect_host(None)
     for warning in warnings:
@@ -144,8 +145,9 @@ def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def _target_directory(args: argparse.Namespace, err: TextIO) -> Path:
     """The locked target folder a command names (`--target`), or the one for this machine."""
     from resolver.config import load_team
+    from resolver.lock.guard import settle
     from resolver.verify.poetry import find_target
-    from resolver.workflows import detect_host, envs_dir_for, settle
+    from resolver.workflows import detect_host, envs_dir_for
 
     team = load_team(args.team)
     name = args.target
@@ -165,10 +167,10 @@ def _target_directory(args: argparse.Namespace, err: TextIO) -> Path:
 
 
 def cmd_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from resolver.clients import make_client
     from resolver.config import default_pip_config_files, effective_indexes, load_team
     from resolver.fsutil import atomic_write_text
     from resolver.lock import export
-    from resolver.workflows import make_client
 
     directory = _target_directory(args, err)
     target = export.read_locked_target(directory)

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
+from resolver.clients import make_client
 from resolver.config import effective_ca_bundle
 from resolver.errors import ExternalToolError, InputError
-from resolver.workflows import make_client
 
 if sys.version_info >= (3, 11):
     import tomllib

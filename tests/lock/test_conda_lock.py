@@ -45,11 +45,11 @@ from resolver.lock.conda import (
     stage_conda,
     virtual_packages,
 )
+from resolver.lock.guard import ENVS_LOCK
 from resolver.lock.runner import Completed
 from resolver.matrix.load import load_matrix
 from resolver.solve.request import Request
 from resolver.solve.search import solve
-from resolver.workflows import ENVS_LOCK
 from tests.fixtures.cli import HOSTS as SHARED_HOSTS
 from tests.fixtures.cli import run_cli, write_project
 from tests.fixtures.condachannel import CondaChannel, standard_packages
