@@ -8,7 +8,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from resolver.config import Indexes, TeamConfig, default_pip_config_files, effective_ca_bundle
+from resolver.config import TeamConfig
+from resolver.sources import Indexes, default_pip_config_files, effective_ca_bundle
 
 if TYPE_CHECKING:
     from resolver.index.client import IndexClient
@@ -48,8 +49,8 @@ def make_client(environ: Mapping[str, str], offline: bool, indexes: Indexes | No
 
 
 def conda_settings(team: TeamConfig, environ: Mapping[str, str], engine: str, offline: bool) -> CondaSettings:
-    from resolver.config import effective_channels
     from resolver.lock.conda import CondaSettings
+    from resolver.sources import effective_channels
 
     return CondaSettings(
         channels=effective_channels(team, environ),

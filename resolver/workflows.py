@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from resolver.config import Indexes, TeamConfig
+from resolver.config import TeamConfig
 from resolver.detection import detect_host as detect_host  # re-exported: commands name it here
 from resolver.errors import InputError
 from resolver.host.model import Host
@@ -22,6 +22,7 @@ from resolver.matrix.model import Matrix
 from resolver.matrix.products import gpu_names
 from resolver.solve.request import Request
 from resolver.solve.search import Resolution
+from resolver.sources import Indexes
 
 if TYPE_CHECKING:
     from resolver.explain.fixes import Fix
@@ -187,7 +188,7 @@ def declares_targets(team: TeamConfig) -> bool:
 
 
 def _indexes(team: TeamConfig, environ: Mapping[str, str]) -> Indexes:
-    from resolver.config import default_pip_config_files, effective_indexes
+    from resolver.sources import default_pip_config_files, effective_indexes
 
     return effective_indexes(team, environ, default_pip_config_files(environ))
 

@@ -59,9 +59,10 @@ def _matrix_refresh(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from datetime import date
 
     from resolver.clients import make_client
-    from resolver.config import check_variant, default_pip_config_files, effective_indexes, load_team
+    from resolver.config import check_variant, load_team
     from resolver.matrix.load import default_matrix_dir
     from resolver.matrix.refresh import propose as refresh
+    from resolver.sources import default_pip_config_files, effective_indexes
 
     team = load_team(args.team)
     indexes = effective_indexes(team, os.environ, default_pip_config_files(os.environ))
@@ -168,9 +169,10 @@ def _target_directory(args: argparse.Namespace, err: TextIO) -> Path:
 
 def cmd_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from resolver.clients import make_client
-    from resolver.config import default_pip_config_files, effective_indexes, load_team
+    from resolver.config import load_team
     from resolver.fsutil import atomic_write_text
     from resolver.lock import export
+    from resolver.sources import default_pip_config_files, effective_indexes
 
     directory = _target_directory(args, err)
     target = export.read_locked_target(directory)
@@ -248,8 +250,9 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from resolver import info
-    from resolver.config import default_pip_config_files, effective_indexes, load_team
+    from resolver.config import load_team
     from resolver.project import find_project
+    from resolver.sources import default_pip_config_files, effective_indexes
 
     team = load_team(args.team)
     indexes = effective_indexes(team, os.environ, default_pip_config_files(os.environ))

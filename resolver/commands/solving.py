@@ -207,9 +207,10 @@ def cmd_lock_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def cmd_audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from resolver.clients import make_client
-    from resolver.config import default_pip_config_files, effective_indexes, load_team
+    from resolver.config import load_team
     from resolver.fsutil import atomic_write_text
     from resolver.matrix.load import load_matrix
+    from resolver.sources import default_pip_config_files, effective_indexes
     from resolver.team import audit
     from resolver.team.lock import read_team_lock
     from resolver.team.targets import load_targets

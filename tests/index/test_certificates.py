@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from resolver.clients import make_client
-from resolver.config import effective_ca_bundle
 from resolver.errors import ExternalToolError, InputError
+from resolver.sources import effective_ca_bundle
 
 if sys.version_info >= (3, 11):
     import tomllib
