@@ -60,7 +60,8 @@ def child(mode: str, team_file: str) -> None:
     """In the child: load the matrix, then time the grouping alone; print the figures as JSON."""
     from resolver.config import load_team
     from resolver.matrix.load import load_matrix
-    from resolver.team.solve import Bands, group_hosts, load_targets, representative
+    from resolver.team.machine_classes import Bands, group_hosts, representative
+    from resolver.team.targets import load_targets
 
     matrix = load_matrix()
     team = load_team(Path(team_file))
@@ -71,7 +72,7 @@ def child(mode: str, team_file: str) -> None:
     start, cpu = time.perf_counter(), time.process_time()
     if mode == "reference":
         from resolver.host.hostfile import read_host_file
-        from resolver.team.solve import inventory_paths
+        from resolver.team.inventory import inventory_paths
 
         hosts = [
             read_host_file(p, missing_hint="")

@@ -1,12 +1,8 @@
-"""The team's configuration, `envs/team.toml`, and where package indexes come from.
+"""The team's configuration, `envs/team.toml`: reading it into a TeamConfig, each field checked and
+an error naming the file and key; and the checks of the values it shares with the command line's
+flags (a Python version, a variant name, constraints with local labels).
 
-Index URLs are configuration, never code: the PyTorch index (base URL; the variant is appended)
-comes from `STACK_RESOLVER_PYTORCH_INDEX`, then `[indexes] pytorch` in the team file, then the
-public default below. The general index comes from `STACK_RESOLVER_INDEX_URL`, then
-`[indexes] general`, then the user's pip or uv configuration (`PIP_INDEX_URL`, `UV_DEFAULT_INDEX`,
-`UV_INDEX_URL`, pip.conf `index-url`, uv.toml's default index; see `resolver.userconfig`);
-with none of these, it is left to Poetry's built-in source. Extra indexes, find-links and a CA
-bundle come from the same pip/uv configuration.
+Where the indexes and channels it names are used, and what overrides them: resolver/sources.py.
 """
 
 from __future__ import annotations
@@ -22,11 +18,22 @@ from packaging.specifiers import SpecifierSet
 from resolver import files
 from resolver.errors import ConfigError, ConstraintError, InputError, Location
 from resolver.host.spellings import python_series, split_local_label
-from resolver.index.credentials import Credentials, redact, split_credentials
+from resolver.index.credentials import redact
 from resolver.matrix.vocab import Variant
 from resolver.solve.request import MANAGED, PREFERENCE_KEYS, merge_constraints
+from resolver.sources import (
+    DEFAULT_CHANNELS,
+    DEFAULT_PYTORCH_INDEX,
+    Channels,
+    Indexes,
+    check_channel_url,
+    url_like,
+)
 
-DEFAULT_PYTORCH_INDEX = "https://download.pytorch.org/whl"
+# re-exported: resolver/cli.py imports them from here
+from resolver.sources import default_pip_config_files as default_pip_config_files
+from resolver.sources import effective_indexes as effective_indexes
+
 DEFAULT_TEAM_FILE = Path("envs") / "team.toml"
 FORMATS = ("poetry", "conda")
 
@@ -50,46 +57,11 @@ TOP_KEYS = (
 )
 INDEX_KEYS = ("pytorch", "general")
 CONDA_KEYS = ("channel_alias",)
-DEFAULT_CHANNELS = ("conda-forge",)
 
 
 def load_toml(path: Path, what: str = "team file") -> dict[str, Any]:
     """Read a TOML file (resolver/files.py); a syntax error names the file and line."""
     return files.load_toml(path, what, error=ConfigError)
-
-
-@dataclass(frozen=True)
-class Indexes:
-    """Index URLs, never with credentials in them: those are in `credentials` (memory only)."""
-
-    pytorch: str = DEFAULT_PYTORCH_INDEX
-    general: str | None = None
-    # From the user's pip/uv configuration: more indexes to search, wheel folders/pages, a CA bundle.
-    extra: tuple[str, ...] = ()
-    find_links: tuple[str, ...] = ()
-    cert: str | None = None
-    # (what, where it came from): ("general", "PIP_INDEX_URL"), ("extra", "/etc/pip.conf ..."), ...
-    origins: tuple[tuple[str, str], ...] = ()
-    credentials: Credentials = field(default_factory=Credentials, compare=False, repr=False)
-
-    def origin(self, what: str) -> str | None:
-        return dict(self.origins).get(what)
-
-    def variant_url(self, variant: str) -> str:
-        """The simple-API root for one variant: `{variant}` in the base is replaced (mirrors with
-        another layout, e.g. `https://mirror/whl/{variant}/simple`); otherwise it is appended."""
-        if "{variant}" in self.pytorch:
-            return self.pytorch.replace("{variant}", variant)
-        return f"{self.pytorch.rstrip('/')}/{variant}"
-
-
-@dataclass(frozen=True)
-class Channels:
-    """Conda channels, by name or URL. A name is resolved against `alias` (a base URL), or against
-    rattler's default channel alias when `alias` is None."""
-
-    names: tuple[str, ...] = DEFAULT_CHANNELS
-    alias: str | None = None
 
 
 @dataclass(frozen=True)
@@ -343,33 +315,11 @@ def labelled_constraints(
     return table, (variants.pop() if variants else None)
 
 
-def _url_like(text: str) -> bool:
-    return text.startswith(("http://", "https://", "file://"))
-
-
-# A conda token rides in the path: https://host/t/<token>/channel
-_CONDA_TOKEN = re.compile(r"/t/[^/]+/")
-
-
-def check_channel_url(url: str, origin: str, key: str) -> None:
-    """A conda channel URL never carries credentials: it is written into environment.yml and
-    conda-lock.yml, and nothing takes them out of the way for conda as for pip indexes."""
-    _clean, credential = split_credentials(url)
-    if credential is not None or (_url_like(url) and _CONDA_TOKEN.search(url)):
-        raise ConfigError(
-            "credentials in a conda channel URL would be written into environment.yml and conda-lock.yml",
-            location=Location(origin, key=key),
-            value=_CONDA_TOKEN.sub("/t/***/", redact(url)),
-            hint="use a channel or mirror that needs no credentials in its URL; credentials for conda "
-            "channels are not supported yet",
-        )
-
-
 def _channels(data: Mapping[str, Any], origin: str) -> Channels:
     hint = 'e.g. channels = ["conda-forge"] (names or URLs)'
     names = _str_list(data.get("channels", list(DEFAULT_CHANNELS)), origin, "channels", hint)
     for name in names:
-        if not name or (not _url_like(name) and ("/" in name.strip("/") or " " in name)):
+        if not name or (not url_like(name) and ("/" in name.strip("/") or " " in name)):
             raise ConfigError(
                 "not a channel name or URL", location=Location(origin, key="channels"), value=name, hint=hint
             )
@@ -382,7 +332,7 @@ def _channels(data: Mapping[str, Any], origin: str) -> Channels:
     alias = conda.get("channel_alias")
     if alias is not None:
         _expect(alias, str, origin, "conda.channel_alias", "a URL string")
-        if not _url_like(alias):
+        if not url_like(alias):
             raise ConfigError(
                 "channel alias must be an http(s) or file URL",
                 location=Location(origin, key="conda.channel_alias"),
@@ -390,21 +340,6 @@ def _channels(data: Mapping[str, Any], origin: str) -> Channels:
                 hint='e.g. channel_alias = "https://mirror.example.org/conda"',
             )
         check_channel_url(alias, origin, "conda.channel_alias")
-    return Channels(names=names, alias=alias)
-
-
-def effective_channels(team: TeamConfig, environ: Mapping[str, str]) -> Channels:
-    """`STACK_RESOLVER_CONDA_CHANNELS` (comma-separated) and `STACK_RESOLVER_CONDA_CHANNEL_ALIAS`
-    beat the team file."""
-    names = team.channels.names
-    text = environ.get("STACK_RESOLVER_CONDA_CHANNELS", "")
-    if text.strip():
-        names = tuple(n.strip() for n in text.split(",") if n.strip())
-    alias = environ.get("STACK_RESOLVER_CONDA_CHANNEL_ALIAS") or team.channels.alias
-    for name in names:
-        check_channel_url(name, "STACK_RESOLVER_CONDA_CHANNELS", "")
-    if alias:
-        check_channel_url(alias, "STACK_RESOLVER_CONDA_CHANNEL_ALIAS", "")
     return Channels(names=names, alias=alias)
 
 
@@ -416,118 +351,6 @@ def load_team(path: Path | None) -> TeamConfig:
         path = DEFAULT_TEAM_FILE
     data = load_toml(path)
     return team_from_mapping(data, str(path), Path(path).resolve().parent)
-
-
-def effective_indexes(
-    team: TeamConfig,
-    environ: Mapping[str, str],
-    pip_config_files: Sequence[Path],
-    uv_config_files: Sequence[Path] | None = None,
-) -> Indexes:
-    """Apply the precedence documented above. The config files are injectable for tests; uv's
-    default to `userconfig.uv_config_files` for the working directory (the project root).
-    Credentials in a URL (`https://user:token@host/...`) move to `Indexes.credentials`: no URL
-    here, nor its origin, carries them."""
-    from resolver import userconfig
-
-    pip = userconfig.read_pip_config(environ, pip_config_files)
-    if uv_config_files is None:
-        uv_config_files = userconfig.uv_config_files(environ, Path.cwd())
-    uv = userconfig.read_uv_config(environ, uv_config_files)
-    origins: list[tuple[str, str]] = []
-    pytorch = environ.get("STACK_RESOLVER_PYTORCH_INDEX")
-    origins.append(("pytorch", "STACK_RESOLVER_PYTORCH_INDEX"))
-    if not pytorch:
-        pytorch = team.indexes.pytorch
-        from_team = team.path is not None and "pytorch" in team.raw.get("indexes", {})
-        origins[-1] = ("pytorch", f"{team.path} [indexes] pytorch" if from_team else "default")
-    candidates = [
-        (environ.get("STACK_RESOLVER_INDEX_URL"), "STACK_RESOLVER_INDEX_URL"),
-        (team.indexes.general, f"{team.path} [indexes] general"),
-        (environ.get("PIP_INDEX_URL"), "PIP_INDEX_URL"),
-        (environ.get("UV_DEFAULT_INDEX"), "UV_DEFAULT_INDEX"),
-        (environ.get("UV_INDEX_URL"), "UV_INDEX_URL"),
-        *((s.value, s.origin) for s in (pip.index, uv.index) if s is not None),
-    ]
-    general = next(((url.strip(), origin) for url, origin in candidates if url and url.strip()), None)
-    _check_index_url(pytorch, origins[0][1])
-    credentials = team.indexes.credentials
-    pytorch, credentials = credentials.with_url(pytorch)
-    general_url = None
-    if general is not None:
-        _check_index_url(*general)
-        general_url, credentials = credentials.with_url(general[0])
-        origins.append(("general", general[1]))
-    extra: list[str] = []
-    for setting in (*pip.extra, *uv.extra):
-        _check_index_url(setting.value, setting.origin)
-        url, credentials = credentials.with_url(setting.value)
-        if url not in extra and url != general_url:
-            extra.append(url)
-            origins.append((f"extra:{url}", setting.origin))
-    links: list[str] = []
-    for setting in (*pip.find_links, *uv.find_links):
-        url, credentials = credentials.with_url(setting.value)
-        if url not in links:
-            links.append(url)
-            origins.append((f"find-links:{url}", setting.origin))
-    if pip.cert is not None:
-        origins.append(("cert", pip.cert.origin))
-    return Indexes(
-        pytorch=pytorch,
-        general=general_url,
-        extra=tuple(extra),
-        find_links=tuple(links),
-        cert=pip.cert.value if pip.cert is not None else None,
-        origins=tuple(origins),
-        credentials=credentials,
-    )
-
-
-def _check_index_url(url: str, origin: str) -> None:
-    if not _url_like(url):
-        where = f"${origin}" if origin.isupper() else origin
-        raise InputError(
-            "index URL must be http(s) or file",
-            location=Location(where),
-            value=redact(url),
-            hint="e.g. https://mirror.example.org/simple",
-        )
-
-
-CA_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
-
-
-def effective_ca_bundle(environ: Mapping[str, str], pip_config_files: Sequence[Path]) -> str | None:
-    """The CA certificates to trust for HTTPS: `REQUESTS_CA_BUNDLE` or `CURL_CA_BUNDLE` (what
-    requests and Poetry read), then pip's `cert` (`PIP_CERT`, then pip's configuration), then
-    `SSL_CERT_FILE`; None: the default bundle. A named file that is missing is bad input."""
-    from resolver import userconfig
-
-    candidates = [(f"${name}", environ.get(name, "").strip()) for name in CA_VARIABLES]
-    cert = userconfig.read_pip_config(environ, pip_config_files).cert
-    if cert is not None:
-        candidates.append((f"${cert.origin}" if cert.origin.isupper() else cert.origin, cert.value))
-    candidates.append(("$SSL_CERT_FILE", environ.get("SSL_CERT_FILE", "").strip()))
-    where, path = next(((where, path) for where, path in candidates if path), ("", ""))
-    if not path:
-        return None
-    if not Path(path).expanduser().exists():
-        raise InputError(
-            "CA certificate file not found",
-            location=Location(where),
-            value=path,
-            hint="point it at a PEM bundle (or a folder of certificates), or unset it",
-        )
-    return str(Path(path).expanduser())
-
-
-def default_pip_config_files(environ: Mapping[str, str]) -> tuple[Path, ...]:
-    """pip's own lookup order on this OS (site-wide, user, the environment's); later ones
-    override earlier ones."""
-    from resolver.userconfig import pip_config_files
-
-    return pip_config_files(environ)
 
 
 def check_python(text: str, origin: str = "--python") -> str:

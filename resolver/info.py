@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from resolver import __version__
-from resolver.config import Indexes, TeamConfig
+from resolver.config import TeamConfig
 from resolver.dirs import cache_root, http_cache_dir
 from resolver.lock.poetry.provision import POETRY_VERSION, installed_poetry, provision_home
 from resolver.matrix.load import default_matrix_dir, load_matrix
 from resolver.project import Project
+from resolver.sources import Indexes
 
 # Optional extras: the module each needs.
 EXTRAS = {"nvml": "pynvml", "conda": "rattler", "conda-lock": "conda_lock", "uv": "uv"}

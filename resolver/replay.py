@@ -306,9 +306,10 @@ def record_inputs(
     reads more than this can name (a team that declares targets). Call it in the project root."""
     from pathlib import Path
 
-    from resolver.config import DEFAULT_TEAM_FILE, default_pip_config_files, load_team
+    from resolver.config import DEFAULT_TEAM_FILE, load_team
     from resolver.lock.commit import TXN_DIR
     from resolver.matrix.load import default_matrix_dir
+    from resolver.sources import default_pip_config_files
     from resolver.userconfig import uv_config_files
     from resolver.workflows import declares_targets, envs_dir_for
 

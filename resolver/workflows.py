@@ -3,26 +3,26 @@
 `resolve`: host + team + matrix -> survey -> solve -> stage -> commit into envs/<target>/.
 `lock_team`: the team's targets -> survey -> team solve -> stage every target -> one commit.
 Both take the same staging path (resolver/lock/target.py) and commit (resolver/lock/commit.py),
-under one advisory lock on envs/ (`envs_locked`): one writing run at a time per checkout.
+under one advisory lock on envs/ (resolver/lock/guard.py): one writing run at a time per checkout.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from resolver.config import Indexes, TeamConfig, default_pip_config_files, effective_ca_bundle
+from resolver.config import TeamConfig
 from resolver.detection import detect_host as detect_host  # re-exported: commands name it here
-from resolver.errors import ExternalToolError, InputError
-from resolver.fsutil import sweep_stale_temps
+from resolver.errors import InputError
 from resolver.host.model import Host
 from resolver.matrix.model import Matrix
 from resolver.matrix.products import gpu_names
 from resolver.solve.request import Request
 from resolver.solve.search import Resolution
+from resolver.sources import Indexes
 
 if TYPE_CHECKING:
     from resolver.explain.fixes import Fix
@@ -31,42 +31,10 @@ if TYPE_CHECKING:
     from resolver.lock.conda import CondaSettings
     from resolver.lock.target import Lockers
     from resolver.team.lock import TeamLockOutcome
-    from resolver.team.solve import Target, TeamResolution
+    from resolver.team.solve import TeamResolution
+    from resolver.team.targets import Target
 
-ENVS_LOCK = ".stack-resolver.lock"
 Notify = Callable[[str], None]
-
-
-def default_cache_dir(environ: Mapping[str, str]) -> Path:
-    from resolver.dirs import http_cache_dir
-
-    return http_cache_dir(environ)
-
-
-def default_conda_cache_dir(environ: Mapping[str, str]) -> Path:
-    """Repodata that py-rattler fetched: beside the HTTP cache."""
-    return default_cache_dir(environ).parent / "conda"
-
-
-def make_client(environ: Mapping[str, str], offline: bool, indexes: Indexes | None = None) -> IndexClient:
-    """The run's index client: the HTTP policy from `environ`, the CA certificates pip would use,
-    and the credentials `indexes` took out of their URLs (memory only)."""
-    # the HTTP stack loads only for runs that reach an index: a dry run never does
-    from resolver.index.client import HttpPolicy, IndexClient
-    from resolver.index.credentials import Credentials
-    from resolver.progress import traced_session
-
-    policy = replace(
-        HttpPolicy.from_environ(environ),
-        credentials=indexes.credentials if indexes is not None else Credentials(),
-        ca_bundle=effective_ca_bundle(environ, default_pip_config_files(environ)),
-    )
-    return IndexClient(
-        policy=policy,
-        cache_dir=default_cache_dir(environ),
-        offline=offline,
-        session=traced_session(),  # -vv names each request
-    )
 
 
 def envs_dir_for(team: TeamConfig) -> Path:
@@ -219,63 +187,8 @@ def declares_targets(team: TeamConfig) -> bool:
     return bool(team.raw.get("targets") or team.raw.get("inventory"))
 
 
-def conda_settings(team: TeamConfig, environ: Mapping[str, str], engine: str, offline: bool) -> CondaSettings:
-    from resolver.config import effective_channels
-    from resolver.lock.conda import CondaSettings
-
-    return CondaSettings(
-        channels=effective_channels(team, environ),
-        cache_dir=default_conda_cache_dir(environ),
-        engine=engine,
-        offline=offline,
-        environ=dict(environ),
-    )
-
-
-@contextlib.contextmanager
-def envs_locked(envs: Path, *, wait: bool, notify: Notify) -> Iterator[None]:
-    """Hold the advisory lock on envs/ (one writing run at a time per checkout), then repair what
-    a killed run left: finish or undo its commit, remove its temporary files."""
-    from filelock import FileLock, Timeout  # only writing runs load it (and its asyncio)
-
-    from resolver.lock.commit import recover
-
-    envs.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(str(envs / ENVS_LOCK))
-    try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        if not wait:
-            raise ExternalToolError(
-                f"another stack-resolver run is writing {envs}/ (it holds {envs / ENVS_LOCK})",
-                hint="wait for it to finish, or run again without --no-wait to wait for it",
-            ) from None
-        notify(f"waiting for another stack-resolver run to finish writing {envs}/ ...")
-        lock.acquire()
-    try:
-        recovery = recover(envs)
-        if recovery.completed:
-            renamed = f": {', '.join(recovery.rolled_forward)}" if recovery.rolled_forward else ""
-            notify(f"completed an interrupted commit in {envs}/{renamed}")
-        sweep_stale_temps(envs)
-        yield
-    finally:
-        lock.release()
-
-
-def settle(envs: Path, notify: Notify) -> None:
-    """Before a command reads envs/ (verify, export, sync): if a commit is in progress or was
-    interrupted, wait for the writer, or complete the commit a killed run left, so what is read
-    is one consistent set. Takes nothing when no commit is pending."""
-    from resolver.lock.commit import TXN_DIR
-
-    if (envs / TXN_DIR).exists():
-        with envs_locked(envs, wait=True, notify=notify):
-            pass
-
-
 def _indexes(team: TeamConfig, environ: Mapping[str, str]) -> Indexes:
-    from resolver.config import default_pip_config_files, effective_indexes
+    from resolver.sources import default_pip_config_files, effective_indexes
 
     return effective_indexes(team, environ, default_pip_config_files(environ))
 
@@ -294,7 +207,7 @@ def resolve(options: ResolveOptions, environ: Mapping[str, str], notify: Notify)
 
         check_target_name(options.target)
     if declares_targets(team):
-        from resolver.team.solve import load_targets
+        from resolver.team.targets import load_targets
 
         targets = load_targets(team, matrix)
         forced = [t for t in targets if t.name == options.target]
@@ -332,6 +245,7 @@ def resolve_host(
         return Chosen(resolution, index_url, tuple(warnings), False, None, upgrades(resolution))
     from resolver.index.availability import Availability, note_skipped_transformers
     from resolver.lock import fresh
+    from resolver.lock.guard import envs_locked, settle
 
     def choose(found: Availability) -> tuple[Resolution, str | None]:
         chosen = note_skipped_transformers(
@@ -360,6 +274,7 @@ def resolve_host(
                     upgrades(resolution),
                     unchanged=True,
                 )
+    from resolver.clients import conda_settings, make_client
     from resolver.lock import target as stage
     from resolver.lock.commit import commit
     from resolver.lock.survey import survey
@@ -425,7 +340,7 @@ def _team_machine(
     """On a machine of the team: find its target and use the team's lock for it."""
     from resolver.lock.poetry.tool import LOCKFILE
     from resolver.lock.target import CONDA_LOCKFILE, target_directory
-    from resolver.team.solve import match_target
+    from resolver.team.targets import match_target
 
     if forced:
         target, why = forced[0], "chosen with --target"
@@ -454,10 +369,13 @@ def _team_machine(
 
 def lock(options: LockOptions, environ: Mapping[str, str], notify: Notify) -> TeamLocked:
     """One version set for every target of the team; (unless a dry run) lock them all."""
+    from resolver.clients import conda_settings, make_client
     from resolver.config import load_team
+    from resolver.lock.guard import envs_locked, settle
     from resolver.lock.names import check_target_name
     from resolver.team.lock import lock_team, solve_team_available
-    from resolver.team.solve import load_targets, solve_team
+    from resolver.team.solve import solve_team
+    from resolver.team.targets import load_targets
 
     team = load_team(options.solve.team_file)
     matrix = load_matrix_for(options.solve, team)
@@ -513,12 +431,13 @@ def lock(options: LockOptions, environ: Mapping[str, str], notify: Notify) -> Te
 
 def check_locks(options: SolveOptions, environ: Mapping[str, str], *, offline: bool) -> list[TargetCheck]:
     """`lock --check`: every target prepared as `lock` prepares it; nothing written, no Poetry run."""
+    from resolver.clients import conda_settings, make_client
     from resolver.config import load_team
     from resolver.lock.check import check_targets
     from resolver.lock.poetry.tool import PoetryTool
     from resolver.lock.target import Lockers, check_target_name
     from resolver.team.lock import solve_team_available
-    from resolver.team.solve import load_targets
+    from resolver.team.targets import load_targets
 
     team = load_team(options.team_file)
     matrix = load_matrix_for(options, team)

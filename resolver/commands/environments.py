@@ -58,10 +58,11 @@ def cmd_matrix(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def _matrix_refresh(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from datetime import date
 
-    from resolver.config import check_variant, default_pip_config_files, effective_indexes, load_team
+    from resolver.clients import make_client
+    from resolver.config import check_variant, load_team
     from resolver.matrix.load import default_matrix_dir
     from resolver.matrix.refresh import propose as refresh
-    from resolver.workflows import make_client
+    from resolver.sources import default_pip_config_files, effective_indexes
 
     team = load_team(args.team)
     indexes = effective_indexes(team, os.environ, default_pip_config_files(os.environ))
@@ -109,9 +110,10 @@ def _matrix_refresh(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from resolver.config import load_team
+    from resolver.lock.guard import settle
     from resolver.verify import poetry as verify
     from resolver.verify.target import verify_target
-    from resolver.workflows import detect_host, envs_dir_for, settle
+    from resolver.workflows import detect_host, envs_dir_for
 
     host, warnings = detect_host(None)
     for warning in warnings:
@@ -120,7 +122,7 @@ def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     name = args.target
     if name is None and (team.raw.get("targets") or team.raw.get("inventory")):
         from resolver.matrix.load import load_matrix
-        from resolver.team.solve import load_targets, match_target
+        from resolver.team.targets import load_targets, match_target
 
         matrix = load_matrix(None, overlays=team.matrix_overlays)
         match = match_target(host, load_targets(team, matrix), matrix)
@@ -144,15 +146,16 @@ def cmd_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def _target_directory(args: argparse.Namespace, err: TextIO) -> Path:
     """The locked target folder a command names (`--target`), or the one for this machine."""
     from resolver.config import load_team
+    from resolver.lock.guard import settle
     from resolver.verify.poetry import find_target
-    from resolver.workflows import detect_host, envs_dir_for, settle
+    from resolver.workflows import detect_host, envs_dir_for
 
     team = load_team(args.team)
     name = args.target
     host, warnings = detect_host(None)
     if name is None and (team.raw.get("targets") or team.raw.get("inventory")):
         from resolver.matrix.load import load_matrix
-        from resolver.team.solve import load_targets, match_target
+        from resolver.team.targets import load_targets, match_target
 
         for warning in warnings:
             err.write(f"warning: {warning}\n")
@@ -165,10 +168,11 @@ def _target_directory(args: argparse.Namespace, err: TextIO) -> Path:
 
 
 def cmd_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from resolver.config import default_pip_config_files, effective_indexes, load_team
+    from resolver.clients import make_client
+    from resolver.config import load_team
     from resolver.fsutil import atomic_write_text
     from resolver.lock import export
-    from resolver.workflows import make_client
+    from resolver.sources import default_pip_config_files, effective_indexes
 
     directory = _target_directory(args, err)
     target = export.read_locked_target(directory)
@@ -222,7 +226,7 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         host, notes = detect_host(None, gpu_names(matrix))
     name = args.target
     if name is None and (team.raw.get("targets") or team.raw.get("inventory")):
-        from resolver.team.solve import load_targets, match_target
+        from resolver.team.targets import load_targets, match_target
 
         match = match_target(host, load_targets(team, matrix), matrix)
         matched = match.target.name if match.target is not None else None
@@ -246,8 +250,9 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def cmd_info(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from resolver import info
-    from resolver.config import default_pip_config_files, effective_indexes, load_team
+    from resolver.config import load_team
     from resolver.project import find_project
+    from resolver.sources import default_pip_config_files, effective_indexes
 
     team = load_team(args.team)
     indexes = effective_indexes(team, os.environ, default_pip_config_files(os.environ))

@@ -206,13 +206,15 @@ def cmd_lock_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def cmd_audit(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from resolver.config import default_pip_config_files, effective_indexes, load_team
+    from resolver.clients import make_client
+    from resolver.config import load_team
     from resolver.fsutil import atomic_write_text
     from resolver.matrix.load import load_matrix
+    from resolver.sources import default_pip_config_files, effective_indexes
     from resolver.team import audit
     from resolver.team.lock import read_team_lock
-    from resolver.team.solve import load_targets
-    from resolver.workflows import build_request, envs_dir_for, make_client
+    from resolver.team.targets import load_targets
+    from resolver.workflows import build_request, envs_dir_for
 
     team = load_team(args.team)
     # --matrix here is the matrix to audit (a refreshed one); the team's overlays still apply.

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 
 from packaging.version import Version
 
-from resolver.config import Indexes
 from resolver.host.model import Host
 from resolver.matrix.model import Matrix
 from resolver.matrix.wheeltags import host_floor, wheel_fits
@@ -23,6 +22,7 @@ from resolver.solve.reasons import Reason, Unavailable
 from resolver.solve.request import Request
 from resolver.solve.search import Resolution, explore
 from resolver.solve.transformers import release_reasons, torch_reasons
+from resolver.sources import Indexes
 
 if TYPE_CHECKING:  # the HTTP machinery loads only where an index is asked
     from resolver.index.client import IndexClient

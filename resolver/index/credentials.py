@@ -1,7 +1,7 @@
 """Index credentials stay in memory: taken out of URLs at the edge, never written or printed.
 
 A URL such as `https://ci:TOKEN@mirror/whl/{variant}/simple` (from a variable, the team file or
-pip's configuration) is split once, in `config.effective_indexes`, into the URL without them
+pip's configuration) is split once, in `sources.effective_indexes`, into the URL without them
 (what every record, cache key, pyproject.toml and poetry.lock holds) and a `Credentials` entry for
 its origin. Requests to that origin carry them as HTTP basic auth. Where none are configured,
 requests reads `~/.netrc` (or `$NETRC`), as pip and uv do; after a 401, `keyring` is asked (when

@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from resolver.config import Indexes
 from resolver.index.client import IndexClient
 from resolver.lock import target as stage
 from resolver.lock.poetry.tool import LOCKFILE, PYPROJECT
 from resolver.matrix.model import Matrix
-from resolver.team.solve import Target, TeamResolution
+from resolver.sources import Indexes
+from resolver.team.solve import TeamResolution
+from resolver.team.targets import Target
 
 
 @dataclass(frozen=True)

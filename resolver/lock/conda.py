@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 from resolver import __version__
-from resolver.config import Channels
 from resolver.errors import ExternalToolError, InputError, NoCompatibleCombination
 from resolver.host.model import Host
 from resolver.lock.conda_specs import VirtualPackage as VirtualPackage
@@ -50,6 +49,7 @@ from resolver.matrix.model import Matrix
 from resolver.matrix.vocab import CPU, CUDA, Variant
 from resolver.solve.reasons import CondaUnsolvable, NoCondaMapping, Reason, Unavailable
 from resolver.solve.search import Resolution
+from resolver.sources import Channels
 
 ENVIRONMENT = "environment.yml"
 CONDA_LOCKFILE = "conda-lock.yml"

@@ -7,12 +7,12 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from resolver.config import Channels
 from resolver.errors import InputError
 from resolver.host.model import Host
 from resolver.matrix.model import CondaFacts, CondaPlatform, Matrix
 from resolver.matrix.vocab import CPU, CUDA, Variant
 from resolver.solve.search import Resolution
+from resolver.sources import Channels
 
 # --- the target's virtual packages -----------------------------------------------------------
 

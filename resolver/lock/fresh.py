@@ -24,7 +24,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from resolver import __version__
-from resolver.config import Indexes, TeamConfig
+from resolver.config import TeamConfig
 from resolver.host.model import Host
 from resolver.index.availability import Availability
 from resolver.lock.record import RESOLUTION, previous_record, read_bytes, resolution_record, sha256
@@ -32,6 +32,7 @@ from resolver.matrix.model import Matrix
 from resolver.solve import reasons
 from resolver.solve.request import Request
 from resolver.solve.search import Resolution
+from resolver.sources import Indexes
 
 KEY = "fresh"
 # Readings that change from run to run without changing what is locked.

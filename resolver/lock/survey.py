@@ -9,12 +9,12 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
-from resolver.config import Indexes
 from resolver.host.model import Host
 from resolver.index.availability import Availability, survey_indexes
 from resolver.index.client import IndexClient
 from resolver.matrix.model import Matrix
 from resolver.solve.request import Request
+from resolver.sources import Indexes
 
 if TYPE_CHECKING:
     from resolver.lock.conda import CondaSettings

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from resolver.config import Indexes
 from resolver.host.model import Host
 from resolver.index.client import IndexClient
 
@@ -46,6 +45,7 @@ from resolver.lock.poetry.tool import LOCKFILE, PYPROJECT, PoetryTool
 from resolver.lock.record import RESOLUTION, base_record, dumps, previous_record, read_bytes, sha256
 from resolver.matrix.model import Matrix
 from resolver.solve.search import Resolution
+from resolver.sources import Indexes
 
 if TYPE_CHECKING:
     from resolver.lock.conda import CondaInputs, CondaSettings

@@ -21,7 +21,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from resolver import files
-from resolver.config import Indexes, TeamConfig
+from resolver.config import TeamConfig
 from resolver.errors import ExitCode, NoCompatibleCombination
 from resolver.explain.failure import causes as failure_causes
 from resolver.explain.failure import fixes_of, headline
@@ -32,7 +32,9 @@ from resolver.matrix.model import Matrix
 from resolver.solve.reasons import CompanionOutside, ConstraintExcludes
 from resolver.solve.request import Request, merge_constraints, tighten
 from resolver.solve.search import Resolution, solve
-from resolver.team.solve import Target, solve_team, target_request
+from resolver.sources import Indexes
+from resolver.team.solve import solve_team, target_request
+from resolver.team.targets import Target
 
 OK, CHANGED, BROKEN = "ok", "changed", "broken"
 # Releases the proposal itself excludes are not why a target breaks.

@@ -24,7 +24,6 @@ import tomlkit
 from packaging.version import InvalidVersion, Version
 
 from resolver import files
-from resolver.config import Indexes
 from resolver.errors import InputError, Location
 from resolver.index.availability import (
     Availability,
@@ -47,7 +46,9 @@ from resolver.matrix.wheeltags import host_floor
 from resolver.solve.reasons import Reason
 from resolver.solve.request import Request
 from resolver.solve.search import explore
-from resolver.team.solve import Target, TeamResolution, solve_team, target_request
+from resolver.sources import Indexes
+from resolver.team.solve import TeamResolution, solve_team, target_request
+from resolver.team.targets import Target
 
 if TYPE_CHECKING:
     from resolver.lock.conda import CondaSettings

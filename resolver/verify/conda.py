@@ -464,7 +464,7 @@ def verify_conda_target(
             "the prefix folder already exists", value=str(keep), hint="give a new path to --keep"
         )
     if client is None:
-        from resolver.workflows import make_client
+        from resolver.clients import make_client
 
         client = make_client(environ, offline=False)
     python_record = expect.locked("python")

@@ -432,7 +432,7 @@ def verify_target(
             checks.extend(found)
         else:
             if client is None:
-                from resolver.workflows import make_client
+                from resolver.clients import make_client
 
                 client = make_client(environ, offline=False)
             checks.extend(hash_checks(directory, expect, host.platform, install.detail, client))

@@ -171,7 +171,7 @@ def test_very_verbose_names_each_request_without_credentials(
     fixture_index_session: Any, tmp_path: Path
 ) -> None:
     from resolver import progress
-    from resolver.workflows import make_client
+    from resolver.clients import make_client
 
     stream = io.StringIO()
     with progress.reporting(progress.Reporter(stream=stream, verbosity=progress.DEBUG)):

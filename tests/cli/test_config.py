@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from resolver.config import Indexes, effective_indexes, team_from_mapping
+from resolver.config import team_from_mapping
 from resolver.dirs import user_cache_root
+from resolver.sources import Indexes, effective_indexes
 from resolver.userconfig import certificate_environment, pip_config_files, uv_config_files
 
 if sys.version_info >= (3, 11):

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from resolver import files
-from resolver.config import TeamConfig, effective_indexes
+from resolver.config import TeamConfig
 from resolver.errors import InputError
+from resolver.sources import effective_indexes
 
 ROOT = Path(__file__).resolve().parents[2]
 

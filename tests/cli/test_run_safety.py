@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from filelock import FileLock, Timeout
 
-from resolver.workflows import ENVS_LOCK
+from resolver.lock.guard import ENVS_LOCK
 from tests.fixtures.cli import file_tree, loopback_env, run_cli, write_project
 from tests.fixtures.isolation import poetry_argv, poetry_available
 from tests.fixtures.pyindex import FixtureIndex

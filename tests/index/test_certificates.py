@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from resolver.config import effective_ca_bundle
+from resolver.clients import make_client
 from resolver.errors import ExternalToolError, InputError
-from resolver.workflows import make_client
+from resolver.sources import effective_ca_bundle
 
 if sys.version_info >= (3, 11):
     import tomllib

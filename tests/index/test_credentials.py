@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 
-from resolver.config import TeamConfig, effective_indexes
+from resolver.config import TeamConfig
 from resolver.index.credentials import Credentials, poetry_environment, redact, split_credentials
+from resolver.sources import effective_indexes
 from tests.fixtures.catalog import BuiltCatalog
 from tests.fixtures.cli import loopback_env, run_cli, write_project
 from tests.fixtures.isolation import poetry_available

@@ -20,7 +20,7 @@ import pytest
 from resolver.errors import ExternalToolError, InputError
 from resolver.index.client import HttpPolicy, IndexClient
 from resolver.index.listing import IndexFile
-from resolver.workflows import ENVS_LOCK
+from resolver.lock.guard import ENVS_LOCK
 from tests.fixtures.catalog import BuiltCatalog
 from tests.fixtures.cli import run_cli
 from tests.fixtures.isolation import poetry_available, poetry_env

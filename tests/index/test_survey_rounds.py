@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import pytest
 
-from resolver.config import Indexes
 from resolver.host.hostfile import host_from_mapping
 from resolver.index.availability import survey_indexes
 from resolver.index.client import HttpPolicy, IndexClient
 from resolver.matrix.load import load_matrix
 from resolver.solve.request import Request
+from resolver.sources import Indexes
 from resolver.team.lock import survey_team
-from resolver.team.solve import Target
+from resolver.team.targets import Target
 from tests.fixtures.cli import HOSTS
 from tests.fixtures.pyindex import Fault, FixtureIndex
 

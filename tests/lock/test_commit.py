@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from resolver.lock.commit import JOURNAL, TXN_DIR, commit, recover
-from resolver.workflows import settle
+from resolver.lock.guard import settle
 
 
 def _files(envs: Path) -> dict[str, bytes]:

@@ -32,7 +32,7 @@ except ImportError as exc:  # absent, or broken (conda-lock 4 needs dulwich<0.25
         allow_module_level=True,
     )
 
-from resolver.config import Channels, team_from_mapping
+from resolver.config import team_from_mapping
 from resolver.errors import ExternalToolError, NoCompatibleCombination
 from resolver.explain.failure import causes, headline
 from resolver.host.hostfile import host_from_mapping
@@ -45,11 +45,12 @@ from resolver.lock.conda import (
     stage_conda,
     virtual_packages,
 )
+from resolver.lock.guard import ENVS_LOCK
 from resolver.lock.runner import Completed
 from resolver.matrix.load import load_matrix
 from resolver.solve.request import Request
 from resolver.solve.search import solve
-from resolver.workflows import ENVS_LOCK
+from resolver.sources import Channels
 from tests.fixtures.cli import HOSTS as SHARED_HOSTS
 from tests.fixtures.cli import run_cli, write_project
 from tests.fixtures.condachannel import CondaChannel, standard_packages
@@ -371,8 +372,8 @@ def test_virtual_packages_come_from_the_target_host(case: dict[str, Any]) -> Non
 
 
 def test_channels_config_and_environment_override(tmp_path: Path) -> None:
-    from resolver.config import effective_channels
     from resolver.errors import ConfigError
+    from resolver.sources import effective_channels
 
     origin = str(tmp_path / "team.toml")
     default = team_from_mapping({}, origin, tmp_path)

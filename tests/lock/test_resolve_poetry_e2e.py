@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from resolver.workflows import ENVS_LOCK
+from resolver.lock.guard import ENVS_LOCK
 from tests.fixtures.cli import run_cli, write_project
 from tests.fixtures.isolation import poetry_argv, poetry_available, poetry_env
 from tests.fixtures.pyindex import FixtureIndex

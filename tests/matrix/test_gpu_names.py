@@ -139,7 +139,7 @@ def test_doctor_takes_a_name_for_the_minimum(clean_env: Path) -> None:
 
 def test_team_hosts_take_names(clean_env: Path) -> None:
     from resolver.config import load_team
-    from resolver.team.solve import load_targets
+    from resolver.team.targets import load_targets
 
     inline, inline_cc = PLACES["team_inline_host"]
     listed, listed_cc = PLACES["team_inventory"]

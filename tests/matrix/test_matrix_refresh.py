@@ -16,7 +16,6 @@ import pytest
 from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
-from resolver.config import Indexes
 from resolver.errors import ResolverError
 from resolver.index.client import HttpPolicy, IndexClient
 from resolver.index.listing import IndexFile
@@ -31,6 +30,7 @@ from resolver.matrix.refresh.wheels import (
     torch_pin,
 )
 from resolver.matrix.wheeltags import tag_platforms, tag_python
+from resolver.sources import Indexes
 from tests.fixtures.catalog import GENERAL, Catalog, WheelSpec
 from tests.fixtures.cli import run_cli
 from tests.fixtures.isolation import offline_env

@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
-from resolver.config import Indexes
 from resolver.errors import NoCompatibleCombination
 from resolver.explain.render import failure_json, resolution_json
 from resolver.host.hostfile import host_from_mapping
 from resolver.matrix.load import load_matrix
 from resolver.solve.request import Request, merge_constraints
 from resolver.solve.search import solve
+from resolver.sources import Indexes
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -10,12 +10,14 @@ from typing import Any
 
 import pytest
 
-from resolver.config import Indexes, load_team
+from resolver.config import load_team
 from resolver.matrix.load import load_matrix
 from resolver.solve.request import Request
+from resolver.sources import Indexes
 from resolver.team import audit
 from resolver.team.lock import team_json
-from resolver.team.solve import load_targets, solve_team
+from resolver.team.solve import solve_team
+from resolver.team.targets import load_targets
 from tests.fixtures.cli import run_cli
 from tests.fixtures.isolation import poetry_available, poetry_env
 from tests.fixtures.pyindex import FixtureIndex

@@ -15,7 +15,8 @@ from resolver.config import load_team
 from resolver.host.hostfile import host_from_mapping
 from resolver.matrix.load import load_matrix
 from resolver.matrix.model import Matrix
-from resolver.team.solve import Bands, group_hosts, load_targets, representative
+from resolver.team.machine_classes import Bands, group_hosts, representative
+from resolver.team.targets import load_targets
 
 PATTERNS = ["hosts/*.json", "racks/*/*.json", "hosts/a*.json"]  # the last overlaps the first
 

@@ -9,23 +9,18 @@ from typing import Any
 
 import pytest
 
-from resolver.config import Indexes, load_team
+from resolver.config import load_team
 from resolver.errors import NoCompatibleCombination
 from resolver.explain.failure import causes
 from resolver.host.hostfile import host_from_mapping
+from resolver.lock.guard import ENVS_LOCK
 from resolver.matrix.load import load_matrix
 from resolver.solve.request import Request
+from resolver.sources import Indexes
 from resolver.team.lock import team_json
-from resolver.team.solve import (
-    Bands,
-    Target,
-    group_hosts,
-    load_targets,
-    machine_class,
-    match_target,
-    solve_team,
-)
-from resolver.workflows import ENVS_LOCK
+from resolver.team.machine_classes import Bands, group_hosts, machine_class
+from resolver.team.solve import solve_team
+from resolver.team.targets import Target, load_targets, match_target
 from tests.fixtures.cli import file_tree, loopback_env, run_cli
 from tests.fixtures.isolation import poetry_available
 from tests.fixtures.pyindex import FixtureIndex

@@ -21,14 +21,15 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from resolver.config import Indexes
 from resolver.errors import ExternalToolError, InputError, Location, MatrixError, MatrixProblem
 from resolver.fsutil import atomic_write_text
 from resolver.index.client import IndexClient
 from resolver.matrix.load import MATRIX_FILES, load_matrix, validate_matrix
-from resolver.matrix.refresh.compare import refresh_torch, refresh_transformers
 from resolver.matrix.refresh.edit import MatrixFiles
 from resolver.matrix.refresh.reader import IndexReader
+from resolver.matrix.refresh.torch_releases import refresh_torch
+from resolver.matrix.refresh.transformers import refresh_transformers
+from resolver.sources import Indexes
 
 KINDS = ("torch", "transformers")
 _NO_GENERAL_HINT = (

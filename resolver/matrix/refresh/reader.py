@@ -14,7 +14,6 @@ from packaging.utils import (
 )
 from packaging.version import InvalidVersion, Version
 
-from resolver.config import Indexes
 from resolver.errors import ExternalToolError
 from resolver.index.client import IndexClient
 from resolver.index.listing import IndexFile
@@ -24,6 +23,7 @@ from resolver.matrix.model import (
 )
 from resolver.matrix.refresh.wheels import Metadata, Wheel, parse_metadata, read_wheel, variant_sort_key
 from resolver.matrix.wheeltags import tag_platforms_all
+from resolver.sources import Indexes
 
 FAULTY_HINT = "the index or a proxy in front of it is faulty; nothing was written"
 # --- reading the indexes -----------------------------------------------------------------------
