@@ -105,7 +105,7 @@ def _user_certificates(args: argparse.Namespace) -> Iterator[None]:
     if not _uses_network(args):
         yield
         return
-    from resolver.config import default_pip_config_files
+    from resolver.sources import default_pip_config_files
     from resolver.userconfig import certificate_environment
 
     added = certificate_environment(os.environ, default_pip_config_files(os.environ))
@@ -139,7 +139,8 @@ def _say_configuration(args: argparse.Namespace) -> None:
 
     if progress.current().verbosity < progress.VERBOSE or args.command in _NO_PROJECT:
         return
-    from resolver.config import default_pip_config_files, effective_indexes, load_team
+    from resolver.config import load_team
+    from resolver.sources import default_pip_config_files, effective_indexes
 
     try:
         indexes = effective_indexes(load_team(getattr(args, "team", None)), os.environ,

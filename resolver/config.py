@@ -30,10 +30,6 @@ from resolver.sources import (
     url_like,
 )
 
-# re-exported: resolver/cli.py imports them from here
-from resolver.sources import default_pip_config_files as default_pip_config_files
-from resolver.sources import effective_indexes as effective_indexes
-
 DEFAULT_TEAM_FILE = Path("envs") / "team.toml"
 FORMATS = ("poetry", "conda")
 

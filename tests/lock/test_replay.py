@@ -42,6 +42,7 @@ HEAVY = (
     "resolver.matrix.model",
     "resolver.solve.search",
     "resolver.config",
+    "resolver.sources",
     "packaging",
     "requests",
     "tomlkit",
