@@ -238,4 +238,4 @@ def _without(candidate: Rejection, kinds: tuple[type[Reason], ...]) -> Rejection
     return Rejection(candidate.torch, candidate.variant, kept, candidate.stage)
 
 
-__all__ = ["CUDA", "binding_chain"]
+__all__ = ["binding_chain"]

@@ -1,6 +1,6 @@
 """Reasons in words: one sentence per reason (with its candidate) and one short phrase (without,
-so neighbouring releases that fail alike group into one line). The only place reasons become
-English."""
+so neighbouring releases that fail alike group into one line). Each reason's own words live here
+only; the binding chain (chain.py, blockers.py) writes sentences about pools of candidates."""
 
 from __future__ import annotations
 
