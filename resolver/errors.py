@@ -27,8 +27,8 @@ class ExitCode(IntEnum):
     NO_SOLUTION = 3  # no valid combination for the host and the request
     AUDIT_BROKEN = 4  # an audit found a target the proposed change breaks
     CHECK_FAILED = 5  # a check fell short: a doctor requirement, a verify or check finding
-    OUTPUT_CLOSED = 141  # the reader of stdout went away (`| head`): 128 + SIGPIPE, as a shell shows
     INTERRUPTED = 130  # SIGINT, SIGTERM or SIGHUP: the run stopped and left nothing half-written
+    OUTPUT_CLOSED = 141  # the reader of stdout went away (`| head`): 128 + SIGPIPE, as a shell shows
 
 
 class ResolverError(Exception):

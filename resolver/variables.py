@@ -59,12 +59,15 @@ def unknown_variables(environ: Mapping[str, str]) -> list[str]:
     unknown = sorted(name for name in environ if name.startswith(PREFIX) and name not in KNOWN)
     warnings = []
     for name in unknown:
-        meant = likely_meant(name)
-        names = ["$" + m for m in meant]
-        hint = f"; did you mean {' or '.join([', '.join(names[:-1]), names[-1]] if names[:-1] else names)}?"
-        hint = hint if meant else ""
+        meant = ["$" + m for m in likely_meant(name)]
+        hint = f"; did you mean {_one_of(meant)}?" if meant else ""
         warnings.append(f"${name} is not a variable stack-resolver reads, so it changes nothing{hint}")
     return warnings
+
+
+def _one_of(names: list[str]) -> str:
+    """`A`, `A or B`, `A, B or C`."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
 
 
 def likely_meant(name: str, most: int = 4) -> list[str]:
